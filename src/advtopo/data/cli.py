@@ -1,0 +1,27 @@
+"""``advtopo datasets``: what is available and where it comes from."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("datasets", help="list datasets, their sources and licences")
+    p.add_argument("--check", action="store_true", help="also try loading each test split")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from advtopo.data import DATASETS, SOURCES, load_dataset
+    from advtopo.errors import AdvtopoError
+
+    for name in DATASETS.names():
+        status = ""
+        if args.check:
+            try:
+                ds = load_dataset(name, "test")
+                status = f"  [ok: {len(ds)} test images, shape {tuple(ds.image_shape)}]"
+            except AdvtopoError as exc:
+                status = f"  [unavailable: {exc}]"
+        print(f"{name:14s} {DATASETS.help(name)}{status}")
+        print(f"{'':14s} source: {SOURCES.get(name, '')}")
+    return 0
