@@ -11,6 +11,7 @@ import hashlib
 import os
 import pickle
 import struct
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,7 +122,7 @@ def _to_tensor(images_uint8: np.ndarray) -> torch.Tensor:
         arr = arr[:, None]
     elif arr.ndim == 4 and arr.shape[-1] in (1, 3) and arr.shape[1] not in (1, 3):
         arr = arr.transpose(0, 3, 1, 2)
-    return torch.from_numpy(np.ascontiguousarray(arr)).float().div_(255.0)
+    return torch.from_numpy(np.array(arr, dtype=np.float32, order="C")).div_(255.0)
 
 
 # --- MNIST --------------------------------------------------------------------------------
@@ -327,7 +328,7 @@ def npz(split: str = "train", root=None) -> ImageDataset:
                 raise AdvtopoError(f"npz file {path} must hold arrays 'x' and 'y'; found {list(f.keys())}")
             x, y = f["x"], f["y"]
             names = [str(c) for c in f["class_names"]] if "class_names" in f else None
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise AdvtopoError(f"npz file {path} is corrupt or truncated ({exc})") from None
     if x.dtype == np.uint8:
         xt = _to_tensor(x)

@@ -185,15 +185,27 @@ def preact_resnet18(num_classes: int = 10, in_channels: int = 3, input_size: int
     return _ResNet(PreActBlock, True, num_classes, in_channels, input_size)
 
 
-def create_model(name: str, num_classes: int = 10, in_channels: int = 1, input_size: int = 28) -> nn.Module:
-    """Build model ``name`` from the registry (see ``advtopo layers --help``)."""
+def create_model(name: str, num_classes: int = 10, in_channels: int | None = None,
+                 input_size: int | None = None) -> nn.Module:
+    """Build model ``name`` from the registry (see ``advtopo layers --help``).
+
+    ``in_channels``/``input_size`` default to the model's own (1x28 for MNIST nets, 3x32 for resnets).
+    """
     from advtopo.errors import AdvtopoError
 
-    for param, value in (("num_classes", num_classes), ("in_channels", in_channels), ("input_size", input_size)):
+    MODELS.get(name)
+    kwargs = {"num_classes": num_classes}
+    if in_channels is not None:
+        kwargs["in_channels"] = in_channels
+    if input_size is not None:
+        kwargs["input_size"] = input_size
+    for param, value in kwargs.items():
         if not isinstance(value, int) or value < 1:
             raise AdvtopoError(f"{param} must be a positive integer, got {value!r}")
-    if name in ("lenet5",) and input_size % 4:
+    if name == "lenet5" and input_size is not None and input_size % 4:
         raise AdvtopoError(f"lenet5 needs input_size divisible by 4 (two 2x2 pools), got {input_size}")
-    if name == "smallcnn" and input_size < 16:
+    if name == "smallcnn" and input_size is not None and input_size < 16:
         raise AdvtopoError(f"smallcnn needs input_size >= 16, got {input_size}")
-    return MODELS.create(name, num_classes=num_classes, in_channels=in_channels, input_size=input_size)
+    if name == "cff" and input_size is not None and input_size < 5:
+        raise AdvtopoError(f"cff needs input_size >= 5 (5x5 conv), got {input_size}")
+    return MODELS.create(name, **kwargs)
