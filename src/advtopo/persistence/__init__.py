@@ -1,1 +1,21 @@
-"""persistence stage."""
+"""Persistent homology of activations.
+
+Point-cloud persistence (Vietoris-Rips on giotto-ph), diagram distances and
+vectorisations, layer x layer comparisons beside CKA/SVCCA, and the per-input
+activation-graph filtration of Gebhart et al. (2019). See docs/persistence.md.
+"""
+from advtopo.persistence.distances import (DISTANCES, bottleneck_distance, diagram_distance, finite_part,
+                                           sliced_wasserstein_distance, wasserstein_distance)
+from advtopo.persistence.rips import (RipsPersistence, maxmin_landmarks, pairwise_distances, rips_diagrams,
+                                      split_diagrams, stack_diagrams)
+from advtopo.persistence.vectorize import (betti_curve, diagram_summary, persistence_image,
+                                           persistence_landscape, persistent_entropy, total_persistence)
+
+__all__ = [
+    "RipsPersistence", "rips_diagrams", "maxmin_landmarks", "pairwise_distances", "stack_diagrams",
+    "split_diagrams",
+    "DISTANCES", "diagram_distance", "bottleneck_distance", "wasserstein_distance",
+    "sliced_wasserstein_distance", "finite_part",
+    "betti_curve", "persistence_landscape", "persistence_image", "total_persistence",
+    "persistent_entropy", "diagram_summary",
+]
