@@ -1,0 +1,46 @@
+"""``advtopo serve RUN_DIR`` and ``advtopo export-html RUN_DIR OUT.html``."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("serve", help="explore a run directory in the browser (local web app)",
+                              description="Serve the interactive app for RUN_DIR on 127.0.0.1 (loopback only "
+                                          "unless --host says otherwise) and open it in the browser.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (holds index.json)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = any free port)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser, just print the URL")
+    p.add_argument("--verbose", action="store_true", help="log every request")
+    p.set_defaults(func=_serve)
+
+    e = subparsers.add_parser("export-html", help="write the app with its data as one offline HTML file",
+                              description="Write one self-contained HTML file (data, code, thumbnails inline) "
+                                          "that opens offline in any browser.")
+    e.add_argument("run_dir", metavar="RUN_DIR")
+    e.add_argument("out", metavar="OUT_HTML")
+    e.add_argument("--graphs", default="", help="comma-separated graph ids (default: all graphs)")
+    e.add_argument("--no-images", action="store_true", help="leave the thumbnails out (smaller file)")
+    e.set_defaults(func=_export)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from advtopo.errors import AdvtopoError
+
+    from .server import serve
+
+    if not 0 <= args.port <= 65535:
+        raise AdvtopoError(f"--port={args.port} is not a port number (0..65535)")
+    serve(args.run_dir, host=args.host, port=args.port, open_browser=not args.no_browser, block=True,
+          quiet=not args.verbose)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import export_html
+
+    ids = [g for g in args.graphs.split(",") if g] or None
+    out = export_html(args.run_dir, args.out, graph_ids=ids, images=not args.no_images)
+    print(f"advtopo: wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return 0

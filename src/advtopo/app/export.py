@@ -1,0 +1,138 @@
+"""Static export: one self-contained HTML file (data, code, styles and thumbnails inline).
+
+The file makes no network request: d3, the app's script and stylesheet are inlined, and
+the thumbnails are ``data:`` URIs. It opens from disk in any modern browser.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+from advtopo.errors import AdvtopoError
+from advtopo.utils.io import atomic_write_bytes
+
+from .data import NotFound, RunData
+from .server import STATIC_DIR
+
+IMAGE_BUDGET = 24 * 1024 * 1024  # bytes of base64 thumbnails at most
+
+
+def _script_json(obj: Any) -> str:
+    """JSON safe to place inside <script>: no '</', no U+2028/9 surprises."""
+    s = json.dumps(obj, separators=(",", ":"), allow_nan=False, default=_default)
+    return s.replace("</", "<\\/").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").replace("<!--", "<\\!--")
+
+
+def _default(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+def _inline_js(src: str) -> str:
+    return src.replace("</script", "<\\/script")
+
+
+def build_html(run: RunData, graph_ids: list[str] | None = None, state: str | None = None,
+               images: bool = True) -> bytes:
+    index = run.index()
+    all_ids = [g["id"] for g in index["graphs"] if isinstance(g, dict) and "id" in g]
+    ids = list(dict.fromkeys(graph_ids)) if graph_ids else all_ids
+    for gid in ids:
+        if gid not in all_ids:
+            raise NotFound(f"unknown graph {gid!r}")
+    graphs = {gid: run.graph(gid) for gid in ids}
+    idx = dict(index)
+    idx["graphs"] = [g for g in index["graphs"] if isinstance(g, dict) and g.get("id") in graphs]
+    idx["app"] = {"mode": "static", "recompute": {"available": False, "reason": "static export"}}
+    vul = run.vulnerability()
+    embed: dict[str, Any] = {"index": idx, "graphs": graphs, "vulnerability": vul, "images": {}}
+    if state:
+        try:
+            embed["state"] = json.loads(state)
+        except ValueError:
+            pass
+    st = embed.setdefault("state", {})
+    if isinstance(st, dict) and not st.get("graphs"):
+        st["graphs"] = ids[:4] if graph_ids else []
+    if images:
+        embed["images"] = _thumbnails(run, graphs, vul)
+    html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    css = (STATIC_DIR / "app.css").read_text(encoding="utf-8")
+    d3 = (STATIC_DIR / "vendor" / "d3.min.js").read_text(encoding="utf-8")
+    app = (STATIC_DIR / "app.js").read_text(encoding="utf-8")
+    repl = {
+        '<link rel="stylesheet" href="static/app.css">': f"<style>\n{css}\n</style>",
+        '<script src="static/vendor/d3.min.js"></script>': f"<script>{_inline_js(d3)}</script>",
+        '<script src="static/app.js"></script>':
+            f"<script>window.ADVTOPO_EMBED={_script_json(embed)};</script>\n<script>{_inline_js(app)}</script>",
+    }
+    for old, new in repl.items():
+        if old not in html:
+            raise RuntimeError(f"index.html lacks {old!r}")
+        html = html.replace(old, new)
+    return html.encode("utf-8")
+
+
+def _thumbnails(run: RunData, graphs: dict[str, dict], vul: dict) -> dict:
+    """data: URIs for the clean images of every sample in the graphs, then the adversarial
+    images of the exported (model, attack, eps) combinations, within IMAGE_BUDGET."""
+    index = run.index()
+    sids: set[int] = set()
+    for g in graphs.values():
+        sids.update(int(s) for s in (g.get("points", {}).get("sample_id") or []))
+    for s in vul.get("samples", [])[:100] if isinstance(vul.get("samples"), list) else []:
+        if isinstance(s, dict) and isinstance(s.get("sample_id"), int):
+            sids.add(s["sample_id"])
+    out: dict[str, Any] = {"clean": {}, "adversarial": {}}
+    used = 0
+    sets: list[tuple[str, str]] = []
+    try:
+        sets.append(("clean", run.image_relpath("clean")))
+    except NotFound:
+        pass
+    combos = {(e.get("model"), e.get("attack"), e.get("eps")) for e in index["graphs"] if e.get("id") in graphs}
+    for key in (index.get("images") or {}).get("adversarial") or {}:
+        parts = str(key).split("/")
+        if len(parts) == 3 and any(m == parts[0] and a == parts[1] and _same(eps, parts[2]) for m, a, eps in combos):
+            sets.append((key, index["images"]["adversarial"][key]))
+    for key, rel in sets:
+        target = out["clean"] if key == "clean" else out["adversarial"].setdefault(key, {})
+        for sid in sorted(sids):
+            try:
+                png = run.image_png(rel, sid)
+            except NotFound:
+                continue
+            uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+            used += len(uri)
+            if used > IMAGE_BUDGET:
+                out["truncated"] = True
+                return out
+            target[str(sid)] = uri
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return abs(float(a) - float(b)) < 1e-12
+    except (TypeError, ValueError):
+        return False
+
+
+def export_html(run_dir: str | Path, out_path: str | Path, graph_ids: list[str] | None = None,
+                images: bool = True) -> Path:
+    """Write one self-contained HTML file for ``graph_ids`` (all graphs by default)."""
+    run = RunData(run_dir)
+    try:
+        data = build_html(run, graph_ids, images=images)
+    except NotFound as exc:
+        raise AdvtopoError(str(exc)) from None
+    out = Path(out_path)
+    atomic_write_bytes(out, data)
+    return out

@@ -1,0 +1,976 @@
+/* advtopo web app: plain JS + d3 (vendored), no build step.
+ * Two data sources with one interface: the local server's JSON API, or the data embedded
+ * by the static export (window.ADVTOPO_EMBED). Everything the views need is derived from
+ * a graph's JSON (nodes, edges, points), so the export behaves like the server. */
+(function () {
+  "use strict";
+  const T0 = performance.now();
+  const EMBED = window.ADVTOPO_EMBED || null;
+  const MAX_PANELS = 4;
+  const ATTRS = {
+    frac_adversarial: { label: "fraction adversarial", domain: [0, 1] },
+    purity: { label: "purity", domain: [0, 1] },
+    frac_misclassified: { label: "misclassification rate", domain: [0, 1] },
+    mean_l2: { label: "mean L2 norm", domain: null },
+    mean_lens: { label: "mean lens value", domain: null },
+  };
+  const CMAPS = {
+    viridis: d3.interpolateViridis, plasma: d3.interpolatePlasma, magma: d3.interpolateMagma,
+    cividis: d3.interpolateCividis, turbo: d3.interpolateTurbo, blues: d3.interpolateBlues,
+    reds: d3.interpolateReds, RdYlBu: (t) => d3.interpolateRdYlBu(1 - t),
+  };
+
+  // ------------------------------------------------------------------ data source
+  const api = {
+    async json(url, opts) {
+      const r = await fetch(url, opts);
+      let body = null;
+      try { body = await r.json(); } catch (e) { body = null; }
+      if (!r.ok) throw new Error((body && body.error) || `${r.status} ${r.statusText}`);
+      return body;
+    },
+  };
+  const DS = EMBED ? {
+    mode: "static",
+    index: async () => EMBED.index,
+    graph: async (id) => { if (!EMBED.graphs[id]) throw new Error("graph not in this export"); return EMBED.graphs[id]; },
+    vulnerability: async () => EMBED.vulnerability || { samples: [] },
+    image(sid, kind, g) {
+      const im = EMBED.images || {};
+      if (kind === "clean") return (im.clean || {})[sid] || null;
+      const key = advKey(g);
+      return key && im.adversarial && im.adversarial[key] ? im.adversarial[key][sid] || null : null;
+    },
+    csvUrl: null,
+  } : {
+    mode: "server",
+    index: () => api.json("api/index"),
+    graph: (id) => api.json("api/graph/" + encodeURIComponent(id)),
+    vulnerability: () => api.json("api/vulnerability"),
+    image(sid, kind, g) {
+      if (kind === "clean") return INDEX.images && INDEX.images.clean ? `api/image/clean/${sid}.png` : null;
+      if (!advKey(g)) return null;
+      return `api/image/adversarial/${enc(g.model)}/${enc(g.attack)}/${enc(String(g.eps))}/${sid}.png`;
+    },
+    csvUrl: (gid, nid) => `api/node/${enc(gid)}/${enc(nid)}/members.csv`,
+  };
+  const enc = encodeURIComponent;
+  function advKey(entry) {
+    if (!entry || !(+entry.eps > 0)) return null;
+    const adv = (INDEX.images && INDEX.images.adversarial) || {};
+    for (const k of Object.keys(adv)) {
+      const p = k.split("/");
+      if (p.length === 3 && p[0] === entry.model && p[1] === entry.attack && Math.abs(+p[2] - +entry.eps) < 1e-12) return k;
+    }
+    return null;
+  }
+
+  // ------------------------------------------------------------------ state
+  let INDEX = null, CLASSES = [], CCOLOR = () => "#999", ENTRY = new Map();
+  const GRAPHS = new Map();   // id -> graph json (+ derived caches)
+  const state = {
+    panels: [],               // [{id, el, zoom, transform}]
+    layout: "force", color: "class", cmap: "viridis", points: "both", size: "members",
+    minSize: 1, jaccard: 0, search: null, locate: null,
+    selected: null,           // {gid, nid}
+    highlight: null,          // {gid, nodes:Set, edges:Set, label}
+  };
+  window.advtopo = { state, GRAPHS, timings: {}, ready: null };
+
+  // ------------------------------------------------------------------ helpers
+  const $ = (s) => document.querySelector(s);
+  const fmt = (v, d = 2) => (v == null || Number.isNaN(v) ? "–" : (+v).toFixed(d));
+  const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+  const cname = (c) => (CLASSES[c] != null ? CLASSES[c] : String(c));
+  function toast(msg, err) {
+    const t = $("#toast"); t.textContent = msg; t.className = "toast" + (err ? " err" : "");
+    clearTimeout(toast._t); toast._t = setTimeout(() => t.classList.add("hidden"), err ? 6000 : 3000);
+  }
+  function graphLabel(e) {
+    if (!e) return "";
+    const nModels = (INDEX.models || []).length;
+    const parts = [];
+    if (nModels !== 1) parts.push(e.model);
+    parts.push(e.layer);
+    parts.push(`${e.attack} ε=${e.eps}`);
+    if (e.recomputed) parts.push("(recomputed)");
+    return parts.join(" · ");
+  }
+
+  // derived per-graph data ----------------------------------------------------------
+  function derive(g) {
+    if (g._d) return g._d;
+    const P = g.points || {};
+    const nodeById = new Map(g.nodes.map((n, i) => [String(n.id), i]));
+    const adj = g.nodes.map(() => []);
+    g.edges.forEach((e, k) => {
+      const a = nodeById.get(String(e.source)), b = nodeById.get(String(e.target));
+      if (a == null || b == null) return;
+      adj[a].push([b, k]); adj[b].push([a, k]);
+    });
+    const rowsBySample = new Map();
+    (P.sample_id || []).forEach((s, r) => { if (!rowsBySample.has(s)) rowsBySample.set(s, []); rowsBySample.get(s).push(r); });
+    const nodesByRow = new Map();
+    g.nodes.forEach((n, i) => (n.members || []).forEach((r) => { if (!nodesByRow.has(r)) nodesByRow.set(r, []); nodesByRow.get(r).push(i); }));
+    g._d = { nodeById, adj, rowsBySample, nodesByRow, views: {} };
+    return g._d;
+  }
+
+  // per node, for a points mode: class histogram, counts, attributes
+  function nodeView(g, mode) {
+    const d = derive(g);
+    if (d.views[mode]) return d.views[mode];
+    const P = g.points || {};
+    const lab = P.label || [], pred = P.prediction || [], adv = P.is_adversarial || [], lens = P.lens || [];
+    const hasPts = lab.length > 0;
+    const nC = Math.max(CLASSES.length, 1);
+    const out = g.nodes.map((n) => {
+      const hist = new Array(nC).fill(0);
+      let count = 0, nAdv = 0, nMis = 0, lsum = 0, lcnt = 0;
+      if (hasPts) {
+        for (const r of n.members || []) {
+          const a = !!adv[r];
+          if ((mode === "clean" && a) || (mode === "adversarial" && !a)) continue;
+          count++; if (a) nAdv++;
+          const c = lab[r];
+          if (c >= hist.length) hist.length = c + 1, hist.fill(0, nC);
+          hist[c] = (hist[c] || 0) + 1;
+          if (pred[r] != null && pred[r] !== c) nMis++;
+          if (lens[r] != null) { lsum += +lens[r]; lcnt++; }
+        }
+      } else {
+        for (const [c, v] of Object.entries(n.class_hist || {})) hist[+c] = v;
+        count = n.size || (n.members || []).length;
+        nAdv = Math.round((n.frac_adversarial || 0) * count);
+        nMis = Math.round((n.frac_misclassified || 0) * count);
+      }
+      const maxc = Math.max(0, ...hist);
+      return {
+        count, hist, nAdv, nMis,
+        purity: count ? maxc / count : 0,
+        frac_adversarial: count ? nAdv / count : 0,
+        frac_misclassified: count ? nMis / count : 0,
+        mean_lens: lcnt ? lsum / lcnt : n.mean_lens,
+        mean_l2: n.mean_l2,
+        dominant: hist.indexOf(maxc),
+      };
+    });
+    d.views[mode] = out;
+    return out;
+  }
+
+  // ------------------------------------------------------------------ layouts (deterministic)
+  function layoutFor(g, kind) {
+    const d = derive(g);
+    d.layouts = d.layouts || {};
+    if (d.layouts[kind]) return d.layouts[kind];
+    const t = performance.now();
+    const n = g.nodes.length;
+    const maxS = d3.max(g.nodes, (x) => x.size || (x.members || []).length) || 1;
+    const nodes = g.nodes.map((x, i) => {
+      const s = x.size || (x.members || []).length;
+      return { i, r: 3 + 7 * Math.sqrt(s / maxS), lens: x.mean_lens };
+    });
+    const links = [];
+    g.edges.forEach((e) => {
+      const a = d.nodeById.get(String(e.source)), b = d.nodeById.get(String(e.target));
+      if (a != null && b != null) links.push({ source: a, target: b, j: e.jaccard || 0 });
+    });
+    // seeded initial positions (phyllotaxis, like d3's default, but explicit)
+    nodes.forEach((p, i) => { const r = 10 * Math.sqrt(0.5 + i), a = i * Math.PI * (3 - Math.sqrt(5)); p.x = r * Math.cos(a); p.y = r * Math.sin(a); });
+    const sim = d3.forceSimulation(nodes).randomSource(d3.randomLcg(42))
+      .force("link", d3.forceLink(links).id((p) => p.i).distance((l) => 14 + l.source.r + l.target.r).strength(0.8))
+      .force("charge", d3.forceManyBody().strength(-28).distanceMax(260).theta(0.9))
+      .force("collide", d3.forceCollide((p) => p.r + 2).iterations(1))
+      .stop();
+    let lensExtent = null;
+    if (kind === "lens") {
+      const vals = nodes.map((p) => p.lens).filter((v) => v != null && isFinite(v));
+      lensExtent = vals.length ? d3.extent(vals) : [0, 1];
+      if (lensExtent[0] === lensExtent[1]) lensExtent = [lensExtent[0] - 0.5, lensExtent[1] + 0.5];
+      const span = Math.max(200, 22 * Math.sqrt(n) * 2.2);
+      const xs = d3.scaleLinear().domain(lensExtent).range([0, span]);
+      nodes.forEach((p) => { p.fx = xs(p.lens != null && isFinite(p.lens) ? p.lens : lensExtent[0]); });
+      sim.force("y", d3.forceY(0).strength(0.08));
+    } else {
+      sim.force("x", d3.forceX(0).strength(0.07)).force("y", d3.forceY(0).strength(0.07));
+    }
+    const ticks = n > 1500 ? 90 : n > 500 ? 140 : 300;
+    sim.alpha(1).alphaDecay(1 - Math.pow(0.001, 1 / ticks));
+    for (let k = 0; k < ticks; k++) sim.tick();
+    const res = { x: nodes.map((p) => p.x), y: nodes.map((p) => p.y), lensExtent, ms: performance.now() - t };
+    if (kind === "lens") { // keep the lens value itself as x (the axis is in lens units)
+      const xs = d3.scaleLinear().domain(lensExtent).range([0, Math.max(200, 22 * Math.sqrt(n) * 2.2)]);
+      res.x = res.x.map((v) => xs.invert(v));
+    }
+    d.layouts[kind] = res;
+    return res;
+  }
+
+  // ------------------------------------------------------------------ encodings shared by all panels
+  function visibleViews() {
+    return state.panels.filter((p) => GRAPHS.has(p.id)).map((p) => ({ p, g: GRAPHS.get(p.id), v: nodeView(GRAPHS.get(p.id), state.points) }));
+  }
+  function sharedScales() {
+    const vis = visibleViews();
+    let maxCount = 1;
+    const sizeOf = sizeAccessor();
+    vis.forEach(({ v }) => v.forEach((x) => { maxCount = Math.max(maxCount, sizeOf(x)); }));
+    let domain = null;
+    if (state.color !== "class") {
+      const a = ATTRS[state.color];
+      if (a.domain) domain = a.domain;
+      else {
+        const vals = [];
+        vis.forEach(({ v }) => v.forEach((x) => { if (x.count && x[state.color] != null && isFinite(x[state.color])) vals.push(+x[state.color]); }));
+        domain = vals.length ? d3.extent(vals) : [0, 1];
+        if (domain[0] === domain[1]) domain = [domain[0] - 1e-6, domain[1] + 1e-6];
+      }
+    }
+    return { maxCount, domain, color: domain ? d3.scaleSequential(CMAPS[state.cmap] || d3.interpolateViridis).domain(domain) : null };
+  }
+  function sizeAccessor() {
+    if (state.size === "members") return (x) => x.count;
+    const c = +state.size.slice(6);
+    return (x) => x.hist[c] || 0;
+  }
+  function visibleNode(x) {
+    const s = sizeAccessor()(x);
+    return x.count > 0 && x.count >= state.minSize && (state.size === "members" || s > 0);
+  }
+
+  // ------------------------------------------------------------------ panels
+  function entriesFor(filter) { return INDEX.graphs.filter((e) => Object.entries(filter).every(([k, v]) => e[k] === v)); }
+  function uniq(a) { return [...new Set(a)]; }
+
+  function addPanel(id) {
+    if (state.panels.length >= MAX_PANELS) { toast(`at most ${MAX_PANELS} graphs side by side`); return; }
+    const panel = { id, transform: d3.zoomIdentity };
+    state.panels.push(panel);
+    buildPanels();
+  }
+  function setPanels(ids) {
+    state.panels = ids.slice(0, MAX_PANELS).map((id) => ({ id, transform: d3.zoomIdentity }));
+    state.highlight = null;
+    buildPanels();
+  }
+
+  function buildPanels() {
+    const host = $("#panels");
+    host.innerHTML = "";
+    const n = state.panels.length;
+    host.style.gridTemplateColumns = `repeat(${n <= 1 ? 1 : n === 4 ? 2 : n}, minmax(0, 1fr))`;
+    state.panels.forEach((p, k) => {
+      const el = document.createElement("div");
+      el.className = "panel";
+      el.dataset.graph = p.id;
+      el.dataset.index = k;
+      p.el = el;
+      host.appendChild(el);
+      const head = document.createElement("div");
+      head.className = "panel-head";
+      el.appendChild(head);
+      const e = ENTRY.get(p.id) || {};
+      const mk = (key, values, fmtv) => {
+        const s = document.createElement("select");
+        s.title = key; s.dataset.key = key;
+        values.forEach((v) => { const o = document.createElement("option"); o.value = String(v); o.textContent = fmtv ? fmtv(v) : v; if (String(v) === String(e[key])) o.selected = true; s.appendChild(o); });
+        s.addEventListener("change", () => {
+          const want = { model: e.model, layer: e.layer, attack: e.attack, eps: e.eps };
+          want[key] = key === "eps" ? +s.value : s.value;
+          let hit = INDEX.graphs.find((x) => x.model === want.model && x.layer === want.layer && x.attack === want.attack && Math.abs(+x.eps - +want.eps) < 1e-12 && !x.recomputed);
+          if (!hit) hit = INDEX.graphs.find((x) => x[key] === want[key] || (key === "eps" && Math.abs(+x.eps - +want.eps) < 1e-12));
+          if (hit) { p.id = hit.id; p.transform = d3.zoomIdentity; buildPanels(); } else toast("no graph for that combination", true);
+        });
+        head.appendChild(s);
+      };
+      mk("model", uniq(INDEX.graphs.map((x) => x.model)));
+      mk("layer", uniq(INDEX.graphs.map((x) => x.layer)));
+      if (uniq(INDEX.graphs.map((x) => x.attack)).length > 1) mk("attack", uniq(INDEX.graphs.map((x) => x.attack)));
+      mk("eps", uniq(INDEX.graphs.filter((x) => x.attack === e.attack).map((x) => +x.eps)).sort((a, b) => a - b), (v) => `ε = ${v}`);
+      if (INDEX.app && INDEX.app.mode === "server") {
+        const rb = document.createElement("button");
+        rb.className = "btn small ghost"; rb.textContent = "⟳"; rb.title = "Recompute this graph with other parameters";
+        rb.addEventListener("click", () => toggleRecompute(p));
+        head.appendChild(rb);
+      }
+      const x = document.createElement("button");
+      x.className = "btn small ghost x"; x.textContent = "✕"; x.title = "Remove this graph";
+      x.addEventListener("click", () => { state.panels.splice(state.panels.indexOf(p), 1); buildPanels(); });
+      head.appendChild(x);
+      const title = document.createElement("div"); title.className = "panel-title"; title.textContent = graphLabel(e); el.appendChild(title);
+      const stats = document.createElement("div"); stats.className = "panel-stats"; el.appendChild(stats);
+      const loc = document.createElement("div"); loc.className = "panel-loc"; el.appendChild(loc);
+      const svg = d3.select(el).append("svg").attr("class", "graph-svg");
+      const msg = document.createElement("div"); msg.className = "msg"; msg.textContent = "loading…"; el.appendChild(msg);
+      p.svg = svg;
+      p.zoom = d3.zoom().scaleExtent([0.2, 30]).on("zoom", (ev) => { p.transform = ev.transform; applyTransform(p); });
+      svg.call(p.zoom).on("dblclick.zoom", null);
+      svg.on("click", (ev) => { if (ev.target === svg.node()) { clearSelection(); } });
+    });
+    writeHash();
+    updateSizeOptions();
+    return Promise.all(state.panels.map((p) => loadGraph(p.id).then(() => true, (err) => {
+      const m = p.el && p.el.querySelector(".msg"); if (m) m.textContent = "could not load: " + err.message;
+      return false;
+    }))).then(() => renderAll());
+  }
+
+  async function loadGraph(id) {
+    if (GRAPHS.has(id)) return GRAPHS.get(id);
+    const t = performance.now();
+    const g = await DS.graph(id);
+    window.advtopo.timings["fetch:" + id] = performance.now() - t;
+    g.nodes = g.nodes || []; g.edges = g.edges || [];
+    GRAPHS.set(id, g);
+    return g;
+  }
+
+  function renderAll() {
+    const t = performance.now();
+    const sc = sharedScales();
+    state.panels.forEach((p) => { if (GRAPHS.has(p.id)) renderPanel(p, sc); });
+    renderLegend(sc);
+    renderLocatePanels();
+    window.advtopo.timings.lastRender = performance.now() - t;
+    if (!window.advtopo.timings.firstRender && state.panels.some((p) => GRAPHS.has(p.id))) {
+      window.advtopo.timings.firstRender = performance.now() - T0;
+      window.advtopo.timings.firstRenderAt = performance.now();
+    }
+    document.body.dataset.rendered = String((+document.body.dataset.rendered || 0) + 1);
+  }
+
+  function panelSize(p) {
+    const r = p.svg.node().getBoundingClientRect();
+    return { W: Math.max(120, r.width), H: Math.max(120, r.height) };
+  }
+
+  function renderPanel(p, sc) {
+    const g = GRAPHS.get(p.id);
+    const e = ENTRY.get(p.id) || {};
+    const view = nodeView(g, state.points);
+    const d = derive(g);
+    const L = layoutFor(g, state.layout);
+    const { W, H } = panelSize(p);
+    const lensMode = state.layout === "lens";
+    const pad = 22, padB = lensMode ? 44 : 18;
+    const xs = L.x, ys = L.y;
+    const xExt = lensMode ? L.lensExtent : d3.extent(xs), yExt = d3.extent(ys);
+    const dx = (xExt[1] - xExt[0]) || 1, dy = (yExt[1] - yExt[0]) || 1;
+    let fx, fy;
+    if (lensMode) {
+      fx = d3.scaleLinear().domain(xExt).range([pad + 10, W - pad - 10]);
+      const s = Math.min((H - pad - padB) / dy, (W - 2 * pad) / (dx * 0 + (W - 2 * pad)) * 1e9);
+      fy = d3.scaleLinear().domain(yExt).range([pad + (H - pad - padB - dy * Math.min(s, 3)) / 2, pad + (H - pad - padB + dy * Math.min(s, 3)) / 2]);
+    } else {
+      const s = Math.min((W - 2 * pad) / dx, (H - pad - padB) / dy);
+      const ox = (W - dx * s) / 2, oy = pad + (H - pad - padB - dy * s) / 2;
+      fx = (v) => ox + (v - xExt[0]) * s; fy = (v) => oy + (v - yExt[0]) * s;
+    }
+    p.fx = fx;
+    const nVis = view.filter(visibleNode).length || 1;
+    const rMax = Math.max(5, Math.min(20, 0.42 * Math.sqrt((W * H) / nVis)));
+    const rMin = Math.max(2, Math.min(4, rMax / 3));
+    const sizeOf = sizeAccessor();
+    const rs = d3.scaleSqrt().domain([0, sc.maxCount]).range([0, rMax]);
+    const rad = (x) => Math.max(rMin, rs(sizeOf(x)));
+
+    const hl = state.highlight && state.highlight.gid === p.id ? state.highlight : null;
+    const sel = state.selected && state.selected.gid === p.id ? state.selected.nid : null;
+    const loc = state.locate != null ? locateIn(g, state.locate) : null;
+    const search = state.search;
+
+    const vis = view.map(visibleNode);
+    const svg = p.svg;
+    svg.selectAll("*").remove();
+    const root = svg.append("g").attr("class", "zoom-root");
+    p.root = root;
+    // edges
+    const wScale = d3.scaleLinear().domain([0, 1]).range([0.6, 6]).clamp(true);
+    const edgeData = [];
+    g.edges.forEach((ed, k) => {
+      const a = d.nodeById.get(String(ed.source)), b = d.nodeById.get(String(ed.target));
+      if (a == null || b == null || !vis[a] || !vis[b]) return;
+      if ((ed.jaccard || 0) < state.jaccard) return;
+      edgeData.push({ k, a, b, j: ed.jaccard || 0 });
+    });
+    const dimNode = (i) => (search != null && !(view[i].hist[search] > 0)) || (hl && !hl.nodes.has(i));
+    root.append("g").attr("class", "edges").selectAll("line").data(edgeData).join("line")
+      .attr("class", (ed) => "edge" + (hl && hl.edges.has(ed.k) ? " hl" : (hl || search != null) && (dimNode(ed.a) || dimNode(ed.b)) ? " dim" : ""))
+      .attr("x1", (ed) => fx(xs[ed.a])).attr("y1", (ed) => fy(ys[ed.a]))
+      .attr("x2", (ed) => fx(xs[ed.b])).attr("y2", (ed) => fy(ys[ed.b]))
+      .attr("stroke-width", (ed) => wScale(ed.j));
+    // nodes
+    const idx = d3.range(g.nodes.length).filter((i) => vis[i]);
+    const pie = d3.pie().sort(null).value((v) => v[1]);
+    const arc = d3.arc().innerRadius(0);
+    const ng = root.append("g").attr("class", "nodes").selectAll("g").data(idx).join("g")
+      .attr("class", (i) => {
+        const nid = String(g.nodes[i].id);
+        let c = "node";
+        if (dimNode(i)) c += " dim";
+        if (loc && loc.nodeSet.has(i)) c += " located";
+        if (sel === nid) c += " selected";
+        if (hl && hl.nodes.has(i)) c += " hl";
+        return c;
+      })
+      .attr("data-id", (i) => g.nodes[i].id)
+      .attr("transform", (i) => `translate(${fx(xs[i])},${fy(ys[i])})`);
+    ng.each(function (i) {
+      const x = view[i], r = rad(x), G = d3.select(this);
+      if (state.color === "class") {
+        const parts = [];
+        x.hist.forEach((v, c) => { if (v > 0) parts.push([c, v]); });
+        if (parts.length <= 1) G.append("circle").attr("class", "body").attr("r", r).attr("fill", CCOLOR(parts.length ? parts[0][0] : 0));
+        else {
+          const a = arc.outerRadius(r);
+          G.selectAll("path").data(pie(parts)).join("path").attr("class", "body").attr("d", a).attr("fill", (s) => CCOLOR(s.data[0]));
+        }
+      } else {
+        const v = x[state.color];
+        G.append("circle").attr("class", "body").attr("r", r).attr("fill", v == null || !isFinite(v) ? "#ccc" : sc.color(v));
+      }
+      G.append("circle").attr("class", "ring").attr("r", r + 2.8);
+    });
+    ng.on("mouseenter", (ev, i) => showTip(ev, g, e, i, view[i]))
+      .on("mousemove", moveTip)
+      .on("mouseleave", hideTip)
+      .on("click", (ev, i) => { ev.stopPropagation(); onNodeClick(p, g, i, ev.shiftKey); });
+    // lens axis
+    if (lensMode) {
+      const ax = svg.append("g").attr("class", "axis").attr("transform", `translate(0,${H - 30})`);
+      p.axis = ax;
+      svg.append("text").attr("class", "axis-label").attr("x", W / 2).attr("y", H - 3).attr("text-anchor", "middle")
+        .text(`mean lens value (${(g.params && g.params.lens) || (e.params && e.params.lens) || "lens"})`);
+    } else p.axis = null;
+    applyTransform(p);
+    // header stats
+    const st = g.stats || {};
+    const shown = idx.length;
+    p.el.querySelector(".panel-stats").innerHTML =
+      `<b>${shown}</b>${shown !== g.nodes.length ? ` of ${g.nodes.length}` : ""} nodes · <b>${edgeData.length}</b> edges · ` +
+      `${st.n_components != null ? `<b>${st.n_components}</b> components · ` : ""}` +
+      `purity <b>${fmt(st.mean_purity)}</b>` + (st.n_noise ? ` · <span title="rows DBSCAN left as noise (not in any node)">noise <b>${st.n_noise}</b></span>` : "");
+    const m = p.el.querySelector(".msg");
+    m.textContent = g.nodes.length ? (shown ? "" : "no node passes the filters") : "empty graph";
+    p.el.dataset.nodes = String(shown);
+  }
+
+  function applyTransform(p) {
+    if (!p.root) return;
+    p.root.attr("transform", p.transform);
+    if (p.axis && p.fx) {
+      const zx = p.transform.rescaleX(p.fx);
+      p.axis.call(d3.axisBottom(zx).ticks(6));
+    }
+  }
+
+  // ------------------------------------------------------------------ tooltip
+  function showTip(ev, g, e, i, x) {
+    const n = g.nodes[i];
+    const top = x.hist.map((v, c) => [c, v]).filter((a) => a[1] > 0).sort((a, b) => b[1] - a[1]).slice(0, 4);
+    const t = $("#tooltip");
+    t.innerHTML = `<b>node ${esc(n.id)}</b> · ${x.count} members<br>` +
+      `${x.count - x.nAdv} clean · <span style="color:#fca5a5">${x.nAdv} adversarial</span><br>` +
+      top.map(([c, v]) => `<span class="sw" style="background:${CCOLOR(c)}"></span>${esc(cname(c))} ${Math.round((100 * v) / x.count)}%`).join("<br>") +
+      `<br>purity ${fmt(x.purity)} · misclassified ${fmt(x.frac_misclassified)}` +
+      (x.mean_l2 != null ? `<br>mean L2 ${fmt(x.mean_l2)} · lens ${fmt(x.mean_lens)}` : "");
+    t.classList.remove("hidden");
+    moveTip(ev);
+  }
+  function moveTip(ev) {
+    const t = $("#tooltip");
+    const w = t.offsetWidth, h = t.offsetHeight;
+    let x = ev.clientX + 14, y = ev.clientY + 12;
+    if (x + w > innerWidth - 6) x = ev.clientX - w - 14;
+    if (y + h > innerHeight - 6) y = ev.clientY - h - 12;
+    t.style.left = x + "px"; t.style.top = y + "px";
+  }
+  function hideTip() { $("#tooltip").classList.add("hidden"); }
+
+  // ------------------------------------------------------------------ legend
+  function renderLegend(sc) {
+    const L = $("#legend");
+    L.innerHTML = "";
+    if (state.color === "class" || state.size !== "members") {
+      const t = document.createElement("span"); t.className = "title"; t.textContent = "classes"; L.appendChild(t);
+      CLASSES.forEach((name, c) => {
+        const it = document.createElement("span");
+        it.className = "item" + (state.search != null && state.search !== c ? " off" : "");
+        it.innerHTML = `<span class="sw" style="background:${CCOLOR(c)}"></span>${esc(name)}`;
+        it.title = "click: dim the nodes without this class";
+        it.dataset.cls = c;
+        it.addEventListener("click", () => setSearch(state.search === c ? null : c));
+        L.appendChild(it);
+      });
+    }
+    if (state.color !== "class" && sc.color) {
+      if (L.children.length) { const s = document.createElement("span"); s.className = "sep"; L.appendChild(s); }
+      const wrap = document.createElement("span"); wrap.className = "colorbar"; L.appendChild(wrap);
+      const W = 230, svg = d3.select(wrap).append("svg").attr("width", W + 150).attr("height", 34);
+      const gid = "cb-grad";
+      const grad = svg.append("defs").append("linearGradient").attr("id", gid);
+      d3.range(0, 1.0001, 0.1).forEach((t) => grad.append("stop").attr("offset", t).attr("stop-color", sc.color(sc.domain[0] + t * (sc.domain[1] - sc.domain[0]))));
+      svg.append("text").attr("x", 0).attr("y", 16).attr("font-size", 11).attr("fill", "#374151").text(ATTRS[state.color].label);
+      const g = svg.append("g").attr("transform", "translate(140,3)");
+      g.append("rect").attr("width", W).attr("height", 11).attr("rx", 2).attr("fill", `url(#${gid})`);
+      g.append("g").attr("class", "axis").attr("transform", "translate(0,11)").call(d3.axisBottom(d3.scaleLinear().domain(sc.domain).range([0, W])).ticks(5).tickSize(4));
+    }
+    const s = document.createElement("span"); s.className = "sep"; L.appendChild(s);
+    const marks = document.createElement("span"); marks.className = "marks";
+    marks.innerHTML = `<span title="size = ${state.size === "members" ? "members" : "members of one class"}">● size = ${state.size === "members" ? "members" : "members of " + esc(cname(+state.size.slice(6)))}</span>` +
+      `<span>━ width = Jaccard</span>` +
+      (state.locate != null ? `<span><span class="mark-ring"></span> holds sample ${state.locate}</span>` : "") +
+      (state.selected || state.highlight ? `<span><span class="mark-ring sel"></span> selection</span>` : "");
+    L.appendChild(marks);
+  }
+
+  // ------------------------------------------------------------------ selection, component, path
+  function onNodeClick(p, g, i, shift) {
+    const nid = String(g.nodes[i].id);
+    if ((shift || state.pathPending) && state.selected && state.selected.gid === p.id && state.selected.nid !== nid) {
+      state.pathPending = false;
+      const a = derive(g).nodeById.get(state.selected.nid);
+      const path = shortestPath(g, a, i);
+      if (!path) { toast("no path between these nodes (with the edges shown)", true); return; }
+      state.highlight = { gid: p.id, nodes: new Set(path.nodes), edges: new Set(path.edges), label: `path of ${path.nodes.length - 1} edges` };
+      renderAll();
+      toast(`shortest path: ${path.nodes.map((k) => g.nodes[k].id).join(" → ")}`);
+      return;
+    }
+    state.selected = { gid: p.id, nid };
+    state.highlight = null;
+    renderAll();
+    showDetails(p.id, nid);
+  }
+  function clearSelection() {
+    if (!state.selected && !state.highlight) return;
+    state.selected = null; state.highlight = null; state.pathPending = false;
+    renderAll();
+    $("#details").innerHTML = `<div class="empty">Click a node to see its members.<br><span class="hint">Shift-click a second node for the shortest path.</span></div>`;
+  }
+  function usableEdges(g) {
+    const view = nodeView(g, state.points), vis = view.map(visibleNode), d = derive(g);
+    return (i) => d.adj[i].filter(([j, k]) => vis[j] && (g.edges[k].jaccard || 0) >= state.jaccard);
+  }
+  function component(g, start) {
+    const nb = usableEdges(g), seen = new Set([start]), edges = new Set(), q = [start];
+    while (q.length) { const u = q.shift(); for (const [v, k] of nb(u)) { edges.add(k); if (!seen.has(v)) { seen.add(v); q.push(v); } } }
+    return { nodes: seen, edges };
+  }
+  function shortestPath(g, a, b) {
+    const nb = usableEdges(g), prev = new Map([[a, null]]), q = [a];
+    while (q.length) {
+      const u = q.shift();
+      if (u === b) break;
+      for (const [v, k] of nb(u)) if (!prev.has(v)) { prev.set(v, [u, k]); q.push(v); }
+    }
+    if (!prev.has(b)) return null;
+    const nodes = [], edges = [];
+    for (let u = b; u != null;) { nodes.unshift(u); const pr = prev.get(u); if (!pr) break; edges.push(pr[1]); u = pr[0]; }
+    return { nodes, edges };
+  }
+
+  // ------------------------------------------------------------------ details panel
+  function nodeDetail(g, nid) {
+    const i = derive(g).nodeById.get(nid);
+    const n = g.nodes[i], P = g.points || {};
+    const members = (n.members || []).map((r) => ({ row: r, sample_id: (P.sample_id || [])[r], label: (P.label || [])[r], prediction: (P.prediction || [])[r], adv: !!(P.is_adversarial || [])[r] }));
+    return { i, n, members };
+  }
+  function showDetails(gid, nid) {
+    const g = GRAPHS.get(gid), e = ENTRY.get(gid) || {};
+    const { i, n, members } = nodeDetail(g, nid);
+    const box = $("#details");
+    const inMode = members.filter((m) => state.points === "both" || (state.points === "clean" ? !m.adv : m.adv));
+    const nAdv = members.filter((m) => m.adv).length;
+    const nMis = members.filter((m) => m.prediction != null && m.prediction !== m.label).length;
+    const byClass = new Map();
+    members.forEach((m) => { const b = byClass.get(m.label) || { c: m.label, clean: 0, adv: 0 }; m.adv ? b.adv++ : b.clean++; byClass.set(m.label, b); });
+    const rows = [...byClass.values()].sort((a, b) => b.clean + b.adv - (a.clean + a.adv) || a.c - b.c);
+    const maxB = d3.max(rows, (r) => r.clean + r.adv) || 1;
+    const flows = new Map();
+    members.filter((m) => m.adv).forEach((m) => { const k = `${m.label}→${m.prediction}`; flows.set(k, (flows.get(k) || 0) + 1); });
+    const flowRows = [...flows.entries()].sort((a, b) => b[1] - a[1]).slice(0, 8);
+    let html = `<h2>Node ${esc(n.id)}</h2><div class="sub">${esc(graphLabel(e))}</div>`;
+    html += `<div class="stat-grid">
+      <div class="stat"><div class="k">members</div><div class="v" id="d-size">${members.length}</div></div>
+      <div class="stat"><div class="k">clean</div><div class="v">${members.length - nAdv}</div></div>
+      <div class="stat"><div class="k">adversarial</div><div class="v adv">${nAdv}</div></div>
+      <div class="stat"><div class="k">purity</div><div class="v">${fmt(n.purity)}</div></div>
+      <div class="stat"><div class="k">misclassified</div><div class="v">${nMis}</div></div>
+      <div class="stat"><div class="k">mean lens</div><div class="v">${fmt(n.mean_lens)}</div></div></div>`;
+    html += `<div class="actions">`;
+    if (DS.csvUrl) html += `<a class="btn small" id="d-csv" href="${DS.csvUrl(gid, nid)}" download>Members CSV</a>`;
+    else html += `<button class="btn small" id="d-csv">Members CSV</button>`;
+    html += `<button class="btn small" id="d-comp">Select component</button><button class="btn small" id="d-path">Shortest path to…</button></div>`;
+    html += `<h4>Members by class</h4><table class="t members-by-class"><tr><th>class</th><th class="num">clean</th><th class="num">adv</th><th></th></tr>`;
+    rows.forEach((r) => {
+      html += `<tr data-class="${r.c}"><td><span class="bar" style="width:9px;background:${CCOLOR(r.c)};border-radius:50%"></span> ${esc(cname(r.c))}</td>
+        <td class="num">${r.clean}</td><td class="num">${r.adv}</td>
+        <td style="width:40%"><span class="bar" style="width:${(70 * r.clean) / maxB}%;background:${CCOLOR(r.c)}"></span><span class="bar adv" style="width:${(70 * r.adv) / maxB}%;background-color:${CCOLOR(r.c)}"></span></td></tr>`;
+    });
+    html += `</table>`;
+    if (flowRows.length) {
+      html += `<h4>Adversarial predictions (true → predicted)</h4><table class="t"><tr><th>true</th><th>predicted</th><th class="num">n</th></tr>`;
+      flowRows.forEach(([k, v]) => { const [a, b] = k.split("→"); html += `<tr><td>${esc(cname(+a))}</td><td style="color:${a === b ? "inherit" : "var(--adv)"}">${esc(cname(+b))}</td><td class="num">${v}</td></tr>`; });
+      html += `</table>`;
+    }
+    // thumbnails: clean next to adversarial, per sample
+    const sids = [...new Set(inMode.map((m) => m.sample_id))];
+    const LIMIT = 24;
+    html += `<h4>Samples (${sids.length}${sids.length > LIMIT ? `, first ${LIMIT}` : ""}) — clean | adversarial</h4><div class="thumbs">`;
+    const d = derive(g), P = g.points || {};
+    sids.slice(0, LIMIT).forEach((sid) => {
+      const rws = d.rowsBySample.get(sid) || [];
+      const rc = rws.find((r) => !(P.is_adversarial || [])[r]), ra = rws.find((r) => !!(P.is_adversarial || [])[r]);
+      const lab = (P.label || [])[rws[0]];
+      const cimg = DS.image(sid, "clean", e), aimg = ra != null ? DS.image(sid, "adversarial", e) : null;
+      const pc = rc != null ? (P.prediction || [])[rc] : null, pa = ra != null ? (P.prediction || [])[ra] : null;
+      html += `<div class="pair" data-sid="${sid}" title="sample ${sid}: click to locate it in every graph"><div class="imgs">`;
+      html += `<figure>${cimg ? `<img src="${cimg}" alt="clean ${sid}">` : ""}<figcaption class="${pc != null && pc !== lab ? "wrong" : ""}">${pc != null ? "→ " + esc(cname(pc)) : "clean"}</figcaption></figure>`;
+      if (ra != null) html += `<figure>${aimg ? `<img src="${aimg}" alt="adversarial ${sid}">` : ""}<figcaption class="${pa !== lab ? "wrong" : ""}">→ ${esc(cname(pa))}</figcaption></figure>`;
+      html += `</div><div class="sid">#${sid} · ${esc(cname(lab))}</div></div>`;
+    });
+    html += `</div>`;
+    box.innerHTML = html;
+    box.querySelectorAll("img").forEach((im) => im.addEventListener("error", () => { im.style.visibility = "hidden"; }));
+    box.querySelectorAll(".pair").forEach((el) => el.addEventListener("click", () => locate(+el.dataset.sid)));
+    if (!DS.csvUrl) $("#d-csv").addEventListener("click", () => {
+      const lines = ["graph,node,row,sample_id,label,prediction,is_adversarial"].concat(members.map((m) => [gid, nid, m.row, m.sample_id, m.label, m.prediction, m.adv ? 1 : 0].join(",")));
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(new Blob([lines.join("\n") + "\n"], { type: "text/csv" }));
+      a.download = `${gid}_${nid}_members.csv`; a.click();
+    });
+    $("#d-comp").addEventListener("click", () => {
+      const c = component(g, i);
+      state.highlight = { gid, nodes: c.nodes, edges: c.edges, label: "component" };
+      renderAll();
+      toast(`component of ${c.nodes.size} nodes`);
+    });
+    $("#d-path").addEventListener("click", () => { state.pathPending = true; toast("click another node in the same graph (or shift-click)"); });
+  }
+
+  // ------------------------------------------------------------------ locator
+  function locateIn(g, sid) {
+    const d = derive(g);
+    d.loc = d.loc || new Map();
+    if (d.loc.has(sid)) return d.loc.get(sid);
+    const rows = d.rowsBySample.get(sid) || [];
+    const P = g.points || {}, pp = g.point_purity || [];
+    const nodeSet = new Set();
+    const perRow = rows.map((r) => {
+      const ns = d.nodesByRow.get(r) || [];
+      ns.forEach((i) => nodeSet.add(i));
+      let pur = pp[r];
+      if (pur == null && ns.length) pur = d3.mean(ns, (i) => 1 / Math.max(1, Object.keys(g.nodes[i].class_hist || {}).length));
+      return { row: r, adv: !!(P.is_adversarial || [])[r], nodes: ns.map((i) => String(g.nodes[i].id)), purity: pur, pred: (P.prediction || [])[r], label: (P.label || [])[r] };
+    });
+    const res = { nodeSet, rows: perRow };
+    d.loc.set(sid, res);
+    return res;
+  }
+  function locate(sid) {
+    if (sid == null || Number.isNaN(sid)) return;
+    state.locate = sid;
+    $("#locate-input").value = sid;
+    document.querySelectorAll(".vuln").forEach((el) => el.classList.toggle("on", +el.dataset.sid === sid));
+    renderAll();
+    showTab("graphs");
+  }
+  function renderLocatePanels() {
+    const info = $("#locate-info");
+    state.panels.forEach((p) => {
+      const el = p.el && p.el.querySelector(".panel-loc");
+      if (!el) return;
+      if (state.locate == null || !GRAPHS.has(p.id)) { el.textContent = ""; return; }
+      const L = locateIn(GRAPHS.get(p.id), state.locate);
+      if (!L.rows.length) { el.textContent = `sample ${state.locate}: not in this graph`; return; }
+      el.innerHTML = L.rows.map((r) => `${r.adv ? "adversarial" : "clean"} in <b>${r.nodes.length}</b> node${r.nodes.length === 1 ? "" : "s"}` +
+        (r.nodes.length ? ` (point purity ${fmt(r.purity)})` : " (noise)") + (r.pred != null ? `, predicted ${esc(cname(r.pred))}` : "")).join(" · ");
+      el.dataset.located = [...L.nodeSet].map((i) => GRAPHS.get(p.id).nodes[i].id).join(",");
+    });
+    if (state.locate == null) { info.innerHTML = ""; return; }
+    const sid = state.locate;
+    const anyG = state.panels.map((p) => GRAPHS.get(p.id)).find((g) => g && derive(g).rowsBySample.has(sid));
+    const lab = anyG ? (anyG.points.label || [])[derive(anyG).rowsBySample.get(sid)[0]] : null;
+    const img = DS.image(sid, "clean", null);
+    info.innerHTML = (img ? `<img src="${img}" alt="sample ${sid}">` : "") +
+      `<div><b>sample ${sid}</b>${lab != null ? ` · ${esc(cname(lab))}` : ""}</div>` +
+      `<div class="hint">${anyG ? "outlined in every graph that holds it" : "not in the graphs shown"}</div><div style="clear:both"></div>`;
+    const im = info.querySelector("img"); if (im) im.addEventListener("error", () => im.remove());
+  }
+
+  // ------------------------------------------------------------------ vulnerable samples
+  async function loadVulnerable() {
+    let v;
+    try { v = await DS.vulnerability(); } catch (e) { v = { samples: [] }; }
+    const list = (v && Array.isArray(v.samples) ? v.samples : []).filter((s) => s && s.sample_id != null)
+      .sort((a, b) => (b.score ?? -Infinity) - (a.score ?? -Infinity)).slice(0, 100);
+    const host = $("#vuln-list");
+    if (!list.length) { host.innerHTML = `<div class="hint">none in this run (vulnerability.json)</div>`; return; }
+    host.innerHTML = "";
+    list.forEach((s, k) => {
+      const el = document.createElement("div");
+      el.className = "vuln"; el.dataset.sid = s.sample_id;
+      const img = DS.image(s.sample_id, "clean", null);
+      el.innerHTML = `<span class="rk">${k + 1}</span>${img ? `<img src="${img}" alt="">` : ""}<div class="meta"><div><b>#${esc(s.sample_id)}</b>${s.label != null ? " · " + esc(cname(s.label)) : ""}</div>` +
+        `<div class="s">score ${fmt(s.score, 3)}${s.fooled_at != null ? ` · fooled at ε=${esc(s.fooled_at)}` : ""}</div></div>`;
+      el.addEventListener("click", () => locate(+s.sample_id));
+      const im = el.querySelector("img"); if (im) im.addEventListener("error", () => { im.style.visibility = "hidden"; });
+      host.appendChild(el);
+    });
+  }
+
+  // ------------------------------------------------------------------ summary view
+  function renderSummary() {
+    const host = $("#summary");
+    if (host.dataset.done) return;
+    host.dataset.done = "1";
+    host.innerHTML = "";
+    const models = uniq(INDEX.graphs.map((g) => g.model).concat((INDEX.models || []).map((m) => m.name)));
+    const mcol = d3.scaleOrdinal(models, d3.schemeTableau10);
+    const acc = INDEX.accuracy || [];
+    if (acc.length) {
+      const series = uniq(acc.map((a) => `${a.model}|${a.attack}`)).map((k) => {
+        const [m, at] = k.split("|");
+        return { name: uniq(acc.map((a) => a.attack)).length > 1 ? `${m} · ${at}` : m, color: mcol(m),
+          pts: acc.filter((a) => a.model === m && a.attack === at).map((a) => [+a.eps, +a.accuracy]).sort((a, b) => a[0] - b[0]) };
+      });
+      lineChart(card(host, "Accuracy vs attack ε"), series, "attack ε", "accuracy", [0, 1]);
+    }
+    uniq(INDEX.graphs.map((g) => g.layer)).forEach((layer) => {
+      const gs = INDEX.graphs.filter((g) => g.layer === layer && g.stats && g.stats.mean_purity != null && !g.recomputed);
+      if (!gs.length) return;
+      const series = uniq(gs.map((g) => `${g.model}|${g.attack}`)).map((k) => {
+        const [m, at] = k.split("|");
+        return { name: m, color: mcol(m), pts: gs.filter((g) => g.model === m && g.attack === at).map((g) => [+g.eps, 1 - g.stats.mean_purity]).sort((a, b) => a[0] - b[0]) };
+      });
+      lineChart(card(host, `Class mixing vs attack ε — ${layer}`, "mixing = 1 − mean node purity (higher: classes less distinguishable)"), series, "attack ε", "mixing", [0, 1]);
+    });
+    // stats table
+    const c = card(host, "Per-graph statistics", "click a row to open the graph", true);
+    const cols = ["model", "layer", "attack", "eps", "n_nodes", "n_edges", "n_components", "n_noise", "mean_purity", "mean_entropy"];
+    const heads = { model: "model", layer: "layer", attack: "attack", eps: "attack ε", n_nodes: "nodes", n_edges: "edges", n_components: "components", n_noise: "noise rows", mean_purity: "mean purity", mean_entropy: "mean entropy" };
+    let html = `<table class="t stats-table"><tr>${cols.map((k) => `<th class="${k.startsWith("n_") || k.startsWith("mean") || k === "eps" ? "num" : ""}">${heads[k]}</th>`).join("")}</tr>`;
+    INDEX.graphs.forEach((g) => {
+      const s = g.stats || {};
+      html += `<tr data-id="${esc(g.id)}">` + cols.map((k) => {
+        const v = k in s ? s[k] : g[k];
+        return `<td class="${typeof v === "number" ? "num" : ""}">${typeof v === "number" && !Number.isInteger(v) ? fmt(v, 3) : esc(v ?? "–")}</td>`;
+      }).join("") + `</tr>`;
+    });
+    c.insertAdjacentHTML("beforeend", html + `</table>`);
+    c.querySelectorAll("tr[data-id]").forEach((tr) => tr.addEventListener("click", () => { setPanels([tr.dataset.id]); showTab("graphs"); }));
+    // persistence: every {"layers"/"labels": [...], "matrix": [[...]]} found, rendered as a heatmap
+    const mats = [];
+    (function walk(o, path) {
+      if (!o || typeof o !== "object") return;
+      if (Array.isArray(o.matrix) && o.matrix.length && Array.isArray(o.matrix[0])) { mats.push([path.join(" · ") || "matrix", o]); return; }
+      if (Array.isArray(o)) return;
+      Object.entries(o).forEach(([k, v]) => walk(v, path.concat(k)));
+    })(INDEX.persistence, []);
+    mats.forEach(([title, m]) => heatmap(card(host, `Persistence — ${title}`), m));
+  }
+  function card(host, title, sub, wide) {
+    const c = document.createElement("div"); c.className = "card" + (wide ? " wide" : "");
+    c.innerHTML = `<h3>${esc(title)}</h3>` + (sub ? `<div class="hint" style="margin:-4px 0 6px">${esc(sub)}</div>` : "");
+    host.appendChild(c);
+    return c;
+  }
+  function lineChart(c, series, xl, yl, yDom) {
+    const W = 400, H = 230, m = { l: 44, r: 110, t: 8, b: 36 };
+    const svg = d3.select(c).append("svg").attr("viewBox", `0 0 ${W} ${H}`).attr("width", "100%");
+    const xs = d3.scaleLinear().domain(d3.extent(series.flatMap((s) => s.pts.map((p) => p[0])))).nice().range([m.l, W - m.r]);
+    const ys = d3.scaleLinear().domain(yDom || d3.extent(series.flatMap((s) => s.pts.map((p) => p[1])))).nice().range([H - m.b, m.t]);
+    svg.append("g").attr("class", "grid").attr("transform", `translate(${m.l},0)`).call(d3.axisLeft(ys).ticks(5).tickSize(-(W - m.l - m.r)).tickFormat(""));
+    svg.append("g").attr("class", "axis").attr("transform", `translate(0,${H - m.b})`).call(d3.axisBottom(xs).ticks(6));
+    svg.append("g").attr("class", "axis").attr("transform", `translate(${m.l},0)`).call(d3.axisLeft(ys).ticks(5));
+    svg.append("text").attr("x", (m.l + W - m.r) / 2).attr("y", H - 4).attr("text-anchor", "middle").text(xl);
+    svg.append("text").attr("transform", `translate(12,${(H - m.b) / 2}) rotate(-90)`).attr("text-anchor", "middle").text(yl);
+    const line = d3.line().x((p) => xs(p[0])).y((p) => ys(p[1]));
+    series.forEach((s, k) => {
+      svg.append("path").attr("d", line(s.pts)).attr("fill", "none").attr("stroke", s.color).attr("stroke-width", 2);
+      svg.append("g").selectAll("circle").data(s.pts).join("circle").attr("cx", (p) => xs(p[0])).attr("cy", (p) => ys(p[1])).attr("r", 3.2).attr("fill", s.color)
+        .append("title").text((p) => `${s.name}: ε=${p[0]} → ${fmt(p[1], 3)}`);
+      const lg = svg.append("g").attr("transform", `translate(${W - m.r + 10},${m.t + 10 + k * 17})`);
+      lg.append("rect").attr("width", 12).attr("height", 3).attr("y", -2).attr("fill", s.color);
+      lg.append("text").attr("x", 16).attr("y", 4).text(s.name.length > 16 ? s.name.slice(0, 15) + "…" : s.name).append("title").text(s.name);
+    });
+  }
+  function heatmap(c, m) {
+    const M = m.matrix, labels = m.layers || m.labels || M.map((_, i) => String(i));
+    const n = M.length, k = M[0].length, cell = Math.max(14, Math.min(40, 300 / Math.max(n, k)));
+    const ml = 70, mt = 10, W = ml + k * cell + 90, H = mt + n * cell + 60;
+    const svg = d3.select(c).append("svg").attr("viewBox", `0 0 ${W} ${H}`).attr("width", Math.min(W * 1.2, 520));
+    const vals = M.flat().filter((v) => v != null && isFinite(v));
+    const col = d3.scaleSequential(d3.interpolateViridis).domain(d3.extent(vals));
+    M.forEach((row, i) => row.forEach((v, j) => {
+      svg.append("rect").attr("x", ml + j * cell).attr("y", mt + i * cell).attr("width", cell - 1).attr("height", cell - 1).attr("fill", v == null ? "#eee" : col(v))
+        .append("title").text(`${labels[i]} × ${(m.columns || labels)[j]}: ${fmt(v, 3)}`);
+    }));
+    labels.forEach((l, i) => svg.append("text").attr("x", ml - 4).attr("y", mt + i * cell + cell / 2 + 4).attr("text-anchor", "end").text(l));
+    (m.columns || labels).forEach((l, j) => svg.append("text").attr("transform", `translate(${ml + j * cell + cell / 2},${mt + n * cell + 6}) rotate(40)`).text(l));
+    const g = svg.append("g").attr("transform", `translate(${ml + k * cell + 14},${mt})`);
+    const defs = svg.append("defs").append("linearGradient").attr("id", "hm" + Math.random().toString(36).slice(2)).attr("x1", 0).attr("x2", 0).attr("y1", 1).attr("y2", 0);
+    d3.range(0, 1.0001, 0.1).forEach((t) => defs.append("stop").attr("offset", t).attr("stop-color", col(col.domain()[0] + t * (col.domain()[1] - col.domain()[0]))));
+    g.append("rect").attr("width", 10).attr("height", n * cell).attr("fill", `url(#${defs.attr("id")})`);
+    g.append("g").attr("class", "axis").attr("transform", "translate(10,0)").call(d3.axisRight(d3.scaleLinear().domain(col.domain()).range([n * cell, 0])).ticks(4));
+  }
+
+  // ------------------------------------------------------------------ recompute
+  function toggleRecompute(p) {
+    let box = p.el.querySelector(".recompute");
+    if (box) { box.remove(); return; }
+    const e = ENTRY.get(p.id) || {}, pr = e.params || {};
+    box = document.createElement("div"); box.className = "recompute";
+    box.innerHTML = `intervals <input name="n_intervals" type="number" min="1" max="1000" value="${esc(pr.n_intervals ?? 10)}">
+      overlap <input name="overlap" type="number" step="0.05" min="0" max="0.95" value="${esc(pr.overlap ?? 0.3)}">
+      eps <input name="eps" value="${esc(pr.eps ?? "auto")}"> lens <input name="lens" value="${esc(pr.lens ?? "l2norm")}">
+      <button class="btn small primary">Rebuild</button><div class="progress"><div></div></div><div class="hint rc-msg"></div>`;
+    p.el.insertBefore(box, p.el.querySelector(".panel-title"));
+    box.querySelector("button").addEventListener("click", async () => {
+      const v = (n) => box.querySelector(`[name=${n}]`).value;
+      const eps = v("eps") === "auto" ? "auto" : +v("eps");
+      const msg = box.querySelector(".rc-msg"), bar = box.querySelector(".progress div");
+      try {
+        let job = await api.json("api/recompute", { method: "POST", headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ graph: p.id, n_intervals: +v("n_intervals"), overlap: +v("overlap"), eps, lens: v("lens") }) });
+        while (job.state === "queued" || job.state === "running") {
+          msg.textContent = job.message; bar.style.width = `${100 * job.progress}%`;
+          await new Promise((r) => setTimeout(r, 500));
+          job = await api.json("api/recompute/" + job.id);
+        }
+        if (job.state !== "done") throw new Error(job.message);
+        bar.style.width = "100%";
+        INDEX = await DS.index(); indexEntries();
+        p.id = job.graph_id; buildPanels();
+      } catch (err) { msg.textContent = err.message; toast("recompute: " + err.message, true); }
+    });
+  }
+
+  // ------------------------------------------------------------------ controls
+  function seg(id, key, after) {
+    const el = $(id);
+    el.querySelectorAll("button").forEach((b) => b.addEventListener("click", () => {
+      el.querySelectorAll("button").forEach((x) => x.classList.toggle("on", x === b));
+      state[key] = b.dataset.v;
+      if (after) after();
+      renderAll();
+      if (state.selected) showDetails(state.selected.gid, state.selected.nid);
+    }));
+  }
+  function setSearch(c) {
+    state.search = c;
+    $("#class-search").value = c == null ? "" : String(c);
+    renderAll();
+  }
+  function updateSizeOptions() {
+    const s = $("#size-by");
+    if (s.options.length === CLASSES.length + 1) return;
+    s.innerHTML = `<option value="members">members (all classes)</option>` + CLASSES.map((c, i) => `<option value="class:${i}">members of class ${esc(c)}</option>`).join("");
+  }
+  function showTab(name) {
+    hideTip();
+    document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t.dataset.tab === name));
+    $("#view-graphs").classList.toggle("hidden", name !== "graphs");
+    $("#view-summary").classList.toggle("hidden", name !== "summary");
+    if (name === "summary") renderSummary();
+  }
+  function writeHash() {
+    const ids = state.panels.map((p) => p.id);
+    const h = "#graphs=" + ids.map(enc).join(",");
+    if (location.protocol !== "file:" && location.hash !== h) history.replaceState(null, "", h);
+  }
+  function wire() {
+    seg("#points-mode", "points");
+    seg("#layout-mode", "layout");
+    $("#color-by").addEventListener("change", (ev) => { state.color = ev.target.value; $("#cmap-field").style.opacity = state.color === "class" ? 0.45 : 1; renderAll(); });
+    $("#cmap-field").style.opacity = 0.45;
+    $("#cmap").addEventListener("change", (ev) => { state.cmap = ev.target.value; renderAll(); });
+    $("#size-by").addEventListener("change", (ev) => { state.size = ev.target.value; renderAll(); });
+    $("#min-size").addEventListener("input", (ev) => { state.minSize = +ev.target.value; $("#min-size-v").textContent = ev.target.value; renderAll(); });
+    $("#jaccard").addEventListener("input", (ev) => { state.jaccard = +ev.target.value; $("#jaccard-v").textContent = fmt(state.jaccard); renderAll(); });
+    $("#class-search").addEventListener("change", (ev) => setSearch(ev.target.value === "" ? null : +ev.target.value));
+    $("#locate-btn").addEventListener("click", () => { const v = $("#locate-input").value; if (v !== "") locate(+v); });
+    $("#locate-input").addEventListener("keydown", (ev) => { if (ev.key === "Enter") $("#locate-btn").click(); });
+    $("#locate-clear").addEventListener("click", () => { state.locate = null; $("#locate-input").value = ""; document.querySelectorAll(".vuln.on").forEach((e) => e.classList.remove("on")); renderAll(); });
+    document.querySelectorAll(".tab").forEach((t) => t.addEventListener("click", () => showTab(t.dataset.tab)));
+    $("#add-panel").addEventListener("click", () => {
+      const used = new Set(state.panels.map((p) => p.id));
+      const next = INDEX.graphs.find((g) => !used.has(g.id));
+      if (next) addPanel(next.id);
+    });
+    const base = () => ENTRY.get(state.panels.length ? state.panels[0].id : INDEX.graphs[0].id) || INDEX.graphs[0];
+    $("#preset-eps").addEventListener("click", () => { const b = base(); setPanels(entriesFor({ model: b.model, layer: b.layer, attack: b.attack }).filter((g) => !g.recomputed).sort((a, c) => a.eps - c.eps).map((g) => g.id)); });
+    $("#preset-models").addEventListener("click", () => { const b = base(); setPanels(INDEX.graphs.filter((g) => g.layer === b.layer && g.attack === b.attack && Math.abs(g.eps - b.eps) < 1e-12 && !g.recomputed).map((g) => g.id)); });
+    $("#preset-layers").addEventListener("click", () => { const b = base(); setPanels(INDEX.graphs.filter((g) => g.model === b.model && g.attack === b.attack && Math.abs(g.eps - b.eps) < 1e-12 && !g.recomputed).map((g) => g.id)); });
+    const ex = $("#export-btn");
+    if (DS.mode === "static") ex.remove();
+    else ex.addEventListener("click", () => {
+      const st = JSON.stringify({ layout: state.layout, color: state.color, cmap: state.cmap, points: state.points, size: state.size, minSize: state.minSize, jaccard: state.jaccard, search: state.search, locate: state.locate });
+      location.href = `api/export.html?graphs=${state.panels.map((p) => enc(p.id)).join(",")}&state=${enc(st)}`;
+    });
+    let rt;
+    window.addEventListener("resize", () => { clearTimeout(rt); rt = setTimeout(renderAll, 120); });
+  }
+  function applyState(s) {
+    if (!s) return;
+    ["layout", "color", "cmap", "points", "size", "minSize", "jaccard", "search", "locate"].forEach((k) => { if (s[k] !== undefined) state[k] = s[k]; });
+    const on = (id, v) => document.querySelectorAll(`${id} button`).forEach((b) => b.classList.toggle("on", b.dataset.v === v));
+    on("#points-mode", state.points); on("#layout-mode", state.layout);
+    $("#color-by").value = state.color; $("#cmap").value = state.cmap; $("#size-by").value = state.size;
+    $("#min-size").value = state.minSize; $("#min-size-v").textContent = state.minSize;
+    $("#jaccard").value = state.jaccard; $("#jaccard-v").textContent = fmt(state.jaccard);
+    $("#class-search").value = state.search == null ? "" : String(state.search);
+    $("#cmap-field").style.opacity = state.color === "class" ? 0.45 : 1;
+    if (state.locate != null) $("#locate-input").value = state.locate;
+  }
+  function indexEntries() {
+    ENTRY = new Map(INDEX.graphs.map((g) => [g.id, g]));
+  }
+
+  function defaultPanels() {
+    const fromHash = decodeURIComponent((location.hash.match(/graphs=([^&]*)/) || [])[1] || "").split(",").filter((id) => ENTRY.has(id));
+    if (fromHash.length) return fromHash;
+    if (EMBED && EMBED.state && Array.isArray(EMBED.state.graphs)) return EMBED.state.graphs.filter((id) => ENTRY.has(id));
+    if (!INDEX.graphs.length) return [];
+    // the paper's view: one model (the first), the deepest layer, every attack eps
+    const layers = INDEX.layers && INDEX.layers.length ? INDEX.layers : uniq(INDEX.graphs.map((g) => g.layer));
+    const first = INDEX.graphs[0];
+    const layer = layers[layers.length - 1];
+    const sweep = entriesFor({ model: first.model, layer, attack: first.attack }).sort((a, b) => a.eps - b.eps).map((g) => g.id);
+    return (sweep.length ? sweep : [first.id]).slice(0, 3);
+  }
+
+  async function main() {
+    try {
+      INDEX = await DS.index();
+    } catch (err) {
+      $("#run-info").textContent = "could not load the run: " + err.message;
+      throw err;
+    }
+    INDEX.graphs = (INDEX.graphs || []).filter((g) => g && g.id);
+    indexEntries();
+    const ds = INDEX.dataset || {};
+    CLASSES = (ds.class_names || []).map(String);
+    if (!CLASSES.length) {
+      const mx = d3.max(INDEX.graphs, () => 0) || 0; CLASSES = d3.range(Math.max(mx + 1, 10)).map(String);
+    }
+    const palette = CLASSES.length <= 10 ? d3.schemeTableau10 : d3.schemeTableau10.concat(d3.schemeSet3, d3.schemePastel1);
+    CCOLOR = (c) => palette[c % palette.length];
+    $("#run-info").textContent = `${INDEX.name || "run"} · ${ds.name || "dataset"}${ds.n_samples ? ` · ${ds.n_samples} samples` : ""} · ${INDEX.graphs.length} graphs${DS.mode === "static" ? " · static export" : ""}`;
+    $("#class-search").insertAdjacentHTML("beforeend", CLASSES.map((c, i) => `<option value="${i}">${esc(c)}</option>`).join(""));
+    updateSizeOptions();
+    wire();
+    if (EMBED && EMBED.state) applyState(EMBED.state);
+    loadVulnerable();
+    const ids = defaultPanels();
+    if (!ids.length) { $("#panels").innerHTML = `<div class="hint" style="padding:30px">This run has no mapper graphs yet.</div>`; return; }
+    state.panels = ids.map((id) => ({ id, transform: d3.zoomIdentity }));
+    await buildPanels();
+  }
+  window.advtopo.ready = main().then(() => { document.body.dataset.ready = "1"; }, (err) => { document.body.dataset.ready = "error"; console.warn(err); });
+  window.advtopo.locate = locate;
+  window.advtopo.setPanels = setPanels;
+})();
