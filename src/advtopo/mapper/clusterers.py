@@ -1,0 +1,239 @@
+"""Clusterers for the points of one cover element.
+
+``DBSCAN`` and ``SingleLinkage`` run on the shared eps-neighbour graph (fast path, exact
+sklearn semantics); ``HDBSCAN`` and any scikit-learn-compatible object run per element on
+the rows themselves (generic path). Label -1 is noise; noise is always counted.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from advtopo.errors import AdvtopoError, check_choice
+from advtopo.registry import Registry
+
+CLUSTERERS: Registry[type] = Registry("clusterer")
+
+
+class GraphClusterer:
+    """A clusterer that only needs the eps-neighbour graph (computed once, shared)."""
+
+    eps: Any
+    min_samples: int
+    strict: bool = False
+
+    def get_params(self) -> dict:
+        return {"clusterer": self.name, "eps": self.eps, "min_samples": self.min_samples}
+
+    def labels_from_graph(self, m: int, u: np.ndarray, v: np.ndarray, orig: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+def _check_eps(eps: Any) -> Any:
+    if isinstance(eps, str):
+        if eps != "auto":
+            raise AdvtopoError(f"eps={eps!r} is not valid; allowed: a number > 0 or 'auto'")
+        return eps
+    try:
+        val = float(eps)
+    except (TypeError, ValueError):
+        raise AdvtopoError(f"eps={eps!r} is not valid; allowed: a number > 0 or 'auto'") from None
+    if not (val > 0 and np.isfinite(val)):
+        raise AdvtopoError(f"eps={eps!r} is not valid; allowed: a number > 0 or 'auto'")
+    return val
+
+
+def dbscan_labels(m: int, u: np.ndarray, v: np.ndarray, orig: np.ndarray, min_samples: int) -> np.ndarray:
+    """sklearn's DBSCAN labels for m points given their eps-neighbour pairs (u, v), u != v.
+
+    Core points: at least ``min_samples`` neighbours counting themselves. Clusters are the
+    connected components of core points, numbered in the order sklearn discovers them
+    (by their smallest ``orig`` index: sklearn scans rows in ``orig`` order). A border point
+    joins the first discovered cluster among its core neighbours, as sklearn's depth-first
+    expansion does.
+    """
+    labels = np.full(m, -1, dtype=np.int64)
+    if m == 0:
+        return labels
+    deg = np.bincount(u, minlength=m) + np.bincount(v, minlength=m)
+    core = deg + 1 >= min_samples
+    if not core.any():
+        return labels
+    cc = core[u] & core[v]
+    g = coo_matrix((np.ones(int(cc.sum()), dtype=np.int8), (u[cc], v[cc])), shape=(m, m)).tocsr()
+    _, comp = connected_components(g, directed=False)
+    core_idx = np.flatnonzero(core)
+    big = np.iinfo(np.int64).max
+    first = np.full(comp.max() + 1, big, dtype=np.int64)
+    np.minimum.at(first, comp[core_idx], orig[core_idx])
+    used = np.flatnonzero(first < big)
+    rank = np.full(comp.max() + 1, -1, dtype=np.int64)
+    rank[used[np.argsort(first[used], kind="stable")]] = np.arange(len(used))
+    labels[core_idx] = rank[comp[core_idx]]
+    # border points: the smallest cluster rank among core neighbours
+    b1 = core[u] & ~core[v]
+    b2 = core[v] & ~core[u]
+    border = np.concatenate([v[b1], u[b2]])
+    cand = np.concatenate([labels[u[b1]], labels[v[b2]]])
+    if len(border):
+        best = np.full(m, big, dtype=np.int64)
+        np.minimum.at(best, border, cand)
+        hit = best < big
+        labels[hit] = best[hit]
+    return labels
+
+
+@CLUSTERERS.register("dbscan")
+class DBSCAN(GraphClusterer):
+    """DBSCAN with sklearn's exact semantics; eps a number or 'auto' (k-distance knee)."""
+
+    name = "dbscan"
+
+    def __init__(self, eps: float | str = "auto", min_samples: int = 5) -> None:
+        self.eps = _check_eps(eps)
+        if isinstance(min_samples, bool) or int(min_samples) != min_samples or int(min_samples) < 1:
+            raise AdvtopoError(f"min_samples={min_samples!r} is not valid; allowed: an integer >= 1")
+        self.min_samples = int(min_samples)
+
+    def __repr__(self) -> str:
+        return f"DBSCAN(eps={self.eps!r}, min_samples={self.min_samples})"
+
+    def labels_from_graph(self, m, u, v, orig):
+        return dbscan_labels(m, u, v, orig, self.min_samples)
+
+
+@CLUSTERERS.register("single")
+class SingleLinkage(GraphClusterer):
+    """Single-linkage clusters cut at ``threshold`` (merge while distance < threshold).
+
+    Same partition as sklearn's ``AgglomerativeClustering(linkage='single',
+    distance_threshold=threshold, n_clusters=None)``; clusters smaller than
+    ``min_cluster_size`` are counted as noise.
+    """
+
+    name = "single"
+    strict = True
+
+    def __init__(self, threshold: float | str = "auto", min_cluster_size: int = 1) -> None:
+        self.eps = _check_eps(threshold)
+        if int(min_cluster_size) < 1:
+            raise AdvtopoError(f"min_cluster_size={min_cluster_size!r} is not valid; allowed: an integer >= 1")
+        self.min_cluster_size = int(min_cluster_size)
+        self.min_samples = 1
+
+    def get_params(self) -> dict:
+        return {"clusterer": self.name, "eps": self.eps, "min_cluster_size": self.min_cluster_size}
+
+    def __repr__(self) -> str:
+        return f"SingleLinkage(threshold={self.eps!r}, min_cluster_size={self.min_cluster_size})"
+
+    def labels_from_graph(self, m, u, v, orig):
+        labels = dbscan_labels(m, u, v, orig, 1)
+        if self.min_cluster_size > 1 and m:
+            sizes = np.bincount(labels, minlength=labels.max() + 1)
+            small = sizes[labels] < self.min_cluster_size
+            labels[small] = -1
+            keep = np.unique(labels[labels >= 0])
+            remap = np.full(labels.max() + 2, -1)
+            remap[keep] = np.arange(len(keep))
+            labels = np.where(labels >= 0, remap[labels], -1)
+        return labels
+
+
+class SklearnClusterer:
+    """Any object with ``fit_predict`` (or ``fit`` + ``labels_``), cloned for every cover element.
+
+    Like KeplerMapper, elements with fewer points than the clusterer's ``n_clusters``,
+    ``min_cluster_size`` or ``min_samples`` (else 2) are not clustered: their points are noise.
+    """
+
+    name = "sklearn"
+
+    def __init__(self, estimator: Any) -> None:
+        if not (hasattr(estimator, "fit_predict") or hasattr(estimator, "fit")):
+            raise AdvtopoError(
+                f"clusterer={estimator!r} is not valid; allowed: 'dbscan', 'single', 'hdbscan' or an "
+                "object with fit_predict(X)"
+            )
+        self.estimator = estimator
+
+    def get_params(self) -> dict:
+        return {"clusterer": type(self.estimator).__name__, "repr": repr(self.estimator)}
+
+    def min_cluster_samples(self) -> int:
+        params = self.estimator.get_params() if hasattr(self.estimator, "get_params") else {}
+        for key in ("n_clusters", "min_cluster_size", "min_samples"):
+            val = params.get(key)
+            if val and isinstance(val, int):
+                return val
+        return 2
+
+    def fit_labels(self, X: np.ndarray) -> np.ndarray:
+        try:
+            from sklearn.base import clone
+
+            est = clone(self.estimator)
+        except Exception:  # not an sklearn estimator: reuse it
+            est = self.estimator
+        if hasattr(est, "fit_predict"):
+            labels = est.fit_predict(X)
+        else:
+            labels = est.fit(X).labels_
+        labels = np.asarray(labels)
+        labels = np.where(np.isnan(labels.astype(float)), -1, labels).astype(np.int64)
+        return labels
+
+
+@CLUSTERERS.register("hdbscan")
+def HDBSCAN(min_cluster_size: int = 5, min_samples: int | None = None, metric: str = "euclidean") -> SklearnClusterer:
+    """scikit-learn's HDBSCAN, run per cover element."""
+    from sklearn.cluster import HDBSCAN as _H
+
+    return SklearnClusterer(_H(min_cluster_size=min_cluster_size, min_samples=min_samples, metric=metric))
+
+
+def make_clusterer(clusterer: Any = "dbscan", metric: str = "euclidean", **params: Any) -> GraphClusterer | SklearnClusterer:
+    """A clusterer from a name with params, one of ours, or an sklearn-compatible object.
+
+    An ``sklearn.cluster.DBSCAN`` instance with a supported metric is turned into the fast,
+    identical, graph-based DBSCAN.
+    """
+    if isinstance(clusterer, (GraphClusterer, SklearnClusterer)):
+        return clusterer
+    if isinstance(clusterer, str):
+        check_choice("clusterer", clusterer, CLUSTERERS.names())
+        if clusterer == "hdbscan":
+            return HDBSCAN(metric=metric, **params)
+        if clusterer == "single" and "eps" in params:
+            params["threshold"] = params.pop("eps")
+        if clusterer == "single":
+            params.pop("min_samples", None)
+        try:
+            return CLUSTERERS.create(clusterer, **params)
+        except TypeError as exc:
+            raise AdvtopoError(f"bad parameters for clusterer {clusterer!r}: {exc}") from None
+    try:
+        from sklearn.cluster import DBSCAN as _SkDBSCAN
+
+        if type(clusterer) is _SkDBSCAN:
+            p = clusterer.get_params()
+            if p.get("metric") in ("euclidean", "cosine") or (p.get("metric") == "minkowski" and p.get("p") in (None, 2)):
+                return DBSCAN(eps=p["eps"], min_samples=p["min_samples"])
+    except ImportError:  # pragma: no cover
+        pass
+    return SklearnClusterer(clusterer)
+
+
+def sklearn_dbscan_metric(clusterer: Any) -> str | None:
+    """The metric of an ``sklearn.cluster.DBSCAN`` object (None for anything else)."""
+    try:
+        from sklearn.cluster import DBSCAN as _SkDBSCAN
+    except ImportError:  # pragma: no cover
+        return None
+    if type(clusterer) is _SkDBSCAN:
+        m = clusterer.get_params().get("metric")
+        return "euclidean" if m == "minkowski" else m
+    return None

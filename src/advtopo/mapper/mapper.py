@@ -1,0 +1,294 @@
+"""The ``Mapper`` estimator and parameter sweeps.
+
+Pipeline: lens -> cover -> per cover element clustering -> nodes -> nerve (edges).
+DBSCAN / single linkage use one shared eps-neighbour graph (see ``neighbors``); other
+clusterers run per element on the element's rows.
+"""
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any
+
+import numpy as np
+
+from advtopo.errors import AdvtopoError, check_choice
+from advtopo.mapper.clusterers import GraphClusterer, SklearnClusterer, make_clusterer, sklearn_dbscan_metric
+from advtopo.mapper.cover import Cover, CoverElements, make_cover
+from advtopo.mapper.graph import MapperGraph, normalize_metadata
+from advtopo.mapper.lenses import compute_lens, lens_name
+from advtopo.mapper.neighbors import METRICS, EpsGraph, _as_float_matrix, auto_eps, build_eps_graph
+
+
+class _Sorted:
+    """Rows sorted by the first lens coordinate (stable), so 1-D cover elements are contiguous ranges."""
+
+    def __init__(self, lens: np.ndarray) -> None:
+        self.lens = lens
+        self.order = np.argsort(lens[:, 0], kind="stable")
+        self.lens_sorted = lens[self.order]
+        self.l0 = self.lens_sorted[:, 0]
+
+    def ranges(self, ce: CoverElements) -> tuple[np.ndarray, np.ndarray]:
+        a = np.searchsorted(self.l0, ce.lo[:, 0], side="left")
+        b = np.searchsorted(self.l0, ce.hi[:, 0], side="right")
+        return a, np.maximum(a, b)
+
+    def reach(self, covers: list[CoverElements]) -> np.ndarray:
+        n = len(self.l0)
+        reach = np.arange(1, n + 1, dtype=np.int64)
+        for ce in covers:
+            a, b = self.ranges(ce)
+            for ai, bi in zip(a, b):
+                if bi > ai:
+                    np.maximum(reach[ai:bi], bi, out=reach[ai:bi])
+        return reach
+
+    def member_mask(self, ce: CoverElements, e: int, a: int, b: int) -> np.ndarray | None:
+        """For 2-D elements: mask over positions a..b-1 of the rows inside the box (None for 1-D)."""
+        if ce.lo.shape[1] == 1:
+            return None
+        seg = self.lens_sorted[a:b]
+        return np.all((seg >= ce.lo[e]) & (seg <= ce.hi[e]), axis=1)
+
+
+def _cluster_cover(
+    X: np.ndarray,
+    srt: _Sorted,
+    ce: CoverElements,
+    clusterer: GraphClusterer | SklearnClusterer,
+    graph: EpsGraph | None,
+    edge_mask: np.ndarray | None,
+) -> tuple[list[np.ndarray], list[tuple], list[int], list[dict]]:
+    """Cluster every element: returns node members, node elements, node cluster ids, element info."""
+    members, node_el, node_cl, elements = [], [], [], []
+    a_all, b_all = srt.ranges(ce)
+    for e in range(len(ce)):
+        a, b = int(a_all[e]), int(b_all[e])
+        mask = srt.member_mask(ce, e, a, b)
+        pos = np.arange(a, b) if mask is None else a + np.flatnonzero(mask)
+        m = len(pos)
+        orig = srt.order[pos]
+        if isinstance(clusterer, GraphClusterer):
+            lo_i, hi_i = graph.indptr[a], graph.indptr[b]
+            r = graph.rows[lo_i:hi_i]
+            c = graph.cols[lo_i:hi_i]
+            sel = edge_mask[lo_i:hi_i] & (c < b)
+            if mask is not None:
+                sel &= mask[r - a] & mask[np.minimum(c, b - 1) - a]
+                loc = np.full(b - a, -1, dtype=np.int64)
+                loc[mask] = np.arange(m)
+                u, v = loc[r[sel] - a], loc[c[sel] - a]
+            else:
+                u, v = r[sel] - a, c[sel] - a
+            labels = clusterer.labels_from_graph(m, u, v, orig)
+            rows_sorted = orig
+        else:
+            rows_sorted = np.sort(orig)
+            if m >= clusterer.min_cluster_samples() and m > 0:
+                labels = clusterer.fit_labels(np.asarray(X[rows_sorted]))
+            else:
+                labels = np.full(m, -1, dtype=np.int64)
+        n_clusters = int(labels.max()) + 1 if m and labels.max() >= 0 else 0
+        if n_clusters:
+            keyed = np.lexsort((rows_sorted, labels))
+            lab_sorted = labels[keyed]
+            rows_k = rows_sorted[keyed]
+            starts = np.searchsorted(lab_sorted, np.arange(n_clusters + 1), side="left")
+            for k in range(n_clusters):
+                mem = rows_k[starts[k]:starts[k + 1]]
+                if len(mem):
+                    members.append(mem)
+                    node_el.append(ce.grid[e])
+                    node_cl.append(k)
+        noise = np.sort(rows_sorted[labels < 0]) if m else np.zeros(0, dtype=np.int64)
+        elements.append({"element": list(ce.grid[e]), "lo": ce.lo[e].tolist(), "hi": ce.hi[e].tolist(),
+                         "n_points": int(m), "n_clusters": n_clusters, "n_noise": int(len(noise)),
+                         "noise_rows": noise.tolist()})
+    return members, node_el, node_cl, elements
+
+
+class Mapper:
+    """Mapper graphs of a point cloud (scikit-learn style: configure, then ``fit``).
+
+    Parameters
+    ----------
+    lens: name (see ``LENSES``), ``(name, params)``, list of two 1-D lenses, array or callable.
+    cover: ``"uniform"`` | ``"kmapper"`` (KeplerMapper 2.1.0 exact) | ``"balanced"`` or a Cover.
+    n_intervals, overlap: cover resolution (int or one per lens dimension); overlap in [0, 1).
+    clusterer: ``"dbscan"`` | ``"single"`` | ``"hdbscan"`` or any object with ``fit_predict``.
+    eps: DBSCAN eps / single-linkage threshold, a number or ``"auto"`` (k-distance knee).
+    min_samples: DBSCAN min_samples (the row itself counts, as in sklearn).
+    metric: ``"euclidean"`` or ``"cosine"``.
+    backend/device: ``"numpy"`` (BLAS) or ``"torch"`` (``device="cuda"`` on a GPU) for the neighbour graph.
+    """
+
+    def __init__(
+        self,
+        lens: Any = "l2norm",
+        cover: str | Cover = "uniform",
+        clusterer: Any = "dbscan",
+        metric: str = "euclidean",
+        n_intervals: int | tuple = 10,
+        overlap: float | tuple = 0.3,
+        eps: float | str = "auto",
+        min_samples: int = 5,
+        backend: str = "numpy",
+        device: str = "cpu",
+        block_bytes: int = 1 << 26,
+        keep_means: bool = False,
+        random_state: int = 0,
+        verbose: bool = False,
+    ) -> None:
+        self.lens = lens
+        self.cover = cover
+        self.clusterer = clusterer
+        self.metric = metric
+        self.n_intervals = n_intervals
+        self.overlap = overlap
+        self.eps = eps
+        self.min_samples = min_samples
+        self.backend = backend
+        self.device = device
+        self.block_bytes = block_bytes
+        self.keep_means = keep_means
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def get_params(self) -> dict:
+        return {k: getattr(self, k) for k in ("lens", "cover", "clusterer", "metric", "n_intervals", "overlap",
+                                             "eps", "min_samples", "backend", "device")}
+
+    def __repr__(self) -> str:
+        return "Mapper(" + ", ".join(f"{k}={v!r}" for k, v in self.get_params().items()) + ")"
+
+    # ------------------------------------------------------------------ helpers
+    def _metric(self) -> str:
+        metric = sklearn_dbscan_metric(self.clusterer) or self.metric
+        check_choice("metric", metric, METRICS)
+        return metric
+
+    def _clusterer(self, eps: Any = None):
+        if isinstance(self.clusterer, str):
+            params: dict = {}
+            if self.clusterer in ("dbscan", "single"):
+                params["eps"] = self.eps if eps is None else eps
+            if self.clusterer == "dbscan":
+                params["min_samples"] = self.min_samples
+            return make_clusterer(self.clusterer, metric=self._metric(), **params)
+        return make_clusterer(self.clusterer, metric=self._metric())
+
+    def _prepare(self, X, metadata, lens):
+        X = _as_float_matrix(X)
+        md = normalize_metadata(metadata, len(X))
+        metric = self._metric()
+        check_choice("backend", self.backend, ("numpy", "torch"))
+        lens_arr = compute_lens(self.lens if lens is None else lens, X, md, metric)
+        return X, md, metric, lens_arr
+
+    def _resolve_eps(self, clusterer, X, metric):
+        if isinstance(clusterer, GraphClusterer) and clusterer.eps == "auto":
+            k = clusterer.min_samples if clusterer.name == "dbscan" else 2
+            return auto_eps(X, max(k, 2), metric, random_state=self.random_state)
+        return clusterer.eps if isinstance(clusterer, GraphClusterer) else None
+
+    def _graph(self, X, md, lens_arr, srt, ce, clusterer, eps_graph, edge_mask, params) -> MapperGraph:
+        members, node_el, node_cl, elements = _cluster_cover(X, srt, ce, clusterer, eps_graph, edge_mask)
+        row_l2 = np.sqrt(np.einsum("ij,ij->i", X.astype(np.float64, copy=False), X.astype(np.float64, copy=False)))
+        means = np.array([X[m].mean(axis=0) for m in members]) if self.keep_means and members else None
+        return MapperGraph(members, node_el, len(X), lens=lens_arr, metadata=md, row_l2=row_l2, params=params,
+                           elements=elements, node_cluster=node_cl, node_means=means)
+
+    def _params(self, ce: CoverElements, clusterer, eps, metric) -> dict:
+        p = {"lens": lens_name(self.lens), "cover": ce.kind, "n_intervals": ce.params["n_intervals"],
+             "overlap": ce.params["overlap"], "metric": metric}
+        if isinstance(clusterer, GraphClusterer):
+            cp = clusterer.get_params()
+            p.update(cp)
+            p["eps_requested"] = cp["eps"]
+            p["eps"] = float(eps)
+        else:
+            p.update(clusterer.get_params())
+        return p
+
+    # ------------------------------------------------------------------ public
+    def fit(self, X: np.ndarray, metadata: Any = None, lens: Any = None) -> MapperGraph:
+        """Build the mapper graph of the rows of X (metadata: per-row columns label/prediction/...)."""
+        t0 = time.perf_counter()
+        X, md, metric, lens_arr = self._prepare(X, metadata, lens)
+        ce = make_cover(self.cover, self.n_intervals, self.overlap).fit(lens_arr)
+        clusterer = self._clusterer()
+        srt = _Sorted(lens_arr)
+        eps = self._resolve_eps(clusterer, X, metric)
+        eps_graph = edge_mask = None
+        if isinstance(clusterer, GraphClusterer):
+            eps_graph = build_eps_graph(X[srt.order], srt.reach([ce]), eps, metric, backend=self.backend,
+                                        device=self.device, block_bytes=self.block_bytes)
+            edge_mask = eps_graph.within(eps, strict=clusterer.strict)
+        g = self._graph(X, md, lens_arr, srt, ce, clusterer, eps_graph, edge_mask, self._params(ce, clusterer, eps, metric))
+        self.graph_ = g
+        self.lens_ = lens_arr
+        self.eps_ = eps
+        self.fit_seconds_ = time.perf_counter() - t0
+        return g
+
+    def sweep(
+        self,
+        X: np.ndarray,
+        n_intervals: list = (10,),
+        overlap: list = (0.3,),
+        eps: list | None = None,
+        metadata: Any = None,
+        lens: Any = None,
+    ) -> dict[tuple, MapperGraph]:
+        """Graphs for every (n_intervals, overlap, eps) in the grid, sharing the lens, the sort and
+        one neighbour graph (computed for the widest cover and the largest eps).
+
+        Returns {(n_intervals, overlap, eps_requested): MapperGraph} in grid order.
+        """
+        X, md, metric, lens_arr = self._prepare(X, metadata, lens)
+        eps_list = list(eps) if eps is not None else [self.eps]
+        if not eps_list or not list(n_intervals) or not list(overlap):
+            raise AdvtopoError("sweep needs at least one value of n_intervals, overlap and eps")
+        srt = _Sorted(lens_arr)
+        covers = {}
+        for n_i, ov in itertools.product(n_intervals, overlap):
+            key = (n_i if np.ndim(n_i) == 0 else tuple(n_i), ov if np.ndim(ov) == 0 else tuple(ov))
+            base = self.cover if isinstance(self.cover, str) else getattr(self.cover, "kind", "uniform")
+            covers[key] = make_cover(base, n_i, ov).fit(lens_arr)
+        clusterers = {e: self._clusterer(e) for e in eps_list}
+        resolved = {e: self._resolve_eps(c, X, metric) for e, c in clusterers.items()}
+        graph_based = all(isinstance(c, GraphClusterer) for c in clusterers.values())
+        eps_graph = None
+        if graph_based:
+            eps_graph = build_eps_graph(X[srt.order], srt.reach(list(covers.values())), max(resolved.values()),
+                                        metric, backend=self.backend, device=self.device, block_bytes=self.block_bytes)
+        out: dict[tuple, MapperGraph] = {}
+        grid = [(k, e) for k in covers for e in eps_list]
+        bar = None
+        if self.verbose:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(grid), desc="mapper sweep")
+        masks: dict = {}
+        for (n_i, ov), e in grid:
+            cl = clusterers[e]
+            mask = None
+            if graph_based:
+                if e not in masks:
+                    masks[e] = eps_graph.within(resolved[e], strict=cl.strict)
+                mask = masks[e]
+            ce = covers[(n_i, ov)]
+            out[(n_i, ov, e)] = self._graph(X, md, lens_arr, srt, ce, cl, eps_graph, mask,
+                                            self._params(ce, cl, resolved[e], metric))
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        return out
+
+
+def mapper_sweep(X: np.ndarray, n_intervals: list, overlap: list, eps: list | None = None,
+                 metadata: Any = None, **mapper_kw: Any) -> dict[tuple, MapperGraph]:
+    """Functional form of :meth:`Mapper.sweep`."""
+    return Mapper(**mapper_kw).sweep(X, n_intervals=n_intervals, overlap=overlap, eps=eps, metadata=metadata)

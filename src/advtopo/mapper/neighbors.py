@@ -1,0 +1,304 @@
+"""The eps-neighbour graph that every DBSCAN-like clustering of every cover element needs.
+
+Why: DBSCAN spends nearly all its time finding eps-neighbours. Two points can only be
+clustered together if they share a cover element, so after sorting the rows by the first
+lens coordinate the candidate pairs of row p are the rows p+1 .. reach[p]-1, where
+reach[p] is the end (in sorted order) of the last cover element holding p. We compute
+those distances once, in blocks (BLAS on CPU, torch on GPU), keep the pairs within the
+largest eps of interest, and every cover element / cover setting / smaller eps only
+*restricts* this edge list. Memory: one block of ``block_bytes`` plus the kept edges.
+
+Distances are computed in float32 with one GEMM per block, then every pair whose float32
+distance is within a rounding band of the threshold is recomputed exactly in float64, so
+the kept pairs are exactly ``dist <= eps`` (sklearn's DBSCAN semantics).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from advtopo.errors import AdvtopoError, check_choice
+
+METRICS = ("euclidean", "cosine")
+_REL_TOL = 3e-5  # relative float32 GEMM error band, generous (sqrt(d) * 2^-23 is ~2e-6 at d=512)
+
+
+def _as_float_matrix(X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise AdvtopoError(f"X must be a 2-D array (n_samples, n_features); got shape {X.shape}")
+    if X.shape[0] == 0:
+        raise AdvtopoError("X has no rows")
+    if not np.issubdtype(X.dtype, np.number) and X.dtype != bool:
+        raise AdvtopoError(f"X must be numeric; got dtype {X.dtype}")
+    if not np.all(np.isfinite(X)):
+        raise AdvtopoError("X has NaN or infinite values")
+    return X
+
+
+def _normalize64(X: np.ndarray) -> np.ndarray:
+    """Row-normalise like sklearn's ``normalize`` (zero rows stay zero)."""
+    X64 = np.asarray(X, dtype=np.float64)
+    norms = np.sqrt(np.einsum("ij,ij->i", X64, X64))
+    norms[norms == 0] = 1.0
+    return X64 / norms[:, None]
+
+
+class _Prepared:
+    """Augmented float32 matrices so that one GEMM yields the distance score directly.
+
+    euclidean: score = |x - y|^2 via [-2x, |x|^2, 1] . [y, 1, |y|^2] (rows centred first);
+    cosine:    score = 1 - <u, v> via [-u, 1] . [v, 1] with u, v the normalised rows.
+    """
+
+    def __init__(self, Xs: np.ndarray, metric: str) -> None:
+        self.metric = metric
+        if metric == "euclidean":
+            self.exact = Xs  # exact recomputation converts chunks to float64 on the fly
+            mean = np.asarray(Xs, dtype=np.float64).mean(axis=0) if Xs.dtype != np.float64 else Xs.mean(axis=0)
+            Xc = np.empty(Xs.shape, dtype=np.float32)
+            sq = np.empty(len(Xs), dtype=np.float64)
+            for s in range(0, len(Xs), 65536):
+                c = np.asarray(Xs[s:s + 65536], dtype=np.float64) - mean
+                Xc[s:s + 65536] = c
+                c32 = Xc[s:s + 65536].astype(np.float64)
+                sq[s:s + 65536] = np.einsum("ij,ij->i", c32, c32)
+            self.sq = sq
+            n = len(Xc)
+            self.left = np.empty((n, Xc.shape[1] + 2), dtype=np.float32)
+            self.left[:, :-2] = -2 * Xc
+            self.left[:, -2] = sq
+            self.left[:, -1] = 1.0
+            self.right = np.empty_like(self.left)
+            self.right[:, :-2] = Xc
+            self.right[:, -2] = 1.0
+            self.right[:, -1] = sq
+        else:
+            self.exact = Xs
+            n = len(Xs)
+            self.norms = np.empty(n, dtype=np.float64)
+            self.left = np.empty((n, Xs.shape[1] + 1), dtype=np.float32)
+            for s in range(0, n, 65536):
+                c = np.asarray(Xs[s:s + 65536], dtype=np.float64)
+                nr = np.sqrt(np.einsum("ij,ij->i", c, c))
+                nr[nr == 0] = 1.0
+                self.norms[s:s + 65536] = nr
+                self.left[s:s + 65536, :-1] = -(c / nr[:, None])
+            self.left[:, -1] = 1.0
+            self.sq = np.ones(n)
+            self.right = self.left.copy()
+            self.right[:, :-1] *= -1
+
+    def tol(self, p: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """Per-pair band within which the float32 score may be on the wrong side of a threshold."""
+        if self.metric == "euclidean":
+            return _REL_TOL * (self.sq[p] + self.sq[q]) + 1e-30
+        return np.full(len(p), 4 * _REL_TOL)
+
+    def exact_score(self, p: np.ndarray, q: np.ndarray, chunk: int = 4096) -> np.ndarray:
+        out = np.empty(len(p), dtype=np.float64)
+        for s in range(0, len(p), chunk):
+            pp, qq = p[s:s + chunk], q[s:s + chunk]
+            a = np.asarray(self.exact[pp], dtype=np.float64)
+            b = np.asarray(self.exact[qq], dtype=np.float64)
+            if self.metric == "euclidean":
+                diff = a - b
+                out[s:s + chunk] = np.einsum("ij,ij->i", diff, diff)
+            else:
+                a /= self.norms[pp][:, None]
+                b /= self.norms[qq][:, None]
+                out[s:s + chunk] = 1.0 - np.einsum("ij,ij->i", a, b)
+        return out
+
+
+def eps_to_threshold(eps: float, metric: str) -> float:
+    """The score threshold for ``dist <= eps``: eps^2 for euclidean, eps for cosine."""
+    return float(eps) ** 2 if metric == "euclidean" else float(eps)
+
+
+@dataclass
+class EpsGraph:
+    """Candidate pairs (p < q, positions in lens-sorted order) with float32 scores <= max threshold."""
+
+    rows: np.ndarray  # int64 sorted ascending
+    cols: np.ndarray  # int64
+    score: np.ndarray  # float32 approximate score
+    indptr: np.ndarray  # rows[indptr[p]:indptr[p+1]] == p
+    n: int
+    metric: str
+    max_eps: float
+    prepared: _Prepared
+
+    def within(self, eps: float, strict: bool = False) -> np.ndarray:
+        """Boolean mask over edges: exactly ``dist <= eps`` (or ``< eps`` when strict)."""
+        if eps > self.max_eps * (1 + 1e-12):
+            raise ValueError(f"eps={eps} is larger than the graph's max_eps={self.max_eps}")
+        thr = eps_to_threshold(eps, self.metric)
+        tol = self.prepared.tol(self.rows, self.cols)
+        s = self.score.astype(np.float64)
+        mask = s <= thr - tol if not strict else s < thr - tol
+        band = np.flatnonzero(np.abs(s - thr) <= tol)
+        if len(band):
+            ex = self.prepared.exact_score(self.rows[band], self.cols[band])
+            mask[band] = ex < thr if strict else ex <= thr
+        return mask
+
+
+def _torch_device(device: str):
+    import torch
+
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise AdvtopoError(f"device={device!r} requested but CUDA is not available; use device='cpu'")
+    return dev
+
+
+def build_eps_graph(
+    Xs: np.ndarray,
+    reach: np.ndarray,
+    max_eps: float,
+    metric: str = "euclidean",
+    backend: str = "numpy",
+    device: str = "cpu",
+    block_bytes: int = 1 << 26,
+    block_rows: int = 1024,
+) -> EpsGraph:
+    """All pairs p < q < reach[p] of the (lens-sorted) rows ``Xs`` with dist <= max_eps.
+
+    ``reach`` must be non-decreasing-friendly but need not be monotone; row blocks use the max.
+    """
+    check_choice("metric", metric, METRICS)
+    check_choice("backend", backend, ("numpy", "torch"))
+    prep = _Prepared(Xs, metric)
+    n = len(Xs)
+    reach = np.asarray(reach, dtype=np.int64)
+    thr = eps_to_threshold(max_eps, metric)
+    tol_max = float(prep.tol(np.array([int(np.argmax(prep.sq))]), np.array([int(np.argmax(prep.sq))]))[0])
+    thr_hi = thr + tol_max
+    rows_out, cols_out, score_out = [], [], []
+    block_rows = max(1, int(block_rows))
+    col_chunk = max(256, int(block_bytes // (4 * block_rows)))
+
+    if backend == "torch":
+        import torch
+
+        dev = _torch_device(device)
+        left_t = torch.from_numpy(prep.left).to(dev)
+        right_t = torch.from_numpy(prep.right).to(dev)
+        old_tf32 = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = False  # TF32 would be far outside the error band
+        try:
+            for s in range(0, n, block_rows):
+                t = min(n, s + block_rows)
+                R = int(reach[s:t].max())
+                if R <= s + 1:
+                    continue
+                for c0 in range(s, R, col_chunk):
+                    c1 = min(R, c0 + col_chunk)
+                    S = left_t[s:t] @ right_t[c0:c1].T
+                    idx = torch.nonzero(S <= thr_hi)
+                    if idx.shape[0] == 0:
+                        continue
+                    vals = S[idx[:, 0], idx[:, 1]]
+                    rows_out.append(idx[:, 0].cpu().numpy() + s)
+                    cols_out.append(idx[:, 1].cpu().numpy() + c0)
+                    score_out.append(vals.float().cpu().numpy())
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = old_tf32
+    else:
+        left, right = prep.left, prep.right
+        for s in range(0, n, block_rows):
+            t = min(n, s + block_rows)
+            R = int(reach[s:t].max())
+            if R <= s + 1:
+                continue
+            for c0 in range(s, R, col_chunk):
+                c1 = min(R, c0 + col_chunk)
+                S = left[s:t] @ right[c0:c1].T
+                ii, jj = np.nonzero(S <= thr_hi)
+                if len(ii) == 0:
+                    continue
+                score_out.append(S[ii, jj])
+                rows_out.append(ii.astype(np.int64) + s)
+                cols_out.append(jj.astype(np.int64) + c0)
+
+    if rows_out:
+        rows = np.concatenate(rows_out)
+        cols = np.concatenate(cols_out)
+        score = np.concatenate(score_out).astype(np.float32)
+    else:
+        rows = cols = np.zeros(0, dtype=np.int64)
+        score = np.zeros(0, dtype=np.float32)
+    keep = (cols > rows) & (cols < reach[rows])
+    rows, cols, score = rows[keep], cols[keep], score[keep]
+    # exact-ish prefilter with the per-pair band, then order by (row, col)
+    keep = score.astype(np.float64) <= thr + prep.tol(rows, cols)
+    rows, cols, score = rows[keep], cols[keep], score[keep]
+    order = np.lexsort((cols, rows))
+    rows, cols, score = rows[order], cols[order], score[order]
+    indptr = np.searchsorted(rows, np.arange(n + 1), side="left")
+    return EpsGraph(rows=rows, cols=cols, score=score, indptr=indptr, n=n, metric=metric,
+                    max_eps=float(max_eps), prepared=prep)
+
+
+def _blocked_scores(X: np.ndarray, queries: np.ndarray, metric: str, block_bytes: int = 1 << 26):
+    """Yield (query slice, exact-enough distances (float64) of those queries to all rows)."""
+    prep = _Prepared(X, metric)
+    n = len(X)
+    qb = max(1, int(block_bytes // (8 * max(n, 1))))
+    for s in range(0, len(queries), qb):
+        q = queries[s:s + qb]
+        S = (prep.left[q] @ prep.right.T).astype(np.float64)
+        if metric == "euclidean":
+            S = np.sqrt(np.maximum(S, 0.0))
+        else:
+            S = np.clip(S, 0.0, 2.0)
+        S[np.arange(len(q)), q] = 0.0
+        yield slice(s, s + len(q)), S
+
+
+def k_distance(X: np.ndarray, k: int, metric: str = "euclidean", sample: int | None = 2000,
+               random_state: int = 0, block_bytes: int = 1 << 26) -> np.ndarray:
+    """Distance of each (sampled) row to its k-th nearest row, counting the row itself as the first.
+
+    With k = DBSCAN's ``min_samples``, a row is a core point exactly when this is <= eps.
+    Returned sorted ascending: the k-distance curve used to choose eps.
+    """
+    X = _as_float_matrix(X)
+    check_choice("metric", metric, METRICS)
+    n = len(X)
+    if not (1 <= int(k) <= n):
+        raise AdvtopoError(f"k={k} is not valid; allowed: 1..{n} (the number of rows)")
+    if sample is not None and sample < n:
+        rng = np.random.default_rng(random_state)
+        queries = np.sort(rng.choice(n, size=int(sample), replace=False))
+    else:
+        queries = np.arange(n)
+    out = np.empty(len(queries), dtype=np.float64)
+    for sl, D in _blocked_scores(X, queries, metric, block_bytes):
+        out[sl] = np.partition(D, int(k) - 1, axis=1)[:, int(k) - 1]
+    return np.sort(out)
+
+
+def knee_eps(curve: np.ndarray) -> float:
+    """The knee of a sorted k-distance curve (kneedle: the point farthest below the chord)."""
+    y = np.sort(np.asarray(curve, dtype=np.float64))
+    if len(y) < 3 or y[-1] == y[0]:
+        return float(np.median(y)) if len(y) else 0.0
+    x = np.linspace(0.0, 1.0, len(y))
+    yn = (y - y[0]) / (y[-1] - y[0])
+    i = int(np.argmax(x - yn))
+    eps = float(y[i])
+    if eps <= 0:
+        pos = y[y > 0]
+        eps = float(pos[0]) if len(pos) else 1e-12
+    return eps
+
+
+def auto_eps(X: np.ndarray, min_samples: int, metric: str = "euclidean", sample: int | None = 2000,
+             random_state: int = 0) -> float:
+    """eps at the knee of the ``min_samples``-distance curve of a row sample (deterministic)."""
+    return knee_eps(k_distance(X, min_samples, metric, sample=sample, random_state=random_state))

@@ -1,0 +1,422 @@
+"""Mapper engine: exactness vs sklearn/KeplerMapper, covers, statistics, exports, sweeps, CLI."""
+from __future__ import annotations
+
+import json
+
+import networkx as nx
+import numpy as np
+import pytest
+from sklearn.cluster import DBSCAN as SkDBSCAN
+from sklearn.cluster import AgglomerativeClustering, KMeans
+
+from advtopo.errors import AdvtopoError
+from advtopo.mapper import (
+    LENSES, Mapper, MapperGraph, build_eps_graph, compute_lens, dbscan_labels, k_distance, make_cover,
+    mapper_sweep, point_purity, rank_vulnerable, roc_auc, synthetic_activations, vulnerability_auc,
+    vulnerability_scores,
+)
+
+km = pytest.importorskip("kmapper")
+
+
+def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    pa = {frozenset(np.flatnonzero(a == k).tolist()) for k in np.unique(a) if k >= 0}
+    pb = {frozenset(np.flatnonzero(b == k).tolist()) for k in np.unique(b) if k >= 0}
+    return pa == pb and np.array_equal(a < 0, b < 0)
+
+
+def _datasets():
+    from sklearn.datasets import load_digits, make_blobs, make_circles
+
+    X1, md1 = synthetic_activations(1500, 32, seed=1)
+    X2, _ = make_blobs(1200, n_features=8, centers=6, cluster_std=1.5, random_state=3)
+    X3, _ = make_circles(800, noise=0.06, factor=0.5, random_state=0)
+    X4 = load_digits().data[:900]
+    return {"synthetic": (X1, 3.5), "blobs": (X2, 3.5), "circles": (X3, 0.08), "digits": (X4, 23.0)}
+
+
+DATA = _datasets()
+
+
+def _km_nodes(lens, X, n, p, clusterer):
+    g = km.KeplerMapper(verbose=0).map(lens, X, clusterer=clusterer, cover=km.Cover(n_cubes=n, perc_overlap=p))
+    return dict(g["nodes"]), g
+
+
+# ---------------------------------------------------------------- exactness vs sklearn / kmapper
+
+@pytest.mark.parametrize("name", list(DATA))
+@pytest.mark.parametrize("n,p,ms", [(10, 0.3, 5), (6, 0.5, 3), (15, 0.15, 8)])
+def test_kmapper_exact_memberships(name, n, p, ms):
+    X, eps = DATA[name]
+    lens = np.sqrt((np.asarray(X, dtype=np.float64) ** 2).sum(1)) if name != "circles" else X[:, 0]
+    ours = Mapper(lens=lens, cover="kmapper", n_intervals=n, overlap=p, eps=eps, min_samples=ms).fit(X)
+    theirs, kg = _km_nodes(lens.reshape(-1, 1), X, n, p, SkDBSCAN(eps=eps, min_samples=ms))
+    assert len(theirs) > 0
+    assert ours.to_kmapper()["nodes"] == theirs
+    # edges equal too
+    ours_links = {k: sorted(v) for k, v in ours.to_kmapper()["links"].items()}
+    assert ours_links == {k: sorted(v) for k, v in kg["links"].items() if v}
+
+
+@pytest.mark.parametrize("name", ["synthetic", "digits"])
+def test_kmapper_exact_2d_lens_and_cosine(name):
+    X, eps = DATA[name]
+    lens = np.c_[np.asarray(X, np.float64).mean(1), np.asarray(X, np.float64).std(1)]
+    ours = Mapper(lens=lens, cover="kmapper", n_intervals=(5, 4), overlap=(0.4, 0.3), eps=eps, min_samples=4).fit(X)
+    theirs, _ = _km_nodes(lens, X, [5, 4], [0.4, 0.3], SkDBSCAN(eps=eps, min_samples=4))
+    assert len(theirs) > 0 and ours.to_kmapper()["nodes"] == theirs
+    # cosine metric, passing sklearn's DBSCAN object itself
+    sk = SkDBSCAN(eps=0.02 if name == "synthetic" else 0.05, min_samples=4, metric="cosine")
+    ours = Mapper(lens=lens[:, 0], cover="kmapper", n_intervals=8, overlap=0.4, clusterer=sk).fit(X)
+    theirs, _ = _km_nodes(lens[:, :1], X, 8, 0.4, sk)
+    assert len(theirs) > 0 and ours.to_kmapper()["nodes"] == theirs
+
+
+def test_kmapper_exact_generic_clusterer():
+    X, _ = DATA["blobs"]
+    lens = X[:, 0]
+    est = KMeans(n_clusters=3, n_init=3, random_state=0)
+    ours = Mapper(lens=lens, cover="kmapper", n_intervals=5, overlap=0.3, clusterer=est).fit(X)
+    theirs, _ = _km_nodes(lens.reshape(-1, 1), X, 5, 0.3, est)
+    assert ours.to_kmapper()["nodes"] == theirs
+
+
+def test_dbscan_labels_equal_sklearn_labels_exactly():
+    rng = np.random.default_rng(0)
+    for trial in range(5):
+        X = np.r_[rng.normal(0, 1, (150, 3)), rng.normal(2.2, 1, (150, 3)), rng.uniform(-4, 6, (60, 3))]
+        X = X[rng.permutation(len(X))]
+        eps, ms = 0.55 + 0.05 * trial, 6 + trial
+        sk = SkDBSCAN(eps=eps, min_samples=ms).fit_predict(X)
+        D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+        u, v = np.nonzero(np.triu(D <= eps, 1))
+        ours = dbscan_labels(len(X), u, v, np.arange(len(X)), ms)
+        assert (sk >= 0).sum() > 50 and len(np.unique(sk)) > 2
+        np.testing.assert_array_equal(ours, sk)  # same labels, not only the same partition
+
+
+def test_single_linkage_equals_agglomerative():
+    X, _ = DATA["blobs"]
+    g = Mapper(lens=X[:, 0], cover="uniform", n_intervals=1, overlap=0.0, clusterer="single", eps=0.9).fit(X)
+    sk = AgglomerativeClustering(n_clusters=None, linkage="single", distance_threshold=0.9).fit_predict(X)
+    ours = np.full(len(X), -1)
+    for k, m in enumerate(g.members):
+        ours[m] = k
+    assert _same_partition(ours, sk)
+
+
+def test_torch_backend_equals_numpy_backend():
+    X, md = DATA["synthetic"][0], None
+    a = Mapper(n_intervals=8, overlap=0.4, eps=0.9, min_samples=4).fit(X)
+    b = Mapper(n_intervals=8, overlap=0.4, eps=0.9, min_samples=4, backend="torch", device="cpu").fit(X)
+    assert [m.tolist() for m in a.members] == [m.tolist() for m in b.members]
+
+
+@pytest.mark.gpu
+def test_torch_cuda_backend_equals_numpy_backend():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("CUDA not available")
+    X = DATA["synthetic"][0]
+    a = Mapper(n_intervals=8, overlap=0.4, eps=0.9, min_samples=4).fit(X)
+    b = Mapper(n_intervals=8, overlap=0.4, eps=0.9, min_samples=4, backend="torch", device="cuda").fit(X)
+    assert [m.tolist() for m in a.members] == [m.tolist() for m in b.members]
+
+
+def test_eps_graph_small_blocks_equal_brute_force():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 20)).astype(np.float32) * 5 + 100  # large offset: cancellation-prone
+    D = np.sqrt(((X[:, None].astype(np.float64) - X[None]) ** 2).sum(-1))
+    eps = float(np.quantile(D[np.triu_indices(300, 1)], 0.05))
+    reach = np.full(300, 300)
+    g = build_eps_graph(X, reach, eps, block_bytes=4096 * 8, block_rows=17)
+    mask = g.within(eps)
+    got = set(zip(g.rows[mask].tolist(), g.cols[mask].tolist()))
+    want = set(zip(*np.nonzero(np.triu(D <= eps, 1))))
+    assert got == {(int(a), int(b)) for a, b in want}
+    # thresholds a hair (1e-12 relative, far inside the float32 band) either side of a pair's distance
+    def pairs(e, strict=False):
+        m = g.within(e, strict=strict)
+        return set(zip(g.rows[m].tolist(), g.cols[m].tolist()))
+
+    for i, j in sorted(got)[:20]:
+        e = float(D[i, j])
+        assert (i, j) in pairs(e * (1 + 1e-12)) and (i, j) not in pairs(e * (1 - 1e-12))
+        assert (i, j) not in pairs(e * (1 - 1e-12), strict=True)
+
+
+# ---------------------------------------------------------------- covers and validation
+
+def test_uniform_cover_arithmetic():
+    lens = np.linspace(0, 10, 101)
+    ce = make_cover("uniform", 4, 0.25).fit(lens)
+    length = 10 / (4 - 3 * 0.25)
+    np.testing.assert_allclose(ce.hi[:, 0] - ce.lo[:, 0], length)
+    np.testing.assert_allclose(ce.lo[1:, 0] - ce.lo[:-1, 0], length * 0.75)
+    assert ce.lo[0, 0] == 0 and ce.hi[-1, 0] == 10
+    overlap = (ce.hi[:-1, 0] - ce.lo[1:, 0]) / length
+    np.testing.assert_allclose(overlap, 0.25)
+
+
+def test_balanced_cover_has_similar_counts():
+    lens = np.random.default_rng(0).exponential(size=1000)
+    ce = make_cover("balanced", 5, 0.2).fit(lens)
+    counts = [ce.contains(lens, e).sum() for e in range(len(ce))]
+    assert max(counts) - min(counts) <= 3
+    assert np.all(np.any([ce.contains(lens, e) for e in range(len(ce))], axis=0))
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"overlap": 1.0}, "overlap"), ({"overlap": -0.1}, "overlap"), ({"n_intervals": 0}, "n_intervals"),
+    ({"n_intervals": 2.5}, "n_intervals"), ({"n_intervals": 500}, "more than the number of points"),
+])
+def test_bad_cover_parameters(kw, match):
+    X = np.random.default_rng(0).normal(size=(100, 4))
+    with pytest.raises(AdvtopoError, match=match):
+        Mapper(**{"n_intervals": 5, "overlap": 0.3, "eps": 1.0, **kw}).fit(X)
+
+
+def test_constant_lens_and_bad_inputs():
+    X = np.ones((50, 3))
+    with pytest.raises(AdvtopoError, match="constant"):
+        Mapper(eps=1.0).fit(X)
+    with pytest.raises(AdvtopoError, match="metric"):
+        Mapper(metric="manhattan").fit(np.random.rand(20, 3))
+    with pytest.raises(AdvtopoError, match="unknown lens"):
+        Mapper(lens="l3norm").fit(np.random.rand(20, 3))
+    with pytest.raises(AdvtopoError, match="clusterer"):
+        Mapper(clusterer="kmeanz").fit(np.random.rand(20, 3))
+    with pytest.raises(AdvtopoError, match="eps"):
+        Mapper(eps=-1).fit(np.random.rand(20, 3))
+    with pytest.raises(AdvtopoError, match="NaN"):
+        Mapper(eps=1).fit(np.array([[0.0, np.nan], [1, 2], [3, 4]]))
+    with pytest.raises(AdvtopoError, match="metadata column"):
+        Mapper(eps=1).fit(np.random.rand(20, 3), metadata={"label": [1, 2]})
+
+
+# ---------------------------------------------------------------- lenses
+
+def test_lenses_shapes_and_values():
+    X = np.random.default_rng(0).normal(size=(200, 6))
+    for name in ["l2norm", "l1norm", "mean", "max", "std", "knn_distance", "density", "eccentricity"]:
+        v = compute_lens(name, X)
+        assert v.shape == (200, 1) and np.all(np.isfinite(v))
+    assert compute_lens(("pca", {"n_components": 2}), X).shape == (200, 2)
+    assert compute_lens(["l2norm", "std"], X).shape == (200, 2)
+    np.testing.assert_allclose(compute_lens("l2norm", X)[:, 0], np.linalg.norm(X, axis=1))
+    from sklearn.neighbors import NearestNeighbors
+
+    d, _ = NearestNeighbors(n_neighbors=4).fit(X).kneighbors(X)
+    np.testing.assert_allclose(compute_lens(("knn_distance", {"k": 3}), X)[:, 0], d[:, 3], rtol=1e-4)
+    D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+    np.testing.assert_allclose(compute_lens(("eccentricity", {"p": 1}), X)[:, 0], D.mean(1), rtol=1e-4)
+    md = {"label": np.arange(200) % 3}
+    np.testing.assert_array_equal(compute_lens(("metadata", {"column": "label"}), X, md)[:, 0], md["label"])
+    assert "umap" in LENSES and "tsne" in LENSES
+
+
+def test_k_distance_and_auto_eps():
+    X, _ = DATA["blobs"]
+    from sklearn.neighbors import NearestNeighbors
+
+    d, _ = NearestNeighbors(n_neighbors=5).fit(X).kneighbors(X)
+    np.testing.assert_allclose(k_distance(X, 5, sample=None), np.sort(d[:, 4]), rtol=1e-4, atol=1e-6)
+    g1 = Mapper(eps="auto", min_samples=5).fit(X)
+    g2 = Mapper(eps="auto", min_samples=5).fit(X)
+    assert g1.params["eps"] > 0 and g1.params["eps"] == g2.params["eps"]
+    assert g1.params["eps_requested"] == "auto"
+    assert g1.stats()["n_noise"] < len(X) // 2  # the knee keeps most points
+
+
+# ---------------------------------------------------------------- graph, stats, noise
+
+def _toy_graph() -> MapperGraph:
+    members = [[0, 1, 2], [2, 3], [3, 4, 5], [6]]
+    md = {"label": [0, 0, 1, 1, 1, 2, 2, 2], "prediction": [0, 1, 1, 1, 0, 2, 2, 2],
+          "is_adversarial": [False, True, False, False, True, False, False, False],
+          "sample_id": [10, 10, 11, 12, 12, 13, 14, 15]}
+    return MapperGraph(members, [(0,), (1,), (2,), (3,)], 8, lens=np.arange(8.0), metadata=md,
+                       row_l2=np.arange(8.0), elements=[{"element": [k], "n_points": 3, "n_noise": 0} for k in range(4)])
+
+
+def test_graph_structure_and_stats_by_hand():
+    g = _toy_graph()
+    assert g.n_edges == 2 and g.n_components == 2
+    assert g.noise_rows.tolist() == [7]
+    assert g.edge_weight.tolist() == [1, 1]
+    np.testing.assert_allclose(g.edge_jaccard, [1 / 4, 1 / 4])
+    st = g.node_stats()
+    assert st[0]["class_hist"] == {"0": 2, "1": 1} and st[0]["dominant_class"] == 0
+    assert st[0]["purity"] == pytest.approx(2 / 3)
+    assert st[0]["entropy"] == pytest.approx(-(2 / 3) * np.log2(2 / 3) - (1 / 3) * np.log2(1 / 3))
+    assert st[0]["frac_adversarial"] == pytest.approx(1 / 3) and st[0]["frac_misclassified"] == pytest.approx(1 / 3)
+    assert st[2]["mean_l2"] == pytest.approx(4.0)
+    pp = g.point_purity()
+    assert pp[2] == pytest.approx((1 / 2 + 1) / 2) and pp[0] == pytest.approx(0.5) and pp[6] == 1.0
+    assert np.isnan(pp[7])
+    gs = g.stats()
+    assert gs["mean_purity"] == pytest.approx((3 * 2 / 3 + 2 * 1 + 3 * 2 / 3 + 1) / 9)
+    assert gs["n_noise"] == 1 and gs["noise_rows"] == [7]
+    # adversarial row 1 (pred 1) sits in node 0 (dominant 0); row 4 (pred 0) in node 2 (dominant 1)
+    assert gs["adv_pred_dominance"] == 0.0
+    # node 0: clean labels {0,1}, fooled adv preds {1} -> shared; node 2: clean {1,2}, adv preds {0} -> not
+    assert gs["shared_node_fraction"] == pytest.approx(1 / 4)
+    assert g.shortest_path(0, 2) == [0, 1, 2] and g.shortest_path(0, 3) == []
+    assert g.nodes_of_row(2) == [0, 1]
+
+
+def test_vulnerability_and_auc():
+    g = _toy_graph()
+    v = vulnerability_scores(g)
+    assert v[0] == pytest.approx(1 / 3) and v[7] == 1.0 and v[6] == 0.0
+    assert v[2] == pytest.approx(((1 - 1 / 3) + (1 - 2 / 2)) / 2)
+    ranked = rank_vulnerable(g)
+    assert [r["row"] for r in ranked][:2] == [7, 5] and all(r["row"] not in (1, 4) for r in ranked)
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    s, y = rng.random(200).round(1), rng.random(200) < 0.3
+    assert roc_auc(s, y) == pytest.approx(roc_auc_score(y, s))
+    fooled = np.array([1, 1, 0, 0, 0, 1], bool)
+    assert 0.0 <= vulnerability_auc(g, fooled) <= 1.0
+    with pytest.raises(AdvtopoError):
+        vulnerability_auc(g, fooled[:3])
+
+
+def test_noise_is_counted_never_dropped():
+    X, md = synthetic_activations(1000, 16, seed=2)
+    g = Mapper(n_intervals=6, overlap=0.3, eps=0.8, min_samples=8).fit(X, md)
+    covered = np.zeros(len(X), bool)
+    for m in g.members:
+        covered[m] = True
+    assert g.stats()["n_noise"] == int((~covered).sum()) > 0
+    assert set(g.stats()["noise_rows"]) == set(np.flatnonzero(~covered).tolist())
+    for el in g.elements:  # every element's points are in its clusters or its noise
+        in_nodes = sum(len(m) for m, e in zip(g.members, g.node_elements) if list(e) == el["element"])
+        assert in_nodes + el["n_noise"] == el["n_points"]
+
+
+def test_metadata_dataframe_and_stats_on_mapper_output():
+    import pandas as pd
+
+    X, md = synthetic_activations(800, 16, adversarial_fraction=0.5, seed=3)
+    g = Mapper(n_intervals=5, overlap=0.3, eps="auto").fit(X, pd.DataFrame(md))
+    st = g.stats()
+    assert 0 < st["mean_purity"] <= 1 and st["adv_pred_dominance"] is not None
+    assert st["mean_point_purity_clean"] >= st["mean_point_purity_adversarial"]
+
+
+# ---------------------------------------------------------------- contract JSON and exports
+
+CONTRACT_NODE_KEYS = {"id", "members", "size", "cover_element", "class_hist", "dominant_class", "purity", "entropy",
+                      "frac_adversarial", "frac_misclassified", "mean_lens", "mean_l2"}
+
+
+def test_to_dict_contract_and_roundtrip(tmp_path):
+    X, md = synthetic_activations(600, 16, adversarial_fraction=0.3, seed=4)
+    g = Mapper(n_intervals=6, overlap=0.3, eps="auto", min_samples=4).fit(X, md)
+    d = g.to_dict()
+    text = json.dumps(d, allow_nan=False)  # strict JSON: no NaN
+    assert {"params", "points", "nodes", "edges", "stats", "point_purity"} <= set(d)
+    assert {"sample_id", "label", "prediction", "is_adversarial", "lens"} <= set(d["points"])
+    assert all(len(v) == 600 for v in d["points"].values())
+    assert {"lens", "n_intervals", "overlap"} <= set(d["params"])
+    assert d["nodes"] and CONTRACT_NODE_KEYS <= set(d["nodes"][0])
+    assert d["edges"] and {"source", "target", "weight", "jaccard"} <= set(d["edges"][0])
+    assert {"n_nodes", "n_edges", "n_components", "n_noise", "noise_rows", "mean_purity", "mean_entropy"} <= set(d["stats"])
+    assert len(d["point_purity"]) == 600
+    assert isinstance(d["points"]["label"][0], int) and isinstance(d["points"]["is_adversarial"][0], bool)
+    g.save(tmp_path / "g.json")
+    again = MapperGraph.load(tmp_path / "g.json")
+    assert again.to_dict() == json.loads(text)
+
+
+def test_exports_load_back(tmp_path):
+    X, md = synthetic_activations(500, 16, seed=5)
+    g = Mapper(n_intervals=5, overlap=0.4, eps="auto", min_samples=4, keep_means=True).fit(X, md)
+    members = {f"n{i}": m.tolist() for i, m in enumerate(g.members)}
+    for fmt in ["node-link", "graphml", "kmapper", "topoact", "mapper-interactive"]:
+        g.save(tmp_path / f"g.{fmt}", format=fmt)
+    G = nx.node_link_graph(json.loads((tmp_path / "g.node-link").read_text()), edges="links")
+    assert {n: G.nodes[n]["members"] for n in G} == members and G.number_of_edges() == g.n_edges
+    H = nx.read_graphml(tmp_path / "g.graphml")
+    assert {n: list(map(int, H.nodes[n]["members"].split())) for n in H} == members
+    assert H.number_of_edges() == g.n_edges
+    kd = json.loads((tmp_path / "g.kmapper").read_text())
+    assert sorted(map(sorted, kd["nodes"].values())) == sorted(members.values())
+    assert sum(len(v) for v in kd["links"].values()) == g.n_edges
+    ta = json.loads((tmp_path / "g.topoact").read_text())
+    assert [n["membership"] for n in ta["nodes"]] == list(members.values())
+    assert {"top_classes", "top_class_percents", "l2NormAvg", "average_activation"} <= set(ta["nodes"][0])
+    assert len(ta["nodes"][0]["average_activation"]) == 16
+    mi = json.loads((tmp_path / "g.mapper-interactive").read_text())
+    assert [mi["nodes"][str(i)]["vertices"] for i in range(g.n_nodes)] == list(members.values())
+    assert {"categorical_cols_summary", "avgs"} <= set(mi["nodes"]["0"]) and len(mi["edges"]) == g.n_edges
+    with pytest.raises(AdvtopoError, match="format"):
+        g.save(tmp_path / "x", format="pickle")
+
+
+# ---------------------------------------------------------------- sweeps, determinism, 2-D, other clusterers
+
+def test_sweep_equals_individual_fits():
+    X, md = synthetic_activations(900, 16, seed=6)
+    grid = mapper_sweep(X, n_intervals=[4, 7], overlap=[0.2, 0.5], eps=[0.7, 1.0], min_samples=4, metadata=md)
+    assert len(grid) == 8
+    for (n, p, e), g in grid.items():
+        single = Mapper(n_intervals=n, overlap=p, eps=e, min_samples=4).fit(X, md)
+        assert g.to_dict() == single.to_dict()
+
+
+def test_deterministic():
+    X, md = synthetic_activations(700, 16, seed=7)
+    a = Mapper(lens=("pca", {"n_components": 2}), n_intervals=(4, 3), overlap=0.3, eps="auto").fit(X, md).to_dict()
+    b = Mapper(lens=("pca", {"n_components": 2}), n_intervals=(4, 3), overlap=0.3, eps="auto").fit(X, md).to_dict()
+    assert a == b and a["nodes"] and len(a["nodes"][0]["cover_element"]) == 2
+
+
+def test_2d_uniform_cover_matches_per_element_sklearn():
+    X, _ = DATA["blobs"]
+    lens = X[:, :2]
+    g = Mapper(lens=lens, cover="balanced", n_intervals=(3, 3), overlap=0.3, eps=1.3, min_samples=4).fit(X)
+    ce = make_cover("balanced", (3, 3), 0.3).fit(lens)
+    want = []
+    for e in range(len(ce)):
+        rows = np.flatnonzero(ce.contains(lens, e))
+        lab = SkDBSCAN(eps=1.3, min_samples=4).fit_predict(X[rows])
+        want += [rows[lab == k].tolist() for k in np.unique(lab) if k >= 0]
+    assert [m.tolist() for m in g.members] == want
+
+
+def test_hdbscan_runs_and_counts_noise():
+    X, _ = DATA["blobs"]
+    g = Mapper(n_intervals=4, overlap=0.3, clusterer="hdbscan").fit(X)
+    assert g.n_nodes > 0 and g.stats()["n_noise_in_elements"] >= 0
+    assert g.params["clusterer"] == "HDBSCAN"
+
+
+def test_simplices_and_components():
+    g = MapperGraph([[0, 1], [1, 2], [1, 3], [5]], [(0,), (1,), (2,), (3,)], 6)
+    assert g.simplices2() == [(0, 1, 2)]
+    assert g.components() == [[0, 1, 2], [3]]
+
+
+# ---------------------------------------------------------------- CLI
+
+def test_cli(tmp_path, capsys):
+    from advtopo.cli import main
+
+    X, md = synthetic_activations(400, 8, seed=8)
+    np.save(tmp_path / "x.npy", X)
+    import pandas as pd
+
+    pd.DataFrame(md).to_csv(tmp_path / "md.csv", index=False)
+    rc = main(["mapper", str(tmp_path / "x.npy"), "--metadata", str(tmp_path / "md.csv"), "--n-intervals", "5",
+               "--overlap", "0.3", "--out", str(tmp_path / "g.json")])
+    assert rc == 0
+    d = json.loads((tmp_path / "g.json").read_text())
+    assert d["params"]["n_intervals"] == 5 and d["nodes"]
+    rc = main(["mapper", str(tmp_path / "x.npy"), "--overlap", "1.5", "--out", str(tmp_path / "h.json")])
+    assert rc == 2 and "overlap" in capsys.readouterr().err
+    rc = main(["mapper", str(tmp_path / "nope.npy"), "--out", str(tmp_path / "h.json")])
+    assert rc == 2
