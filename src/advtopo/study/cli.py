@@ -1,0 +1,88 @@
+"""``advtopo run``, ``advtopo runs``, ``advtopo show``, ``advtopo demo``."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run (or resume) a study from a TOML config")
+    p.add_argument("config", help="study config (TOML); see examples/study.toml")
+    p.add_argument("--out", default=None, help="run directory (default: the config's 'output')")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda (default: the config's 'device')")
+    p.add_argument("--executor", default="sequential", help="sequential (default) or dask (a local cluster)")
+    p.add_argument("--workers", type=int, default=None, help="Dask workers (default: CPU count)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("runs", help="list run directories and their status")
+    p.add_argument("base", nargs="?", default="runs", help="folder holding run directories (default: runs)")
+    p.set_defaults(func=_runs)
+
+    p = sub.add_parser("show", help="print a run's summary: accuracy vs eps, graph statistics")
+    p.add_argument("run", help="run directory")
+    p.set_defaults(func=_show)
+
+    p = sub.add_parser("demo", help="run the built-in MNIST study, then open the web app")
+    p.add_argument("--out", default=None, help="run directory (default: runs/demo)")
+    p.add_argument("--no-serve", action="store_true", help="do not start the web app (scripts, tests)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--executor", default="sequential")
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.set_defaults(func=_demo)
+
+
+def _executor(args):
+    from advtopo.study.tasks import make_executor
+
+    return make_executor(args.executor, **({"n_workers": args.workers} if args.executor == "dask" else {}))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from advtopo.study import format_summary, open_run, run_study
+
+    root = run_study(args.config, out=args.out, executor=_executor(args), device=args.device, verbose=not args.quiet)
+    if not args.quiet:
+        print(format_summary(open_run(root)))
+    return 0
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from advtopo.study import list_runs
+
+    rows = list_runs(args.base)
+    if not rows:
+        print(f"no runs under {args.base}")
+        return 0
+    print(f"{'name':16s} {'status':12s} {'tasks':>9s} {'seconds':>8s}  started                    path")
+    for r in rows:
+        print(f"{r['name']:16s} {str(r['status']):12s} {r.get('tasks', ''):>9s} {str(r.get('seconds') or ''):>8s}  "
+              f"{str(r.get('started') or ''):26s} {r['path']}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from advtopo.study import format_summary, open_run
+
+    print(format_summary(open_run(args.run)))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from advtopo.study import demo_config_path, format_summary, open_run, run_study
+
+    root = run_study(demo_config_path(), out=args.out, executor=_executor(args), device=args.device)
+    print(format_summary(open_run(root)))
+    if args.no_serve:
+        print(f"\nresults: {root}  (advtopo show {root}; advtopo serve {root})")
+        return 0
+    try:
+        from advtopo.app import serve  # imported here only: the app sits above the study
+    except ImportError:
+        print(f"\nresults: {root}\nthe web app is not installed; read the run with "
+              f"`advtopo show {root}` or from Python: advtopo.study.open_run({str(root)!r})")
+        return 0
+    serve(Path(root), host=args.host, port=args.port)
+    return 0

@@ -1,0 +1,430 @@
+"""The study config: one TOML file -> typed dataclasses, validated before any work starts.
+
+Validation errors name the offending key with its full path (``attacks[0].eps[2]``), say
+what is allowed, and suggest the closest key for typos, like scikit-learn's parameter
+checks. Sections whose keys belong to another stage (a model's ``train`` recipe, a mapper
+parameter set, persistence settings) are checked by that stage's own validator when it is
+importable.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from advtopo.errors import AdvtopoError, check_choice, did_you_mean
+
+SUMMARIES = ("flatten", "gap", "gmp", "top_l2", "random_position")
+
+
+@dataclass
+class DatasetConfig:
+    """The samples studied (a subset of one split) and the data models are trained on."""
+
+    name: str = "mnist"
+    split: str = "test"
+    subset: int | None = 2000
+    seed: int = 0
+    root: str | None = None
+    train_split: str = "train"
+    train_subset: int | None = None
+    options: dict = field(default_factory=dict)  # extra keyword arguments of the loader
+
+
+@dataclass
+class ModelConfig:
+    """A model to train with a recipe (``train``) or to load (``checkpoint``)."""
+
+    arch: str
+    name: str | None = None
+    checkpoint: str | None = None
+    train: dict = field(default_factory=dict)
+
+    @property
+    def train_eps(self) -> float:
+        return float(self.train.get("eps", 0.0))
+
+
+@dataclass
+class AttackConfig:
+    """An attack run at every eps in ``eps`` (0 means the clean samples)."""
+
+    name: str = "pgd"
+    eps: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3])
+    steps: int = 10
+    alpha: float | None = None  # step size; default 2.5 * eps / steps
+    random_start: bool = True
+    options: dict = field(default_factory=dict)  # extra keyword arguments of the attack
+
+
+@dataclass
+class LayerConfig:
+    """A named module of the model, reduced per sample by ``summary``."""
+
+    module: str
+    summary: str = "flatten"
+    name: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.name or self.module
+
+
+@dataclass
+class CaptureConfig:
+    batch_size: int = 500
+    seed: int = 0  # for the random_position summary
+
+
+@dataclass
+class MapperConfig:
+    """One mapper parameter set; every (model, layer, attack, eps) gets one graph per set."""
+
+    name: str = "default"
+    lens: str = "l2norm"
+    cover: str = "uniform"
+    n_intervals: int = 10
+    overlap: float = 0.3
+    clusterer: str = "dbscan"
+    eps: float | str = "auto"
+    min_samples: int = 5
+    metric: str = "euclidean"
+    options: dict = field(default_factory=dict)
+
+    def params(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("name")
+        d.update(d.pop("options"))
+        return d
+
+
+@dataclass
+class PersistenceConfig:
+    enabled: bool = True
+    settings: dict = field(default_factory=dict)  # passed to advtopo.persistence
+
+
+@dataclass
+class VulnerabilityConfig:
+    enabled: bool = True
+    model: str | None = None  # default: the first model
+    layer: str | None = None  # default: the last layer
+    attack: str | None = None  # default: the first attack
+
+
+@dataclass
+class StudyConfig:
+    """A whole study: data, models, attacks x eps, layers, mapper sets, persistence."""
+
+    name: str = "study"
+    seed: int = 0
+    device: str = "auto"
+    output: str = "runs/{name}"
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    models: list[ModelConfig] = field(default_factory=list)
+    attacks: list[AttackConfig] = field(default_factory=list)
+    layers: list[LayerConfig] = field(default_factory=list)
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    mapper: list[MapperConfig] = field(default_factory=lambda: [MapperConfig()])
+    persistence: PersistenceConfig = field(default_factory=PersistenceConfig)
+    vulnerability: VulnerabilityConfig = field(default_factory=VulnerabilityConfig)
+    source_text: str | None = field(default=None, repr=False, compare=False)
+
+    # -- construction ---------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source_text: str | None = None) -> "StudyConfig":
+        cfg = _build(cls, d, "")
+        cfg.source_text = source_text
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str]) -> "StudyConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise AdvtopoError(f"study config {path} does not exist")
+        text = path.read_text()
+        try:
+            d = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise AdvtopoError(f"study config {path} is not valid TOML: {exc}") from None
+        return cls.from_dict(d, source_text=text)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("source_text")
+        return _drop_none(d)
+
+    def to_toml(self) -> str:
+        return dumps_toml(self.to_dict())
+
+    # -- derived --------------------------------------------------------------------------
+    def model_name(self, i: int) -> str:
+        m = self.models[i]
+        if m.name:
+            return m.name
+        return f"{m.arch}_eps{_fmt(m.train_eps)}"
+
+    @property
+    def model_names(self) -> list[str]:
+        return [self.model_name(i) for i in range(len(self.models))]
+
+    def output_dir(self, override: str | os.PathLike[str] | None = None) -> Path:
+        return Path(override) if override else Path(self.output.format(name=self.name))
+
+    # -- validation -----------------------------------------------------------------------
+    def validate(self) -> None:
+        from advtopo.data import DATASETS
+        from advtopo.models import MODELS
+
+        _check_name("name", self.name)
+        check_choice("device", self.device.split(":")[0], ["auto", "cpu", "cuda", "mps"])
+        DATASETS.get(self.dataset.name)
+        check_choice("dataset.split", self.dataset.split, ["train", "test"])
+        check_choice("dataset.train_split", self.dataset.train_split, ["train", "test"])
+        for key in ("subset", "train_subset"):
+            v = getattr(self.dataset, key)
+            if v is not None and v < 1:
+                raise AdvtopoError(f"dataset.{key}={v} must be >= 1 (or left out for the whole split)")
+        if not self.models:
+            raise AdvtopoError("the study needs at least one [[models]] entry (arch = 'lenet5', ...)")
+        for i, m in enumerate(self.models):
+            MODELS.get(m.arch)
+            if m.checkpoint and m.train:
+                raise AdvtopoError(f"models[{i}] has both 'checkpoint' and 'train'; a model is either loaded or trained")
+            eps = m.train.get("eps", 0.0)
+            _check_eps(f"models[{i}].train.eps", eps)
+            _check_train_recipe(i, m.train)
+        names = self.model_names
+        for n in names:
+            _check_name("models[].name", n)
+        if len(set(names)) != len(names):
+            raise AdvtopoError(f"model names must be unique, got {names}; set name = '...' on each [[models]]")
+        if not self.attacks:
+            raise AdvtopoError("the study needs at least one [[attacks]] entry (name = 'pgd', eps = [...])")
+        attack_names = [a.name for a in self.attacks]
+        if len(set(attack_names)) != len(attack_names):
+            raise AdvtopoError(f"attack names must be unique, got {attack_names}")
+        try:
+            from advtopo.adversarial import ATTACKS
+        except ImportError:  # the attacks stage is not installed: the runner will say so
+            ATTACKS = None
+        for i, a in enumerate(self.attacks):
+            if ATTACKS is not None:
+                ATTACKS.get(a.name)
+            _check_name(f"attacks[{i}].name", a.name)
+            if not a.eps:
+                raise AdvtopoError(f"attacks[{i}].eps is empty; give a list such as [0.0, 0.1, 0.3]")
+            for j, e in enumerate(a.eps):
+                _check_eps(f"attacks[{i}].eps[{j}]", e)
+            if len(set(a.eps)) != len(a.eps):
+                raise AdvtopoError(f"attacks[{i}].eps has repeated values: {a.eps}")
+            if a.steps < 1:
+                raise AdvtopoError(f"attacks[{i}].steps={a.steps} must be >= 1")
+            if a.alpha is not None and not a.alpha > 0:
+                raise AdvtopoError(f"attacks[{i}].alpha={a.alpha} must be > 0")
+        if not self.layers:
+            raise AdvtopoError("the study needs at least one [[layers]] entry (module = 'fc1', summary = 'flatten')")
+        for i, layer in enumerate(self.layers):
+            check_choice(f"layers[{i}].summary", layer.summary, SUMMARIES)
+            _check_name(f"layers[{i}].name", layer.key)
+        keys = [layer.key for layer in self.layers]
+        if len(set(keys)) != len(keys):
+            raise AdvtopoError(f"layer names must be unique, got {keys}; give repeated modules a distinct name = '...'")
+        if self.capture.batch_size < 1:
+            raise AdvtopoError(f"capture.batch_size={self.capture.batch_size} must be >= 1")
+        mapper_names = [m.name for m in self.mapper]
+        if len(set(mapper_names)) != len(mapper_names):
+            raise AdvtopoError(f"mapper parameter set names must be unique, got {mapper_names}")
+        for i, m in enumerate(self.mapper):
+            _check_name(f"mapper[{i}].name", m.name)
+            if m.n_intervals < 1:
+                raise AdvtopoError(f"mapper[{i}].n_intervals={m.n_intervals} must be >= 1")
+            if not 0 <= m.overlap < 1:
+                raise AdvtopoError(f"mapper[{i}].overlap={m.overlap} must be in [0, 1)")
+            if isinstance(m.eps, str) and m.eps != "auto":
+                raise AdvtopoError(f"mapper[{i}].eps={m.eps!r} must be a positive number or 'auto'")
+        v = self.vulnerability
+        if v.model is not None:
+            check_choice("vulnerability.model", v.model, names)
+        if v.layer is not None:
+            check_choice("vulnerability.layer", v.layer, keys)
+        if v.attack is not None:
+            check_choice("vulnerability.attack", v.attack, attack_names)
+
+    def check_layers_against_models(self) -> None:
+        """Layer names must exist in every model (one cheap model build per arch)."""
+        from advtopo.models import check_layers, create_model
+
+        for arch in sorted({m.arch for m in self.models}):
+            model = create_model(arch)
+            try:
+                check_layers(model, [layer.module for layer in self.layers])
+            except AdvtopoError as exc:
+                raise AdvtopoError(f"layers: {exc} (model arch {arch!r})") from None
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+def _fmt(x: float) -> str:
+    return f"{float(x):g}"
+
+
+def _check_name(param: str, name: str) -> None:
+    if not name or any(c in name for c in '/\\:*?"<>| ') or name.startswith(".") or "__" in name:
+        raise AdvtopoError(f"{param}={name!r} must be a non-empty file-name-safe name "
+                           "(letters, digits, '.', '-', '_'; no '/', spaces or '__')")
+
+
+def _check_eps(param: str, eps: Any) -> None:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps):
+        raise AdvtopoError(f"{param}={eps!r} must be a number")
+    if not 0.0 <= float(eps) <= 1.0:
+        raise AdvtopoError(f"{param}={eps} is out of range; eps is an L-inf radius on images in [0, 1], "
+                           "so it must be in [0, 1] (e.g. 8/255 = 0.031 or 0.3 for MNIST)")
+
+
+def _check_train_recipe(i: int, recipe: dict) -> None:
+    try:
+        from advtopo.adversarial import TrainConfig  # type: ignore[attr-defined]
+    except ImportError:
+        return
+    try:
+        TrainConfig.from_dict(dict(recipe))
+    except AdvtopoError as exc:
+        raise AdvtopoError(f"models[{i}].train: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise AdvtopoError(f"models[{i}].train: {exc}") from None
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    return {type(None): "none", float: "number", int: "integer", str: "string", bool: "true/false",
+            dict: "table"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _coerce(tp: Any, value: Any, path: str) -> Any:
+    """Check ``value`` against annotation ``tp``; ints are accepted where floats are."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(arg, value, path)
+            except AdvtopoError:
+                continue
+        raise AdvtopoError(f"{path}={value!r} has the wrong type; expected {_type_name(tp)}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise AdvtopoError(f"{path}={value!r} has the wrong type; expected {_type_name(tp)}")
+        (arg,) = typing.get_args(tp)
+        return [_coerce(arg, v, f"{path}[{j}]") for j, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise AdvtopoError(f"{path} must be a table ([{path}]), got {value!r}")
+        return _build(tp, value, path)
+    if tp is type(None):
+        if value is None:
+            return None
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(value, tp):
+        return value
+    raise AdvtopoError(f"{path}={value!r} has the wrong type; expected {_type_name(tp)}")
+
+
+def _build(cls: type, d: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source_text"}
+    kwargs = {}
+    for key, value in d.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if key not in fields:
+            raise AdvtopoError(f"unknown key {path!r}{did_you_mean(key, fields)}; "
+                               f"allowed in {prefix or 'the top level'}: {', '.join(fields)}")
+        tp = hints[key]
+        if typing.get_origin(tp) is list and dataclasses.is_dataclass(typing.get_args(tp)[0]):
+            if isinstance(value, dict) and key in ("mapper",):
+                value = [value]
+            if not isinstance(value, list):
+                raise AdvtopoError(f"{path} must be an array of tables ([[{path}]]), got {value!r}")
+            kwargs[key] = [_coerce(typing.get_args(tp)[0], v, f"{path}[{j}]") for j, v in enumerate(value)]
+        else:
+            kwargs[key] = _coerce(tp, value, path)
+    missing = [n for n, f in fields.items() if f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING and n not in kwargs]
+    if missing:
+        where = prefix or "the top level"
+        raise AdvtopoError(f"{where} is missing required key(s): {', '.join(missing)}")
+    return cls(**kwargs)
+
+
+def _drop_none(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _drop_none(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, list):
+        return [_drop_none(v) for v in obj]
+    return obj
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{_key(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(type(v))
+
+
+def _key(k: str) -> str:
+    return k if k.replace("_", "").replace("-", "").isalnum() else _toml_value(k)
+
+
+def dumps_toml(d: dict[str, Any]) -> str:
+    """A minimal TOML writer for configs (tables, arrays of tables, inline sub-tables)."""
+    lines: list[str] = []
+    scalars = {k: v for k, v in d.items() if not isinstance(v, dict)
+               and not (isinstance(v, list) and v and isinstance(v[0], dict))}
+    for k, v in scalars.items():
+        lines.append(f"{_key(k)} = {_toml_value(v)}")
+    for k, v in d.items():
+        if isinstance(v, dict):
+            lines.append(f"\n[{_key(k)}]")
+            lines.extend(f"{_key(kk)} = {_toml_value(vv)}" for kk, vv in v.items())
+        elif isinstance(v, list) and v and isinstance(v[0], dict):
+            for item in v:
+                lines.append(f"\n[[{_key(k)}]]")
+                lines.extend(f"{_key(kk)} = {_toml_value(vv)}" for kk, vv in item.items())
+    return "\n".join(lines) + "\n"
+
+
+def load_config(source: str | os.PathLike[str] | dict | StudyConfig) -> StudyConfig:
+    """A StudyConfig from a path, a dict or a StudyConfig (validated)."""
+    if isinstance(source, StudyConfig):
+        source.validate()
+        return source
+    if isinstance(source, dict):
+        return StudyConfig.from_dict(source)
+    return StudyConfig.from_toml(source)
+
+
+def demo_config_path() -> Path:
+    return Path(__file__).with_name("demo.toml")

@@ -1,0 +1,266 @@
+"""``run_study``: plan, execute (cached, resumable), then publish the run directory.
+
+Publishing writes the files the web app reads (docs/architecture.md): images/*.npy,
+samples.parquet, mapper/<id>.json, vulnerability.json, then index.json last, each written
+atomically, so a reader never sees a half-written file; manifest.json records the config,
+versions, seeds and per-task timings and status.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from advtopo import __version__
+from advtopo.study.config import StudyConfig, load_config
+from advtopo.study.stages import Plan, eps_key, load_stats, make_plan
+from advtopo.study.tasks import SequentialExecutor, Task, is_done, log
+from advtopo.utils import atomic_write_json, atomic_write_text
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "advtopo": __version__}
+    for mod in ("torch", "numpy", "zarr", "pandas", "pyarrow", "sklearn", "scipy"):
+        m = sys.modules.get(mod)
+        if m is None:
+            try:
+                m = __import__(mod)
+            except ImportError:
+                continue
+        out[mod] = getattr(m, "__version__", "?")
+    return out
+
+
+def _git_commit() -> str | None:
+    try:
+        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                           text=True, timeout=5)
+        return r.stdout.strip() or None if r.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+class Manifest:
+    """manifest.json, rewritten atomically as tasks finish (so `advtopo runs` sees progress)."""
+
+    def __init__(self, root: Path, cfg: StudyConfig, plan: Plan, runtime: dict[str, Any], executor: str) -> None:
+        self.root = root
+        self.path = root / "manifest.json"
+        self.t0 = time.perf_counter()
+        self.doc: dict[str, Any] = {
+            "name": cfg.name, "status": "running",
+            "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "finished": None, "config": cfg.to_dict(), "versions": _versions(), "git_commit": _git_commit(),
+            "seeds": {"study": cfg.seed, "dataset": cfg.dataset.seed, "capture": cfg.capture.seed},
+            "device": str(runtime.get("device")), "executor": executor, "host": platform.node(),
+            "stages": {},
+            "tasks": {t.key: {"stage": t.stage, "label": t.label,
+                              "status": "done" if is_done(root, t.stage, t.key) else "pending"}
+                      for t in plan.tasks},
+        }
+        self.write()
+
+    def task(self, t: Task, info: dict[str, Any]) -> None:
+        status = info.get("status")
+        entry = self.doc["tasks"].setdefault(t.key, {"stage": t.stage, "label": t.label})
+        if status == "start":
+            entry["status"] = "running"
+        else:
+            entry["status"] = "cached" if info.get("cached") else "done"
+            entry["seconds"] = info.get("seconds")
+        self.write()
+
+    def finish(self, status: str, stage_seconds: dict[str, float], error: str | None = None) -> None:
+        counts: dict[str, dict[str, int]] = {}
+        for e in self.doc["tasks"].values():
+            c = counts.setdefault(e["stage"], {})
+            c[e.get("status", "pending")] = c.get(e.get("status", "pending"), 0) + 1
+        self.doc["stages"] = {s: {"tasks": counts.get(s, {}), "seconds": round(stage_seconds.get(s, 0.0), 2)}
+                              for s in dict.fromkeys([*counts, *stage_seconds])}
+        self.doc["status"] = status
+        self.doc["error"] = error
+        self.doc["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        self.doc["seconds"] = round(time.perf_counter() - self.t0, 2)
+        self.write()
+
+    def write(self) -> None:
+        atomic_write_json(self.path, self.doc)
+
+
+def run_study(config: str | os.PathLike[str] | dict | StudyConfig, out: str | os.PathLike[str] | None = None,
+              executor: Any = None, device: str | None = None, verbose: bool = True,
+              stages: list[str] | None = None) -> Path:
+    """Run (or resume) a study and publish its run directory; returns the directory."""
+    cfg = load_config(config)
+    cfg.check_layers_against_models()
+    try:
+        import advtopo.adversarial as _adv  # noqa: F401
+        from advtopo.adversarial import create_attack  # noqa: F401
+    except ImportError as exc:
+        from advtopo.errors import AdvtopoError
+
+        raise AdvtopoError(f"the attack stage is not available ({exc})") from None
+    root = cfg.output_dir(out)
+    root.mkdir(parents=True, exist_ok=True)
+    from advtopo.utils import resolve_device
+
+    runtime = {"device": str(resolve_device(device or cfg.device)), "verbose": verbose}
+    plan = make_plan(cfg, stages)
+    executor = executor or SequentialExecutor()
+    atomic_write_text(root / "config.toml", cfg.source_text if cfg.source_text is not None else cfg.to_toml())
+    manifest = Manifest(root, cfg, plan, runtime, getattr(executor, "name", type(executor).__name__))
+    n_cached = sum(is_done(root, t.stage, t.key) for t in plan.tasks)
+    if verbose:
+        log(f"study {cfg.name!r}: {len(plan.tasks)} tasks ({n_cached} cached) -> {root}  [device {runtime['device']}]")
+    stage_seconds: dict[str, float] = {}
+    t_run = time.perf_counter()
+
+    def progress(i: int, n: int, t: Task, info: dict[str, Any]) -> None:
+        manifest.task(t, info)
+        if info.get("status") == "start":
+            if verbose and t.stage == "train":
+                log(f"[{i + 1:3d}/{n}] {t.label} ...")
+            return
+        stage_seconds[t.stage] = stage_seconds.get(t.stage, 0.0) + (0.0 if info.get("cached") else info["seconds"])
+        if verbose and not info.get("cached"):
+            elapsed = time.perf_counter() - t_run
+            log(f"[{i:3d}/{n}] {t.label}: {info['seconds']:.1f}s (total {elapsed:.0f}s)")
+
+    try:
+        executor.run(plan.tasks, root, runtime, progress)
+        t0 = time.perf_counter()
+        publish(root, cfg, plan)
+        stage_seconds["summary"] = time.perf_counter() - t0
+    except BaseException as exc:
+        manifest.finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", stage_seconds,
+                        f"{type(exc).__name__}: {exc}")
+        raise
+    manifest.finish("complete", stage_seconds)
+    if verbose:
+        log(f"done in {time.perf_counter() - manifest.t0:.1f}s: {root}")
+    return root
+
+
+# --- publishing the run directory ------------------------------------------------------------
+
+def _place(src: Path, dst: Path) -> None:
+    """Hard-link (or copy) an immutable task output into the run dir, atomically."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    if tmp.exists():
+        tmp.unlink()
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def _rel(root: Path, p: Path) -> str:
+    return p.relative_to(root).as_posix()
+
+
+def publish(root: Path, cfg: StudyConfig, plan: Plan) -> dict[str, Any]:
+    """Assemble index.json and the files it names from finished task outputs."""
+    import pandas as pd
+
+    from advtopo.activations import sample_table, write_parquet
+
+    t_dir = lambda t: root / "tasks" / t.stage / t.key  # noqa: E731
+    data_dir = t_dir(plan.data)
+    meta = _read(data_dir / "meta.json")
+    y = np.load(data_dir / "y.npy")
+    indices = np.load(data_dir / "indices.npy")
+    n = len(y)
+    _place(data_dir / "images.npy", root / "images" / "clean.npy")
+
+    models, accuracy, frames, adv_images = [], [], [], {}
+    for i, name in enumerate(cfg.model_names):
+        mcfg = cfg.models[i]
+        clean_stats = load_stats(t_dir(plan.captures[(name, "clean", 0.0)]))
+        models.append({"name": name, "arch": mcfg.arch, "train_eps": mcfg.train_eps,
+                       "train": dict(mcfg.train) if not mcfg.checkpoint else None,
+                       "checkpoint": _rel(root, t_dir(plan.models[name]) / "checkpoint.pt"),
+                       "clean_accuracy": float(np.mean(clean_stats["correct"]))})
+        for a in cfg.attacks:
+            for eps in a.eps:
+                st = clean_stats if eps == 0 else load_stats(t_dir(plan.captures[(name, a.name, float(eps))]))
+                accuracy.append({"model": name, "attack": a.name, "eps": float(eps),
+                                 "accuracy": float(np.mean(st["correct"]))})
+                frames.append(sample_table(np.arange(n), indices, meta["split"], y, name, a.name, eps, eps > 0,
+                                           st["prediction"], st["confidence"], st["margin"], st["loss"]))
+                if eps > 0:
+                    rel = f"images/{name}/{a.name}_{eps_key(eps)}.npy"
+                    _place(t_dir(plan.attacks[(name, a.name, float(eps))]) / "images.npy", root / rel)
+                    adv_images[f"{name}/{a.name}/{eps_key(eps)}"] = rel
+    write_parquet(pd.concat(frames, ignore_index=True), root / "samples.parquet")
+
+    graphs = []
+    keep = set()
+    for gid, (t, info) in plan.graphs.items():
+        rel = f"mapper/{gid}.json"
+        _place(t_dir(t) / "graph.json", root / rel)
+        keep.add(f"{gid}.json")
+        done = _read(t_dir(t) / "DONE.json")["result"]
+        graphs.append({**{k: info[k] for k in ("id", "model", "layer", "attack", "eps")}, "path": rel,
+                       "mapper_set": info["mapper_set"], "params": done.get("params"), "stats": done.get("stats")})
+    mdir = root / "mapper"
+    if mdir.is_dir():  # graphs of an older config of this run are not listed any more
+        for p in mdir.glob("*.json"):
+            if p.name not in keep:
+                p.unlink()
+
+    activations = []
+    for (name, attack, eps), t in plan.captures.items():
+        for layer in cfg.layers:
+            activations.append({"model": name, "layer": layer.key, "attack": attack, "eps": eps,
+                                "is_adversarial": attack != "clean", "summary": layer.summary,
+                                "path": _rel(root, t_dir(t) / "activations.zarr"), "array": layer.key})
+
+    index: dict[str, Any] = {
+        "name": cfg.name, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "dataset": {"name": meta["name"], "split": meta["split"], "class_names": meta["class_names"],
+                    "image_shape": meta["image_shape"], "n_samples": n},
+        "models": models,
+        "attacks": [{"name": a.name, "eps": [float(e) for e in a.eps], "steps": a.steps} for a in cfg.attacks],
+        "layers": [la.key for la in cfg.layers],
+        "layer_summaries": {la.key: la.summary for la in cfg.layers},
+        "accuracy": accuracy,
+        "images": {"clean": "images/clean.npy", "adversarial": adv_images},
+        "graphs": graphs,
+        "activations": activations,
+    }
+    if plan.persistence is not None:
+        pdir = t_dir(plan.persistence)
+        res = _read(pdir / "DONE.json")["result"].get("index") or {}
+        dst = root / "persistence"
+        if dst.exists():
+            shutil.rmtree(dst)
+        shutil.copytree(pdir / "persistence", dst, copy_function=_link_or_copy) if (pdir / "persistence").exists() else None
+        index["persistence"] = res
+    if plan.vulnerability is not None:
+        _place(t_dir(plan.vulnerability) / "vulnerability.json", root / "vulnerability.json")
+        index["vulnerability"] = "vulnerability.json"
+    atomic_write_json(root / "index.json", index)
+    return index
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _read(path: Path) -> Any:
+    import json
+
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,439 @@
+"""The stage functions (pure tasks) and the plan that turns a StudyConfig into tasks.
+
+Each ``run_<stage>(params, inputs, out_dir, runtime)`` reads only ``params`` and the
+folders in ``inputs`` and writes only into ``out_dir``. ``runtime`` carries what does not
+change results (device, verbosity). New stages are added to :data:`STAGES` with a
+``plan`` function that returns their tasks.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from advtopo.errors import AdvtopoError
+from advtopo.study.config import StudyConfig
+from advtopo.study.tasks import Task
+
+HERE = "advtopo.study.stages"
+
+
+def _device(runtime: dict[str, Any]):
+    from advtopo.utils import resolve_device
+
+    return resolve_device(runtime.get("device", "auto"))
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    with open(path, "wb") as fh:
+        np.save(fh, arr, allow_pickle=False)
+
+
+def _load_npy(path: Path, mmap: bool = False) -> np.ndarray:
+    return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+
+
+def _json(path: Path, obj: Any) -> None:
+    from advtopo.utils import atomic_write_json
+
+    atomic_write_json(path, obj)
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def _load_ds(d: dict[str, Any], split: str, subset: int | None):
+    from advtopo.data import load_dataset
+
+    return load_dataset(d["name"], split, root=d.get("root"), subset=subset, seed=d.get("seed", 0),
+                        **d.get("options", {}))
+
+
+# --- data ----------------------------------------------------------------------------------
+
+def run_data(params, inputs, out_dir: Path, runtime) -> dict:
+    """The studied samples: x (float32), y, dataset indices, uint8 images."""
+    from advtopo.activations import images_uint8
+
+    ds = _load_ds(params["dataset"], params["dataset"]["split"], params["dataset"].get("subset"))
+    _save_npy(out_dir / "x.npy", ds.x.numpy())
+    _save_npy(out_dir / "y.npy", ds.y.numpy().astype(np.int64))
+    _save_npy(out_dir / "indices.npy", np.asarray(ds.indices, dtype=np.int64))
+    _save_npy(out_dir / "images.npy", images_uint8(ds.x))
+    meta = {"name": params["dataset"]["name"], "split": ds.split, "class_names": list(ds.class_names),
+            "image_shape": list(ds.image_shape), "n_samples": len(ds)}
+    _json(out_dir / "meta.json", meta)
+    return meta
+
+
+# --- train ---------------------------------------------------------------------------------
+
+def run_train(params, inputs, out_dir: Path, runtime) -> dict:
+    """Train a model with its recipe (resumes from out_dir), or import a checkpoint."""
+    import torch
+
+    from advtopo.models import create_model, load_checkpoint, save_checkpoint
+    from advtopo.study import _train
+
+    d = params["dataset"]
+    meta = _read_json(inputs["data"] / "meta.json")
+    shape = meta["image_shape"]
+    kw = {"num_classes": len(meta["class_names"]), "in_channels": shape[0], "input_size": shape[1]}
+    device = _device(runtime)
+    if params.get("checkpoint"):
+        model, cfg = load_checkpoint(params["checkpoint"], arch=params["arch"], **kw)
+        save_checkpoint(out_dir / "checkpoint.pt", model, {"arch": params["arch"], **kw, "source": params["checkpoint"]})
+        metrics: dict[str, Any] = {"loaded_from": params["checkpoint"]}
+    else:
+        torch.manual_seed(params["seed"])
+        model = create_model(params["arch"], **kw)
+        train_ds = _load_ds(d, d["train_split"], d.get("train_subset"))
+        test_ds = _load_ds(d, d["split"], d.get("subset"))
+        recipe = dict(params["recipe"])
+        recipe.setdefault("seed", params["seed"])
+        metrics = _train.train(model, params["arch"], train_ds, test_ds, recipe, out_dir, device,
+                               quiet=not runtime.get("verbose", True))
+        if not (out_dir / "checkpoint.pt").exists():
+            raise RuntimeError(f"training {params['arch']} wrote no checkpoint.pt into {out_dir}")
+    _json(out_dir / "model.json", {"arch": params["arch"], "model_kwargs": kw})
+    return {"metrics": _jsonable(metrics)}
+
+
+def _jsonable(obj: Any) -> Any:
+    try:
+        return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+    except (TypeError, ValueError):
+        return str(obj)
+
+
+def _load_model(model_dir: Path, device):
+    from advtopo.models import load_checkpoint
+
+    info = _read_json(model_dir / "model.json")
+    model, _ = load_checkpoint(model_dir / "checkpoint.pt", arch=info["arch"], **info["model_kwargs"])
+    return model.to(device).eval()
+
+
+# --- attack --------------------------------------------------------------------------------
+
+def run_attack(params, inputs, out_dir: Path, runtime) -> dict:
+    """Adversarial versions of the studied samples for one (model, attack, eps)."""
+    import torch
+
+    from advtopo.activations import images_uint8
+    from advtopo.adversarial import create_attack
+
+    device = _device(runtime)
+    model = _load_model(inputs["model"], device)
+    x = torch.from_numpy(_load_npy(inputs["data"] / "x.npy"))
+    y = torch.from_numpy(_load_npy(inputs["data"] / "y.npy"))
+    kw = {"eps": params["eps"], **params.get("options", {})}
+    for k in ("steps", "alpha", "random_start"):
+        if params.get(k) is not None:
+            kw[k] = params[k]
+    bs = params["batch_size"]
+    out = np.empty(tuple(x.shape), dtype=np.float32)
+    for b, start in enumerate(range(0, len(x), bs)):
+        try:
+            attack = create_attack(params["attack"], model, seed=params["seed"] + b, **kw)
+        except TypeError:  # attacks without a seed argument
+            attack = create_attack(params["attack"], model, **kw)
+        xb = x[start:start + bs].to(device)
+        out[start:start + len(xb)] = attack(xb, y[start:start + bs].to(device)).detach().cpu().numpy()
+    _save_npy(out_dir / "x_adv.npy", out)
+    _save_npy(out_dir / "images.npy", images_uint8(out))
+    linf = float(np.abs(out - x.numpy()).max()) if len(out) else 0.0
+    return {"linf": linf}
+
+
+# --- capture -------------------------------------------------------------------------------
+
+def run_capture(params, inputs, out_dir: Path, runtime) -> dict:
+    """Activations of the chosen layers + prediction stats, one forward pass, streamed to zarr."""
+    import torch
+
+    from advtopo.activations import LayerSpec, capture
+
+    device = _device(runtime)
+    model = _load_model(inputs["model"], device)
+    src = inputs["adv"] / "x_adv.npy" if "adv" in inputs else inputs["data"] / "x.npy"
+    x = torch.from_numpy(_load_npy(src, mmap=True).copy())
+    y = torch.from_numpy(_load_npy(inputs["data"] / "y.npy"))
+    specs = [LayerSpec(layer["module"], layer["summary"], layer.get("name")) for layer in params["layers"]]
+    res = capture(model, x, specs, y, batch_size=params["batch_size"], device=device,
+                  sample_ids=np.arange(len(x)), seed=params["seed"], store=out_dir / "activations.zarr")
+    np.savez(out_dir / "stats.npz", **res["stats"])
+    acc = float(np.mean(res["stats"]["correct"])) if len(x) else float("nan")
+    return {"accuracy": acc, "layers": [s.key for s in specs]}
+
+
+def load_stats(capture_dir: Path) -> dict[str, np.ndarray]:
+    with np.load(Path(capture_dir) / "stats.npz", allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+# --- mapper --------------------------------------------------------------------------------
+
+def run_mapper(params, inputs, out_dir: Path, runtime) -> dict:
+    """One mapper graph: clean activations (+ the adversarial ones when eps > 0)."""
+    from advtopo.activations import read_activations
+    from advtopo.mapper import Mapper
+
+    layer = params["layer"]
+    y = _load_npy(inputs["data"] / "y.npy")
+    n = len(y)
+    X = [read_activations(inputs["clean"] / "activations.zarr", layer)]
+    pred = [load_stats(inputs["clean"])["prediction"]]
+    adv = [np.zeros(n, bool)]
+    if "adv" in inputs:
+        X.append(read_activations(inputs["adv"] / "activations.zarr", layer))
+        pred.append(load_stats(inputs["adv"])["prediction"])
+        adv.append(np.ones(n, bool))
+    reps = len(X)
+    md = {"label": np.tile(y, reps), "prediction": np.concatenate(pred),
+          "is_adversarial": np.concatenate(adv), "sample_id": np.tile(np.arange(n), reps)}
+    mp = dict(params["mapper"])
+    mp.setdefault("random_state", params["seed"] % (2**31))
+    graph = Mapper(**mp).fit(np.concatenate(X).astype(np.float32, copy=False), metadata=md)
+    d = graph.to_dict()
+    _json(out_dir / "graph.json", d)
+    stats = d.get("stats", {})
+    return {"stats": {k: stats.get(k) for k in ("n_nodes", "n_edges", "n_components", "n_noise", "mean_purity")},
+            "params": d.get("params", params["mapper"])}
+
+
+# --- persistence ---------------------------------------------------------------------------
+
+def run_persistence(params, inputs, out_dir: Path, runtime) -> dict:
+    """Persistence summaries of all captured point clouds (advtopo.persistence decides what)."""
+    from advtopo.activations import read_activations
+    from advtopo.persistence import persistence_stage  # type: ignore[attr-defined]
+
+    acts = {}
+    for entry in params["entries"]:
+        acts[(entry["model"], entry["layer"], entry["attack"], entry["eps"])] = \
+            read_activations(inputs[entry["role"]] / "activations.zarr", entry["layer"])
+    n = len(_load_npy(inputs["data"] / "y.npy"))
+    result = persistence_stage(acts, np.arange(n), out_dir / "persistence", params["settings"])
+    return {"index": _jsonable(result)}
+
+
+# --- vulnerability -------------------------------------------------------------------------
+
+def run_vulnerability(params, inputs, out_dir: Path, runtime) -> dict:
+    """Per sample: the mapper engine's vulnerability score and the smallest eps that fools it."""
+    from advtopo.mapper import MapperGraph, roc_auc, vulnerability_scores
+
+    g = _graph_from_json(MapperGraph, inputs["graph"] / "graph.json")
+    scores = vulnerability_scores(g)
+    is_adv = np.asarray(g.metadata.get("is_adversarial", np.zeros(g.n_points, bool)), bool)
+    sid = np.asarray(g.metadata["sample_id"])[~is_adv]
+    clean_scores = np.asarray(scores)[~is_adv]
+    n = len(_load_npy(inputs["data"] / "y.npy"))
+    score_by_id = np.full(n, np.nan)
+    score_by_id[sid] = clean_scores
+    fooled_at = np.full(n, np.nan)
+    for eps, role in sorted(((e["eps"], e["role"]) for e in params["eps_roles"]), reverse=True):
+        wrong = ~load_stats(inputs[role])["correct"].astype(bool)
+        fooled_at[wrong] = eps
+    fooled = ~np.isnan(fooled_at)
+    auc = float(roc_auc(score_by_id, fooled)) if fooled.any() and (~fooled).any() else None
+    samples = [{"sample_id": int(i), "score": None if np.isnan(score_by_id[i]) else float(score_by_id[i]),
+                "fooled_at": None if np.isnan(fooled_at[i]) else float(fooled_at[i])} for i in range(n)]
+    samples.sort(key=lambda s: (-(s["score"] if s["score"] is not None else -1.0), s["sample_id"]))
+    doc = {"model": params["model"], "layer": params["layer"], "attack": params["attack"],
+           "graph": params["graph_id"], "auc": auc, "n_fooled": int(fooled.sum()), "samples": samples}
+    _json(out_dir / "vulnerability.json", doc)
+    return {"auc": auc, "n_fooled": int(fooled.sum())}
+
+
+def _graph_from_json(MapperGraph, path: Path):
+    d = _read_json(path)
+    if hasattr(MapperGraph, "from_dict"):
+        return MapperGraph.from_dict(d)
+    raise AdvtopoError("advtopo.mapper.MapperGraph has no from_dict; cannot score vulnerability")
+
+
+# --- plan ----------------------------------------------------------------------------------
+
+def eps_key(eps: float) -> str:
+    return f"{float(eps):g}"
+
+
+def graph_id(model: str, layer: str, attack: str, eps: float, mapper_set: str, n_sets: int) -> str:
+    gid = f"{model}__{layer}__{attack}__{eps_key(eps)}"
+    return gid if n_sets == 1 else f"{gid}__{mapper_set}"
+
+
+class Plan:
+    """All tasks of a study, with lookups by meaning (model, attack, eps, ...)."""
+
+    def __init__(self, cfg: StudyConfig) -> None:
+        self.cfg = cfg
+        self.tasks: list[Task] = []
+        self.data: Task | None = None
+        self.models: dict[str, Task] = {}
+        self.attacks: dict[tuple[str, str, float], Task] = {}
+        self.captures: dict[tuple[str, str, float], Task] = {}  # (model, attack or 'clean', eps)
+        self.graphs: dict[str, tuple[Task, dict[str, Any]]] = {}
+        self.persistence: Task | None = None
+        self.vulnerability: Task | None = None
+
+    def add(self, task: Task) -> Task:
+        self.tasks.append(task)
+        return task
+
+    def capture_for(self, model: str, attack: str, eps: float) -> Task:
+        return self.captures[(model, "clean", 0.0)] if eps == 0 else self.captures[(model, attack, float(eps))]
+
+
+def _dataset_slice(cfg: StudyConfig) -> dict[str, Any]:
+    return {k: v for k, v in asdict(cfg.dataset).items() if v is not None}
+
+
+def _file_digest(path: str) -> str:
+    p = Path(path)
+    if not p.is_file():
+        raise AdvtopoError(f"checkpoint {path} does not exist")
+    h = hashlib.sha256()
+    with open(p, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def plan_data(plan: Plan) -> None:
+    cfg = plan.cfg
+    plan.data = plan.add(Task("data", f"data {cfg.dataset.name} {cfg.dataset.split}", f"{HERE}:run_data",
+                              {"dataset": _dataset_slice(cfg)}))
+
+
+def plan_train(plan: Plan) -> None:
+    cfg = plan.cfg
+    for i, m in enumerate(cfg.models):
+        name = cfg.model_name(i)
+        params: dict[str, Any] = {"arch": m.arch, "seed": cfg.seed, "dataset": _dataset_slice(cfg), "_resumable": True}
+        if m.checkpoint:
+            params = {"arch": m.arch, "checkpoint": str(Path(m.checkpoint).resolve()),
+                      "digest": _file_digest(m.checkpoint)}
+        else:
+            params["recipe"] = dict(m.train)
+        plan.models[name] = plan.add(Task("train", f"train {name}", f"{HERE}:run_train", params,
+                                          {"data": plan.data}))
+
+
+def plan_attack(plan: Plan) -> None:
+    cfg = plan.cfg
+    for name, mt in plan.models.items():
+        for a in cfg.attacks:
+            for eps in a.eps:
+                if eps == 0:
+                    continue
+                params = {"attack": a.name, "eps": float(eps), "steps": a.steps, "alpha": a.alpha,
+                          "random_start": a.random_start, "options": a.options, "seed": cfg.seed,
+                          "batch_size": cfg.capture.batch_size}
+                plan.attacks[(name, a.name, float(eps))] = plan.add(
+                    Task("attack", f"attack {name} {a.name} eps={eps_key(eps)}", f"{HERE}:run_attack", params,
+                         {"data": plan.data, "model": mt}))
+
+
+def plan_capture(plan: Plan) -> None:
+    cfg = plan.cfg
+    layers = [{"module": la.module, "summary": la.summary, **({"name": la.name} if la.name else {})}
+              for la in cfg.layers]
+    params = {"layers": layers, "batch_size": cfg.capture.batch_size, "seed": cfg.capture.seed}
+    for name, mt in plan.models.items():
+        plan.captures[(name, "clean", 0.0)] = plan.add(
+            Task("capture", f"capture {name} clean", f"{HERE}:run_capture", params,
+                 {"data": plan.data, "model": mt}))
+        for (m, attack, eps), at in plan.attacks.items():
+            if m == name:
+                plan.captures[(name, attack, eps)] = plan.add(
+                    Task("capture", f"capture {name} {attack} eps={eps_key(eps)}", f"{HERE}:run_capture", params,
+                         {"data": plan.data, "model": mt, "adv": at}))
+
+
+def plan_mapper(plan: Plan) -> None:
+    cfg = plan.cfg
+    for name in plan.models:
+        for layer in cfg.layers:
+            for a in cfg.attacks:
+                for eps in a.eps:
+                    for ms in cfg.mapper:
+                        deps = {"data": plan.data, "clean": plan.captures[(name, "clean", 0.0)]}
+                        if eps > 0:
+                            deps["adv"] = plan.captures[(name, a.name, float(eps))]
+                        gid = graph_id(name, layer.key, a.name, eps, ms.name, len(cfg.mapper))
+                        t = plan.add(Task("mapper", f"mapper {gid}", f"{HERE}:run_mapper",
+                                          {"layer": layer.key, "mapper": ms.params(), "seed": cfg.seed}, deps))
+                        plan.graphs[gid] = (t, {"id": gid, "model": name, "layer": layer.key, "attack": a.name,
+                                                "eps": float(eps), "mapper_set": ms.name})
+
+
+def plan_persistence(plan: Plan) -> None:
+    cfg = plan.cfg
+    if not cfg.persistence.enabled:
+        return
+    try:
+        from advtopo.persistence import persistence_stage  # type: ignore[attr-defined]  # noqa: F401
+    except ImportError:
+        return
+    deps: dict[str, Task] = {"data": plan.data}
+    entries = []
+    for name in plan.models:
+        for a in cfg.attacks:
+            for eps in a.eps:
+                t = plan.capture_for(name, a.name, eps)
+                role = f"c_{t.key}"
+                deps[role] = t
+                for layer in cfg.layers:
+                    entries.append({"model": name, "layer": layer.key, "attack": a.name, "eps": float(eps), "role": role})
+    plan.persistence = plan.add(Task("persistence", "persistence", f"{HERE}:run_persistence",
+                                     {"entries": entries, "settings": cfg.persistence.settings}, deps))
+
+
+def plan_vulnerability(plan: Plan) -> None:
+    cfg = plan.cfg
+    v = cfg.vulnerability
+    if not v.enabled:
+        return
+    model = v.model or cfg.model_names[0]
+    layer = v.layer or cfg.layers[-1].key
+    attack = next(a for a in cfg.attacks if a.name == (v.attack or cfg.attacks[0].name))
+    eps0 = min(attack.eps)
+    gid = graph_id(model, layer, attack.name, eps0, cfg.mapper[0].name, len(cfg.mapper))
+    deps: dict[str, Task] = {"data": plan.data, "graph": plan.graphs[gid][0]}
+    eps_roles = []
+    for eps in attack.eps:
+        t = plan.capture_for(model, attack.name, eps)
+        deps[f"c_{t.key}"] = t
+        eps_roles.append({"eps": float(eps), "role": f"c_{t.key}"})
+    plan.vulnerability = plan.add(Task(
+        "vulnerability", f"vulnerability {model} {layer}", f"{HERE}:run_vulnerability",
+        {"model": model, "layer": layer, "attack": attack.name, "graph_id": gid, "eps_roles": eps_roles}, deps))
+
+
+# The stage list: (name, plan function). Extend with STAGES.append(...) or insert.
+STAGES: list[tuple[str, Callable[[Plan], None]]] = [
+    ("data", plan_data),
+    ("train", plan_train),
+    ("attack", plan_attack),
+    ("capture", plan_capture),
+    ("mapper", plan_mapper),
+    ("persistence", plan_persistence),
+    ("vulnerability", plan_vulnerability),
+]
+
+
+def make_plan(cfg: StudyConfig, stages: list[str] | None = None) -> Plan:
+    plan = Plan(cfg)
+    for name, fn in STAGES:
+        if stages is None or name in stages:
+            fn(plan)
+    return plan
