@@ -4,6 +4,8 @@ Point-cloud persistence (Vietoris-Rips on giotto-ph), diagram distances and
 vectorisations, layer x layer comparisons beside CKA/SVCCA, and the per-input
 activation-graph filtration of Gebhart et al. (2019). See docs/persistence.md.
 """
+from advtopo.persistence.activation_graph import (ActivationGraph, GraphPersistence, bag_of_edges,
+                                                  graph_persistence, maximum_spanning_forest)
 from advtopo.persistence.distances import (DISTANCES, bottleneck_distance, diagram_distance, finite_part,
                                            sliced_wasserstein_distance, wasserstein_distance)
 from advtopo.persistence.rips import (RipsPersistence, maxmin_landmarks, pairwise_distances, rips_diagrams,
@@ -18,4 +20,5 @@ __all__ = [
     "sliced_wasserstein_distance", "finite_part",
     "betti_curve", "persistence_landscape", "persistence_image", "total_persistence",
     "persistent_entropy", "diagram_summary",
+    "ActivationGraph", "GraphPersistence", "graph_persistence", "maximum_spanning_forest", "bag_of_edges",
 ]
