@@ -134,8 +134,8 @@ def mini_mapper(
     purities = [n["purity"] for n in nodes]
     entropies = [n["entropy"] for n in nodes]
     return {
-        "params": {"lens": "pc1", "n_intervals": n_intervals, "overlap": overlap,
-                   "clusterer": "single_linkage", "eps": radius},
+        "params": {"lens": "pca", "n_intervals": n_intervals, "overlap": overlap,
+                   "clusterer": "single", "eps": radius},
         "points": {"sample_id": sample_ids.astype(int).tolist(), "label": labels.astype(int).tolist(),
                    "prediction": preds.astype(int).tolist(), "is_adversarial": is_adv.astype(bool).tolist(),
                    "lens": lens.round(6).tolist()},

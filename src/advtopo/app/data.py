@@ -57,7 +57,8 @@ class RunData:
         self._index_mtime = None
         self._index: dict = {}
         self._extra: list[dict] = []  # graphs recomputed by the app (app-cache/), not in index.json
-        self.index()  # validate now: a broken index is a user error at start-up
+        self.index()
+        self._load_extra()  # validate now: a broken index is a user error at start-up
 
     # ---- paths -------------------------------------------------------------------------
     def safe_path(self, rel: Any) -> Path:
@@ -97,6 +98,19 @@ class RunData:
                 return {**self._index, "graphs": self._index["graphs"] + [g for g in self._extra if g["id"] not in known]}
             return self._index
 
+    def _load_extra(self) -> None:
+        try:
+            extra = json.loads(self.safe_path("app-cache/recompute/index.json").read_text(encoding="utf-8"))
+        except (NotFound, OSError, ValueError):
+            return
+        if isinstance(extra, list):
+            self._extra = [g for g in extra if isinstance(g, dict) and isinstance(g.get("id"), str)
+                           and isinstance(g.get("path"), str)]
+
+    def extra_graphs(self) -> list[dict]:
+        with self._lock:
+            return list(self._extra)
+
     def add_extra_graph(self, entry: dict) -> None:
         with self._lock:
             self._extra = [g for g in self._extra if g["id"] != entry["id"]] + [entry]
@@ -130,8 +144,9 @@ class RunData:
         return g
 
     def graph_text(self, graph_id: str) -> bytes:
-        """The graph file's bytes (served as-is: no re-encoding)."""
-        return self.safe_path(self.graph_entry(graph_id).get("path")).read_bytes()
+        """The graph as JSON bytes (validated: a broken file is a 400, not a 200)."""
+        g = self.graph(graph_id)
+        return json.dumps(g, separators=(",", ":"), allow_nan=False, default=float).encode()
 
     # ---- nodes -------------------------------------------------------------------------
     @staticmethod

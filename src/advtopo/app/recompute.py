@@ -4,21 +4,52 @@ Needs the mapper engine (``advtopo.mapper.Mapper``) and the run's stored activat
 (read through ``advtopo.study.open_run``). Both are imported lazily and guarded: when
 either is missing the API answers 501 with a message that says which.
 
-Results are written under ``RUN_DIR/app-cache/recompute/<graph_id>.json`` and appear in
-``/api/index`` as extra graphs (``"recomputed": true``), so they are cached in the run.
+Results are written under ``RUN_DIR/app-cache/recompute/<graph_id>.json`` (listed in
+``app-cache/recompute/index.json``) and appear in ``/api/index`` as extra graphs
+(``"recomputed": true``), so they are cached in the run and survive a restart.
 """
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import threading
 import time
 import uuid
 from typing import Any
 
+import numpy as np
+
+from advtopo.utils.io import atomic_write_json
+
 from .data import BadRequest, NotFound, RunData
 
-LENSES = ("l2norm", "pca", "pc1", "mean", "max", "sum", "density", "tsne", "umap")
+CACHE_DIR = "app-cache/recompute"
+FALLBACK_LENSES = ("l2norm", "pca", "pc1", "mean", "max", "sum", "density")
+
+
+def _lenses() -> tuple[str, ...]:
+    try:
+        from advtopo.mapper import LENSES  # type: ignore[attr-defined]
+
+        return tuple(n for n in LENSES if n not in ("metadata", "precomputed"))
+    except Exception:  # noqa: BLE001
+        return FALLBACK_LENSES
+
+
+def _missing_activations(index: dict, e: dict) -> str | None:
+    """A description of the activations the graph needs that the run's index lacks, else None."""
+    have = [a for a in index.get("activations", []) or [] if isinstance(a, dict)
+            and a.get("model") == e.get("model") and a.get("layer") == e.get("layer")]
+    need = [("clean", 0.0)]
+    if float(e.get("eps") or 0) > 0:
+        need.append((e.get("attack"), float(e["eps"])))
+    for attack, eps in need:
+        ok = any(a.get("attack") == attack and (attack == "clean" or abs(float(a.get("eps", -1)) - eps) < 1e-9)
+                 for a in have)
+        if not ok:
+            return f"model={e.get('model')} layer={e.get('layer')} {attack}" + ("" if attack == "clean" else f"@{eps:g}")
+    return None
 
 
 class RecomputeUnavailable(Exception):
@@ -58,8 +89,9 @@ def validate(params: dict, run: RunData) -> dict:
     if not (eps == "auto" or (isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps > 0)):
         raise BadRequest("eps must be a positive number or 'auto'")
     lens = params.get("lens", base.get("lens", "l2norm"))
-    if not isinstance(lens, str) or lens not in LENSES:
-        raise BadRequest(f"lens must be one of {', '.join(LENSES)}")
+    lenses = _lenses()
+    if not isinstance(lens, str) or lens not in lenses:
+        raise BadRequest(f"lens must be one of {', '.join(lenses)}")
     out.update(n_intervals=n, overlap=float(ov), eps=eps, lens=lens)
     return out
 
@@ -85,46 +117,61 @@ class RecomputeManager:
             raise RecomputeUnavailable("recompute needs the mapper engine (advtopo.mapper.Mapper), which is not available")
         if open_run is None:
             raise RecomputeUnavailable("recompute needs advtopo.study.open_run to read activations, which is not available")
+        e = p["entry"]
+        missing = _missing_activations(self.run.index(), e)
+        if missing:
+            raise RecomputeUnavailable(f"this run holds no stored activations for {missing}; recompute is unavailable")
         try:
             handle = open_run(self.run.root)
         except Exception as exc:  # noqa: BLE001
             raise RecomputeUnavailable(f"cannot open the run to read activations: {exc}") from None
-        loader = getattr(handle, "activations", None) or getattr(handle, "load_activations", None)
-        if loader is None:
-            raise RecomputeUnavailable("this run does not expose its activations; recompute is unavailable")
-        e = p["entry"]
         key = json.dumps({k: p[k] for k in ("graph", "n_intervals", "overlap", "eps", "lens")}, sort_keys=True)
-        new_id = f"{e['id']}__r{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+        new_id = f"{e.get('source', e['id'])}__r{hashlib.sha1(key.encode()).hexdigest()[:8]}"
         job_id = uuid.uuid4().hex[:12]
         job = {"id": job_id, "state": "queued", "progress": 0.0, "message": "queued", "graph_id": new_id,
                "started": time.time()}
         with self._lock:
             self.jobs[job_id] = job
-        threading.Thread(target=self._work, args=(job, p, Mapper, loader, new_id), daemon=True).start()
-        return {k: v for k, v in job.items()}
+        threading.Thread(target=self._work, args=(job, p, Mapper, handle, new_id), daemon=True).start()
+        return dict(job)
 
-    def _work(self, job: dict, p: dict, Mapper, loader, new_id: str) -> None:  # noqa: N803
+    def _work(self, job: dict, p: dict, Mapper, handle, new_id: str) -> None:  # noqa: N803
         e = p["entry"]
         try:
-            job.update(state="running", progress=0.1, message="loading activations")
-            acts = loader(model=e["model"], layer=e["layer"], attack=e.get("attack"), eps=e.get("eps"))
-            X, meta = acts if isinstance(acts, tuple) else (acts, None)
-            job.update(progress=0.4, message="building the graph")
-            mapper = Mapper(lens=p["lens"], cover={"n_intervals": p["n_intervals"], "overlap": p["overlap"]},
-                            clusterer={"name": "dbscan", "eps": p["eps"]})
-            graph = mapper.fit(X, metadata=meta)
+            if any(g.get("id") == new_id for g in self.run.index()["graphs"]):
+                job.update(state="done", progress=1.0, message="cached")
+                return
+            job.update(state="running", progress=0.05, message="loading activations")
+            base = self.run.graph(e["id"])
+            pts = base.get("points", {})
+            eps = float(e.get("eps") or 0)
+            X = [np.asarray(handle.activations(e["model"], e["layer"], eps=0.0))]
+            if eps > 0:
+                X.append(np.asarray(handle.activations(e["model"], e["layer"], attack=e.get("attack"), eps=eps)))
+            X = np.concatenate(X).astype(np.float32, copy=False)
+            md = {k: np.asarray(pts[k]) for k in ("label", "prediction", "is_adversarial", "sample_id") if k in pts}
+            if any(len(v) != len(X) for v in md.values()):
+                raise ValueError("the stored activations do not match the graph's points")
+            job.update(progress=0.3, message=f"building the graph ({len(X)} points)")
+            allowed = set(inspect.signature(Mapper).parameters)
+            kw = {k: v for k, v in (base.get("params") or e.get("params") or {}).items() if k in allowed
+                  and isinstance(v, (str, int, float, bool)) and k not in ("backend", "device")}
+            kw.update(lens=p["lens"], n_intervals=p["n_intervals"], overlap=p["overlap"], eps=p["eps"])
+            graph = Mapper(**kw).fit(X, metadata=md)
             d = graph.to_dict() if hasattr(graph, "to_dict") else graph
             job.update(progress=0.9, message="saving")
-            rel = f"app-cache/recompute/{new_id}.json"
-            from advtopo.utils.io import atomic_write_json
-
+            rel = f"{CACHE_DIR}/{new_id}.json"
             atomic_write_json(self.run.root / rel, d, indent=None)
             params = {"lens": p["lens"], "n_intervals": p["n_intervals"], "overlap": p["overlap"], "eps": p["eps"]}
-            self.run.add_extra_graph({**{k: e.get(k) for k in ("model", "layer", "attack", "eps")}, "id": new_id,
-                                      "path": rel, "params": params, "stats": d.get("stats", {}), "recomputed": True,
-                                      "source": e["id"]})
+            st = d.get("stats", {})
+            entry = {**{k: e.get(k) for k in ("model", "layer", "attack", "eps")}, "id": new_id, "path": rel,
+                     "params": params, "recomputed": True, "source": e.get("source", e["id"]),
+                     "stats": {k: st.get(k) for k in ("n_nodes", "n_edges", "n_components", "n_noise", "mean_purity",
+                                                     "mean_entropy") if k in st}}
+            self.run.add_extra_graph(entry)
+            atomic_write_json(self.run.root / CACHE_DIR / "index.json", self.run.extra_graphs())
             job.update(state="done", progress=1.0, message="done")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001  (reported to the client as the job's message)
             job.update(state="error", message=f"{type(exc).__name__}: {exc}")
 
     def status(self, job_id: str) -> dict:

@@ -58,6 +58,7 @@ def _ids(value: str) -> list[int]:
 
 class AppHandler(BaseHTTPRequestHandler):
     server_version = "advtopo"
+    default_request_version = "HTTP/1.0"  # so even a malformed request line gets a status line + JSON
     sys_version = ""
     protocol_version = "HTTP/1.1"
     # set per server class
