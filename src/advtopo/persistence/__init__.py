@@ -8,8 +8,12 @@ from advtopo.persistence.activation_graph import (ActivationGraph, GraphPersiste
                                                   graph_persistence, maximum_spanning_forest)
 from advtopo.persistence.distances import (DISTANCES, bottleneck_distance, diagram_distance, finite_part,
                                            sliced_wasserstein_distance, wasserstein_distance)
+from advtopo.persistence.layers import (LayerDistance, compare_layers, layer_distance_matrix, linear_cka,
+                                       pca_removal_sensitivity, rank_correlation, similarity_matrix, svcca)
+from advtopo.persistence.pointclouds import top_l2_point_cloud
 from advtopo.persistence.rips import (RipsPersistence, maxmin_landmarks, pairwise_distances, rips_diagrams,
                                       split_diagrams, stack_diagrams)
+from advtopo.persistence.stage import DEFAULT_SETTINGS, persistence_stage, validate_settings
 from advtopo.persistence.vectorize import (betti_curve, diagram_summary, persistence_image,
                                            persistence_landscape, persistent_entropy, total_persistence)
 
@@ -21,4 +25,7 @@ __all__ = [
     "betti_curve", "persistence_landscape", "persistence_image", "total_persistence",
     "persistent_entropy", "diagram_summary",
     "ActivationGraph", "GraphPersistence", "graph_persistence", "maximum_spanning_forest", "bag_of_edges",
+    "top_l2_point_cloud", "LayerDistance", "layer_distance_matrix", "compare_layers", "linear_cka", "svcca",
+    "similarity_matrix", "rank_correlation", "pca_removal_sensitivity",
+    "persistence_stage", "validate_settings", "DEFAULT_SETTINGS",
 ]
