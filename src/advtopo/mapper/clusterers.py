@@ -229,6 +229,8 @@ def make_clusterer(clusterer: Any = "dbscan", metric: str = "euclidean", **param
 
 def sklearn_dbscan_metric(clusterer: Any) -> str | None:
     """The metric of an ``sklearn.cluster.DBSCAN`` object (None for anything else)."""
+    if isinstance(clusterer, (str, GraphClusterer, SklearnClusterer)) or clusterer is None:
+        return None  # no sklearn import on the default path
     try:
         from sklearn.cluster import DBSCAN as _SkDBSCAN
     except ImportError:  # pragma: no cover

@@ -194,7 +194,10 @@ class Mapper:
 
     def _graph(self, X, md, lens_arr, srt, ce, clusterer, eps_graph, edge_mask, params) -> MapperGraph:
         members, node_el, node_cl, elements = _cluster_cover(X, srt, ce, clusterer, eps_graph, edge_mask)
-        row_l2 = np.sqrt(np.einsum("ij,ij->i", X.astype(np.float64, copy=False), X.astype(np.float64, copy=False)))
+        if getattr(self, "_row_l2_for", None) is not X:
+            self._row_l2 = np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))
+            self._row_l2_for = X
+        row_l2 = self._row_l2
         means = np.array([X[m].mean(axis=0) for m in members]) if self.keep_means and members else None
         return MapperGraph(members, node_el, len(X), lens=lens_arr, metadata=md, row_l2=row_l2, params=params,
                            elements=elements, node_cluster=node_cl, node_means=means)

@@ -56,22 +56,19 @@ class _Prepared:
         self.metric = metric
         if metric == "euclidean":
             self.exact = Xs  # exact recomputation converts chunks to float64 on the fly
-            mean = np.asarray(Xs, dtype=np.float64).mean(axis=0) if Xs.dtype != np.float64 else Xs.mean(axis=0)
-            Xc = np.empty(Xs.shape, dtype=np.float32)
-            sq = np.empty(len(Xs), dtype=np.float64)
-            for s in range(0, len(Xs), 65536):
-                c = np.asarray(Xs[s:s + 65536], dtype=np.float64) - mean
-                Xc[s:s + 65536] = c
-                c32 = Xc[s:s + 65536].astype(np.float64)
-                sq[s:s + 65536] = np.einsum("ij,ij->i", c32, c32)
+            mean = Xs.mean(axis=0, dtype=np.float64)
+            n, d = Xs.shape
+            self.left = np.empty((n, d + 2), dtype=np.float32)
+            self.right = np.empty((n, d + 2), dtype=np.float32)
+            sq = np.empty(n, dtype=np.float64)
+            for s in range(0, n, 16384):
+                c = np.subtract(Xs[s:s + 16384], mean, dtype=np.float32)
+                sq[s:s + 16384] = np.einsum("ij,ij->i", c, c, dtype=np.float64)
+                self.right[s:s + 16384, :-2] = c
+                np.multiply(c, -2, out=self.left[s:s + 16384, :-2])
             self.sq = sq
-            n = len(Xc)
-            self.left = np.empty((n, Xc.shape[1] + 2), dtype=np.float32)
-            self.left[:, :-2] = -2 * Xc
             self.left[:, -2] = sq
             self.left[:, -1] = 1.0
-            self.right = np.empty_like(self.left)
-            self.right[:, :-2] = Xc
             self.right[:, -2] = 1.0
             self.right[:, -1] = sq
         else:
