@@ -50,11 +50,9 @@ def train(model: nn.Module, arch: str, train_ds, test_ds, recipe: dict[str, Any]
     if _have_trainer():
         from advtopo.adversarial import TrainConfig, train_model
 
-        cfg = TrainConfig.from_dict(dict(recipe))
-        try:
-            res = train_model(model, train_ds, test_ds, cfg, out_dir, quiet=quiet, device=device)
-        except TypeError:
-            res = train_model(model, train_ds, test_ds, cfg, out_dir, quiet=quiet)
+        # the device is a run-time choice, not part of the recipe (nor of the task hash)
+        cfg = TrainConfig.from_dict({**recipe, "device": str(device)})
+        res = train_model(model, train_ds, test_ds, cfg, out_dir, quiet=quiet, arch=arch)
         return dict(res or {})
     return _fallback_train(model, arch, train_ds, recipe, out_dir, device, quiet)
 

@@ -1,0 +1,114 @@
+"""Study config validation: every mistake is caught before any work, with a useful message."""
+from __future__ import annotations
+
+import pytest
+
+from advtopo.errors import AdvtopoError
+from advtopo.study import StudyConfig, demo_config_path, load_config
+from advtopo.study.config import dumps_toml
+
+
+def base() -> dict:
+    return {"name": "t", "dataset": {"name": "digits", "subset": 50},
+            "models": [{"arch": "lenet5", "train": {"method": "standard", "eps": 0.0, "epochs": 1}}],
+            "attacks": [{"name": "pgd", "eps": [0.0, 0.1]}],
+            "layers": [{"module": "fc1"}]}
+
+
+def test_demo_and_example_configs_are_valid():
+    cfg = load_config(demo_config_path())
+    assert len(cfg.models) >= 4 and cfg.dataset.name == "mnist"
+    assert cfg.attacks[0].eps == [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3]
+    cfg.check_layers_against_models()
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "study.toml"
+    load_config(example).check_layers_against_models()
+
+
+def test_unknown_key_suggests_the_right_one():
+    d = base()
+    d["atacks"] = d.pop("attacks")
+    with pytest.raises(AdvtopoError, match=r"unknown key 'atacks' \(did you mean 'attacks'\?\)"):
+        StudyConfig.from_dict(d)
+    d = base()
+    d["dataset"]["subest"] = 3
+    with pytest.raises(AdvtopoError, match=r"unknown key 'dataset.subest' \(did you mean 'subset'\?\)"):
+        StudyConfig.from_dict(d)
+    d = base()
+    d["layers"][0]["sumary"] = "gap"
+    with pytest.raises(AdvtopoError, match=r"layers\[0\].sumary.*did you mean 'summary'"):
+        StudyConfig.from_dict(d)
+
+
+def test_wrong_types_name_the_key_and_the_type():
+    d = base()
+    d["attacks"][0]["steps"] = "ten"
+    with pytest.raises(AdvtopoError, match=r"attacks\[0\].steps='ten' has the wrong type; expected integer"):
+        StudyConfig.from_dict(d)
+    d = base()
+    d["attacks"][0]["eps"] = 0.1
+    with pytest.raises(AdvtopoError, match=r"attacks\[0\].eps=0.1 has the wrong type; expected list of number"):
+        StudyConfig.from_dict(d)
+    d = base()
+    d["models"] = {"arch": "lenet5"}
+    with pytest.raises(AdvtopoError, match=r"models must be an array of tables"):
+        StudyConfig.from_dict(d)
+
+
+def test_eps_out_of_range_and_bad_choices():
+    d = base()
+    d["attacks"][0]["eps"] = [0.0, 8]
+    with pytest.raises(AdvtopoError, match=r"attacks\[0\].eps\[1\]=8.* out of range.*\[0, 1\]"):
+        StudyConfig.from_dict(d)
+    d = base()
+    d["models"][0]["train"]["eps"] = -0.1
+    with pytest.raises(AdvtopoError, match=r"models\[0\].train.eps=-0.1 is out of range"):
+        StudyConfig.from_dict(d)
+    d = base()
+    d["layers"][0]["summary"] = "toplz"
+    with pytest.raises(AdvtopoError, match=r"layers\[0\].summary='toplz'.*did you mean 'top_l2'"):
+        StudyConfig.from_dict(d)
+    d = base()
+    d["models"][0]["arch"] = "lenet"
+    with pytest.raises(AdvtopoError, match=r"unknown model 'lenet'.*did you mean 'lenet5'"):
+        StudyConfig.from_dict(d)
+    d = base()
+    d["attacks"][0]["name"] = "pgdd"
+    with pytest.raises(AdvtopoError, match=r"did you mean 'pgd'"):
+        StudyConfig.from_dict(d)
+    d = base()
+    d["models"][0]["train"]["methd"] = "fgsm"
+    with pytest.raises(AdvtopoError, match=r"models\[0\].train"):
+        StudyConfig.from_dict(d)
+
+
+def test_layers_are_checked_against_the_model():
+    d = base()
+    d["layers"][0]["module"] = "fc_1"
+    cfg = StudyConfig.from_dict(d)
+    with pytest.raises(AdvtopoError, match=r"unknown layer 'fc_1' \(did you mean 'fc1'\?\)"):
+        cfg.check_layers_against_models()
+
+
+def test_duplicate_model_names_and_missing_sections():
+    d = base()
+    d["models"].append(dict(d["models"][0]))
+    with pytest.raises(AdvtopoError, match="model names must be unique"):
+        StudyConfig.from_dict(d)
+    d = base()
+    del d["layers"]
+    with pytest.raises(AdvtopoError, match=r"at least one \[\[layers\]\]"):
+        StudyConfig.from_dict(d)
+
+
+def test_toml_roundtrip(tmp_path):
+    cfg = StudyConfig.from_dict(base())
+    path = tmp_path / "s.toml"
+    path.write_text(dumps_toml(cfg.to_dict()))
+    again = StudyConfig.from_toml(path)
+    assert again.to_dict() == cfg.to_dict()
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = \n")
+    with pytest.raises(AdvtopoError, match="not valid TOML"):
+        StudyConfig.from_toml(bad)
