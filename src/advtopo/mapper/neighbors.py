@@ -58,34 +58,36 @@ class _Prepared:
             self.exact = Xs  # exact recomputation converts chunks to float64 on the fly
             mean = Xs.mean(axis=0, dtype=np.float64)
             n, d = Xs.shape
-            self.left = np.empty((n, d + 2), dtype=np.float32)
-            self.right = np.empty((n, d + 2), dtype=np.float32)
+            w = _padded(d + 2)
+            self.left = np.zeros((n, w), dtype=np.float32)
+            self.right = np.zeros((n, w), dtype=np.float32)
             sq = np.empty(n, dtype=np.float64)
             for s in range(0, n, 16384):
                 c = np.subtract(Xs[s:s + 16384], mean, dtype=np.float32)
                 sq[s:s + 16384] = np.einsum("ij,ij->i", c, c, dtype=np.float64)
-                self.right[s:s + 16384, :-2] = c
-                np.multiply(c, -2, out=self.left[s:s + 16384, :-2])
+                self.right[s:s + 16384, :d] = c
+                np.multiply(c, -2, out=self.left[s:s + 16384, :d])
             self.sq = sq
-            self.left[:, -2] = sq
-            self.left[:, -1] = 1.0
-            self.right[:, -2] = 1.0
-            self.right[:, -1] = sq
+            self.left[:, d] = sq
+            self.left[:, d + 1] = 1.0
+            self.right[:, d] = 1.0
+            self.right[:, d + 1] = sq
         else:
             self.exact = Xs
             n = len(Xs)
             self.norms = np.empty(n, dtype=np.float64)
-            self.left = np.empty((n, Xs.shape[1] + 1), dtype=np.float32)
+            d = Xs.shape[1]
+            self.left = np.zeros((n, _padded(d + 1)), dtype=np.float32)
             for s in range(0, n, 65536):
                 c = np.asarray(Xs[s:s + 65536], dtype=np.float64)
                 nr = np.sqrt(np.einsum("ij,ij->i", c, c))
                 nr[nr == 0] = 1.0
                 self.norms[s:s + 65536] = nr
-                self.left[s:s + 65536, :-1] = -(c / nr[:, None])
-            self.left[:, -1] = 1.0
+                self.left[s:s + 65536, :d] = -(c / nr[:, None])
+            self.left[:, d] = 1.0
             self.sq = np.ones(n)
             self.right = self.left.copy()
-            self.right[:, :-1] *= -1
+            self.right[:, :d] *= -1
 
     def tol(self, p: np.ndarray, q: np.ndarray) -> np.ndarray:
         """Per-pair band within which the float32 score may be on the wrong side of a threshold."""
@@ -109,6 +111,10 @@ class _Prepared:
         return out
 
 
+def _padded(width: int) -> int:
+    return -(-width // 16) * 16
+
+
 def eps_to_threshold(eps: float, metric: str) -> float:
     """The score threshold for ``dist <= eps``: eps^2 for euclidean, eps for cosine."""
     return float(eps) ** 2 if metric == "euclidean" else float(eps)
@@ -118,8 +124,8 @@ def eps_to_threshold(eps: float, metric: str) -> float:
 class EpsGraph:
     """Candidate pairs (p < q, positions in lens-sorted order) with float32 scores <= max threshold."""
 
-    rows: np.ndarray  # int64 sorted ascending
-    cols: np.ndarray  # int64
+    rows: np.ndarray  # int32 (int64 past 2^31 rows), sorted ascending
+    cols: np.ndarray
     score: np.ndarray  # float32 approximate score
     indptr: np.ndarray  # rows[indptr[p]:indptr[p+1]] == p
     n: int
@@ -161,7 +167,7 @@ def build_eps_graph(
     backend: str = "numpy",
     device: str = "cpu",
     block_bytes: int = 1 << 26,
-    block_rows: int = 1024,
+    block_rows: int = 512,
 ) -> EpsGraph:
     """All pairs p < q < reach[p] of the (lens-sorted) rows ``Xs`` with dist <= max_eps.
 
@@ -176,6 +182,7 @@ def build_eps_graph(
     tol_max = float(prep.tol(np.array([int(np.argmax(prep.sq))]), np.array([int(np.argmax(prep.sq))]))[0])
     thr_hi = thr + tol_max
     rows_out, cols_out, score_out = [], [], []
+    idx_t = np.int32 if n < 2**31 - 1 else np.int64  # 12 bytes per kept edge
     block_rows = max(1, int(block_rows))
     col_chunk = max(256, int(block_bytes // (4 * block_rows)))
 
@@ -200,8 +207,8 @@ def build_eps_graph(
                     if idx.shape[0] == 0:
                         continue
                     vals = S[idx[:, 0], idx[:, 1]]
-                    rows_out.append(idx[:, 0].cpu().numpy() + s)
-                    cols_out.append(idx[:, 1].cpu().numpy() + c0)
+                    rows_out.append((idx[:, 0].to(torch.int32) + s).cpu().numpy().astype(idx_t, copy=False))
+                    cols_out.append((idx[:, 1].to(torch.int32) + c0).cpu().numpy().astype(idx_t, copy=False))
                     score_out.append(vals.float().cpu().numpy())
         finally:
             torch.backends.cuda.matmul.allow_tf32 = old_tf32
@@ -215,27 +222,29 @@ def build_eps_graph(
             for c0 in range(s, R, col_chunk):
                 c1 = min(R, c0 + col_chunk)
                 S = left[s:t] @ right[c0:c1].T
-                ii, jj = np.nonzero(S <= thr_hi)
-                if len(ii) == 0:
+                flat = np.flatnonzero(S <= thr_hi)
+                if len(flat) == 0:
                     continue
-                score_out.append(S[ii, jj])
-                rows_out.append(ii.astype(np.int64) + s)
-                cols_out.append(jj.astype(np.int64) + c0)
+                ii, jj = np.divmod(flat, c1 - c0)
+                score_out.append(S.ravel()[flat])
+                rows_out.append((ii + s).astype(idx_t))
+                cols_out.append((jj + c0).astype(idx_t))
 
     if rows_out:
         rows = np.concatenate(rows_out)
         cols = np.concatenate(cols_out)
         score = np.concatenate(score_out).astype(np.float32)
     else:
-        rows = cols = np.zeros(0, dtype=np.int64)
+        rows = cols = np.zeros(0, dtype=idx_t)
         score = np.zeros(0, dtype=np.float32)
     keep = (cols > rows) & (cols < reach[rows])
     rows, cols, score = rows[keep], cols[keep], score[keep]
     # exact-ish prefilter with the per-pair band, then order by (row, col)
     keep = score.astype(np.float64) <= thr + prep.tol(rows, cols)
     rows, cols, score = rows[keep], cols[keep], score[keep]
-    order = np.lexsort((cols, rows))
-    rows, cols, score = rows[order], cols[order], score[order]
+    if len(rows) > 1 and np.any(rows[1:] < rows[:-1]):  # only when a row block was split in column chunks
+        order = np.argsort(rows, kind="stable")
+        rows, cols, score = rows[order], cols[order], score[order]
     indptr = np.searchsorted(rows, np.arange(n + 1), side="left")
     return EpsGraph(rows=rows, cols=cols, score=score, indptr=indptr, n=n, metric=metric,
                     max_eps=float(max_eps), prepared=prep)
