@@ -160,9 +160,10 @@
   }
 
   // ------------------------------------------------------------------ layouts (deterministic)
-  function layoutFor(g, kind) {
+  function layoutFor(g, kind, aspect) {
     const d = derive(g);
     d.layouts = d.layouts || {};
+    if (kind !== "lens") kind = `force:${aspect}`;
     if (d.layouts[kind]) return d.layouts[kind];
     const t = performance.now();
     const n = g.nodes.length;
@@ -176,34 +177,41 @@
       const a = d.nodeById.get(String(e.source)), b = d.nodeById.get(String(e.target));
       if (a != null && b != null) links.push({ source: a, target: b, j: e.jaccard || 0 });
     });
-    // seeded initial positions (phyllotaxis, like d3's default, but explicit)
-    nodes.forEach((p, i) => { const r = 10 * Math.sqrt(0.5 + i), a = i * Math.PI * (3 - Math.sqrt(5)); p.x = r * Math.cos(a); p.y = r * Math.sin(a); });
+    // seeded initial positions: along the lens (mapper graphs are ordered by it), y from a seeded LCG;
+    // a good start lets big graphs settle in few ticks
+    const rnd = d3.randomLcg(7), span = Math.max(120, 26 * Math.sqrt(n));
+    const lensVals = nodes.map((p) => p.lens).filter((v) => v != null && isFinite(v));
+    const le = lensVals.length ? d3.extent(lensVals) : [0, 1];
+    const lx = (v) => (le[1] > le[0] && v != null && isFinite(v) ? ((v - le[0]) / (le[1] - le[0]) - 0.5) * span : (rnd() - 0.5) * span);
+    nodes.forEach((p) => { p.x = lx(p.lens); p.y = (rnd() - 0.5) * span; });
+    const big = n > 400;
     const sim = d3.forceSimulation(nodes).randomSource(d3.randomLcg(42))
       .force("link", d3.forceLink(links).id((p) => p.i).distance((l) => 14 + l.source.r + l.target.r).strength(0.8))
-      .force("charge", d3.forceManyBody().strength(-28).distanceMax(260).theta(0.9))
-      .force("collide", d3.forceCollide((p) => p.r + 2).iterations(1))
+      .force("charge", d3.forceManyBody().strength(-28).distanceMax(260).theta(big ? 1.2 : 0.9))
       .stop();
+    const collide = d3.forceCollide((p) => p.r + 2).iterations(1);
     let lensExtent = null;
     if (kind === "lens") {
-      const vals = nodes.map((p) => p.lens).filter((v) => v != null && isFinite(v));
-      lensExtent = vals.length ? d3.extent(vals) : [0, 1];
+      lensExtent = [le[0], le[1]];
       if (lensExtent[0] === lensExtent[1]) lensExtent = [lensExtent[0] - 0.5, lensExtent[1] + 0.5];
-      const span = Math.max(200, 22 * Math.sqrt(n) * 2.2);
-      const xs = d3.scaleLinear().domain(lensExtent).range([0, span]);
+      const xs = d3.scaleLinear().domain(lensExtent).range([0, Math.max(200, 22 * Math.sqrt(n) * 2.2)]);
       nodes.forEach((p) => { p.fx = xs(p.lens != null && isFinite(p.lens) ? p.lens : lensExtent[0]); });
       sim.force("y", d3.forceY(0).strength(0.08));
     } else {
-      sim.force("x", d3.forceX(0).strength(0.07)).force("y", d3.forceY(0).strength(0.07));
+      // a tall panel gets a tall picture: pull harder along x than y
+      const ax = aspect || 1;
+      sim.force("x", d3.forceX(0).strength(0.07 * Math.max(1, ax))).force("y", d3.forceY(0).strength(0.07 / Math.min(1, ax)));
     }
-    const ticks = n > 1500 ? 90 : n > 500 ? 140 : 300;
+    const ticks = n > 1500 ? 60 : n > 400 ? 80 : 300, late = n > 400 ? 12 : ticks;
     sim.alpha(1).alphaDecay(1 - Math.pow(0.001, 1 / ticks));
-    for (let k = 0; k < ticks; k++) sim.tick();
+    for (let k = 0; k < ticks; k++) { if (k === ticks - late) sim.force("collide", collide); sim.tick(); }
     const res = { x: nodes.map((p) => p.x), y: nodes.map((p) => p.y), lensExtent, ms: performance.now() - t };
     if (kind === "lens") { // keep the lens value itself as x (the axis is in lens units)
       const xs = d3.scaleLinear().domain(lensExtent).range([0, Math.max(200, 22 * Math.sqrt(n) * 2.2)]);
       res.x = res.x.map((v) => xs.invert(v));
     }
     d.layouts[kind] = res;
+    window.advtopo.timings[`layout:${kind}:${g._id || ""}`] = res.ms;
     return res;
   }
 
@@ -322,6 +330,7 @@
     const g = await DS.graph(id);
     window.advtopo.timings["fetch:" + id] = performance.now() - t;
     g.nodes = g.nodes || []; g.edges = g.edges || [];
+    Object.defineProperty(g, "_id", { value: id, enumerable: false });
     GRAPHS.set(id, g);
     return g;
   }
@@ -350,8 +359,10 @@
     const e = ENTRY.get(p.id) || {};
     const view = nodeView(g, state.points);
     const d = derive(g);
-    const L = layoutFor(g, state.layout);
     const { W, H } = panelSize(p);
+    // aspect bucket (1 = square, 2 = tall, 0.5 = wide): the layout is deterministic for each bucket
+    const aspect = Math.pow(2, Math.max(-1, Math.min(1, Math.round(Math.log2(H / W)))));
+    const L = layoutFor(g, state.layout, aspect);
     const lensMode = state.layout === "lens";
     const pad = 22, padB = lensMode ? 44 : 18;
     const xs = L.x, ys = L.y;
@@ -360,8 +371,8 @@
     let fx, fy;
     if (lensMode) {
       fx = d3.scaleLinear().domain(xExt).range([pad + 10, W - pad - 10]);
-      const s = Math.min((H - pad - padB) / dy, (W - 2 * pad) / (dx * 0 + (W - 2 * pad)) * 1e9);
-      fy = d3.scaleLinear().domain(yExt).range([pad + (H - pad - padB - dy * Math.min(s, 3)) / 2, pad + (H - pad - padB + dy * Math.min(s, 3)) / 2]);
+      const s = Math.min((H - pad - padB) / dy, 4);
+      fy = d3.scaleLinear().domain(yExt).range([pad + (H - pad - padB - dy * s) / 2, pad + (H - pad - padB + dy * s) / 2]);
     } else {
       const s = Math.min((W - 2 * pad) / dx, (H - pad - padB) / dy);
       const ox = (W - dx * s) / 2, oy = pad + (H - pad - padB - dy * s) / 2;
@@ -933,7 +944,8 @@
   function defaultPanels() {
     const fromHash = decodeURIComponent((location.hash.match(/graphs=([^&]*)/) || [])[1] || "").split(",").filter((id) => ENTRY.has(id));
     if (fromHash.length) return fromHash;
-    if (EMBED && EMBED.state && Array.isArray(EMBED.state.graphs)) return EMBED.state.graphs.filter((id) => ENTRY.has(id));
+    const fromEmbed = EMBED && EMBED.state && Array.isArray(EMBED.state.graphs) ? EMBED.state.graphs.filter((id) => ENTRY.has(id)) : [];
+    if (fromEmbed.length) return fromEmbed;
     if (!INDEX.graphs.length) return [];
     // the paper's view: one model (the first), the deepest layer, every attack eps
     const layers = INDEX.layers && INDEX.layers.length ? INDEX.layers : uniq(INDEX.graphs.map((g) => g.layer));

@@ -1,0 +1,292 @@
+"""The front end in a real browser (Playwright driving Debian's chromium).
+
+Screenshots go to test-artifacts/ (look at them: legends, labels, colours).
+Skipped cleanly when /usr/bin/chromium or playwright is missing.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from advtopo.app import export_html, serve
+from app_fixture import make_fixture_run
+
+CHROMIUM = os.environ.get("ADVTOPO_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed (apt-get install chromium)"),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return make_fixture_run(tmp_path_factory.mktemp("brun") / "run")
+
+
+@pytest.fixture(scope="module")
+def index(run_dir):
+    return json.loads((run_dir / "index.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def server(run_dir):
+    srv = serve(run_dir, port=0, open_browser=False, block=False)
+    yield srv
+    srv.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()
+
+
+class Page:
+    """A page that records console errors and failed requests."""
+
+    def __init__(self, browser, width=1600, height=900):
+        self.ctx = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+        self.page = self.ctx.new_page()
+        self.errors: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(f"{m.type}: {m.text}") if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+        self.page.on("requestfailed", lambda r: self.errors.append(f"requestfailed: {r.url}"))
+
+    def open(self, url):
+        self.page.goto(url)
+        self.page.wait_for_selector("body[data-ready='1']", timeout=20000)
+        return self.page
+
+    def shot(self, name):
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"app-{name}.png"))
+
+    def close(self):
+        self.ctx.close()
+
+
+@pytest.fixture
+def page(browser):
+    p = Page(browser)
+    yield p
+    p.close()
+
+
+def api(server, path):
+    import urllib.request
+
+    with urllib.request.urlopen(server.url + path.lstrip("/"), timeout=10) as r:
+        return json.loads(r.read())
+
+
+def panel_node_ids(pg, k):
+    return pg.eval_on_selector_all(f".panel[data-index='{k}'] g.node", "els => els.map(e => e.dataset.id)")
+
+
+def test_loads_without_console_errors(server, page):
+    pg = page.open(server.url)
+    assert pg.title() == "advtopo"
+    assert pg.locator(".panel").count() >= 1
+    assert pg.locator("#legend .item").count() == 10  # class legend
+    assert pg.locator(".vuln").count() == 20  # vulnerable samples list with thumbnails
+    pg.wait_for_function("Array.from(document.querySelectorAll('.vuln img')).every(i => i.complete && i.naturalWidth > 0)")
+    page.shot("overview")
+    assert page.errors == []
+
+
+def test_graph_renders_with_the_api_node_count(server, page, index):
+    pg = page.open(server.url)
+    panels = pg.eval_on_selector_all(".panel", "els => els.map(e => e.dataset.graph)")
+    assert panels
+    for k, gid in enumerate(panels):
+        g = api(server, f"/api/graph/{gid}")
+        ids = panel_node_ids(pg, k)
+        assert len(ids) == len(g["nodes"]) == next(e for e in index["graphs"] if e["id"] == gid)["stats"]["n_nodes"]
+        assert sorted(ids) == sorted(n["id"] for n in g["nodes"])
+        n_edges = pg.locator(f".panel[data-index='{k}'] line.edge").count()
+        assert n_edges == len(g["edges"])
+    assert page.errors == []
+
+
+def test_layout_is_deterministic(server, browser):
+    positions = []
+    for _ in range(2):
+        p = Page(browser)
+        pg = p.open(server.url)
+        positions.append(pg.eval_on_selector_all(".panel[data-index='0'] g.node", "els => els.map(e => e.getAttribute('transform'))"))
+        p.close()
+    assert positions[0] == positions[1]
+
+
+def test_click_node_shows_members(server, page, index):
+    pg = page.open(server.url)
+    gid = pg.eval_on_selector(".panel[data-index='0']", "e => e.dataset.graph")
+    g = api(server, f"/api/graph/{gid}")
+    node = max(g["nodes"], key=lambda n: n["size"])
+    pg.click(f".panel[data-index='0'] g.node[data-id='{node['id']}']")
+    pg.wait_for_selector("#d-size")
+    assert pg.inner_text("#d-size") == str(node["size"])
+    detail = api(server, f"/api/node/{gid}/{node['id']}")
+    rows = pg.eval_on_selector_all(".members-by-class tr[data-class]", "els => els.map(e => +e.dataset.class)")
+    assert sorted(rows) == sorted(c["label"] for c in detail["by_class"])
+    n_pairs = pg.locator("#details .pair").count()
+    assert n_pairs == min(24, len(detail["sample_ids"]))
+    pg.wait_for_function("Array.from(document.querySelectorAll('#details img')).every(i => i.complete && i.naturalWidth > 0)")
+    href = pg.get_attribute("#d-csv", "href")
+    assert href.endswith(f"/{node['id']}/members.csv")
+    with pg.expect_download() as dl:
+        pg.click("#d-csv")
+    assert dl.value.suggested_filename.endswith("_members.csv")
+    # component selection highlights nodes
+    pg.click("#d-comp")
+    assert pg.locator(".panel[data-index='0'] g.node.hl").count() >= 1
+    page.shot("node-details")
+    assert page.errors == []
+
+
+def test_shortest_path(server, page):
+    pg = page.open(server.url)
+    gid = pg.eval_on_selector(".panel[data-index='0']", "e => e.dataset.graph")
+    g = api(server, f"/api/graph/{gid}")
+    import networkx as nx
+
+    G = nx.Graph()
+    G.add_nodes_from(n["id"] for n in g["nodes"])
+    G.add_edges_from((e["source"], e["target"]) for e in g["edges"])
+    a, b = max(((s, t) for s, d in nx.all_pairs_shortest_path_length(G) for t in d), key=lambda st: nx.shortest_path_length(G, *st))
+    pg.click(f".panel[data-index='0'] g.node[data-id='{a}']")
+    pg.click(f".panel[data-index='0'] g.node[data-id='{b}']", modifiers=["Shift"])
+    hl = pg.eval_on_selector_all(".panel[data-index='0'] g.node.hl", "els => els.map(e => e.dataset.id)")
+    assert len(hl) == nx.shortest_path_length(G, a, b) + 1
+    assert a in hl and b in hl
+    assert page.errors == []
+
+
+def test_comparison_view_shows_three_graphs(server, page, index):
+    pg = page.open(server.url)
+    pg.click("#preset-models")
+    pg.wait_for_function("document.querySelectorAll('.panel').length === 3 && document.querySelectorAll('.panel .msg:empty').length === 3")
+    graphs = pg.eval_on_selector_all(".panel", "els => els.map(e => e.dataset.graph)")
+    entries = [next(e for e in index["graphs"] if e["id"] == gid) for gid in graphs]
+    assert len({e["model"] for e in entries}) == 3 and len({(e["layer"], e["eps"]) for e in entries}) == 1
+    for k in range(3):
+        assert len(panel_node_ids(pg, k)) == len(api(server, f"/api/graph/{graphs[k]}")["nodes"])
+    # clean / adversarial toggle: the adversarial view of an eps>0 graph shows only nodes with adversarial points
+    pg.click("#points-mode button[data-v='adversarial']")
+    for k, gid in enumerate(graphs):
+        g = api(server, f"/api/graph/{gid}")
+        adv = g["points"]["is_adversarial"]
+        want = sorted(n["id"] for n in g["nodes"] if any(adv[r] for r in n["members"]))
+        assert sorted(panel_node_ids(pg, k)) == want
+    pg.click("#points-mode button[data-v='both']")
+    page.shot("compare-models")
+    # eps sweep preset and the attribute colouring with a colour bar
+    pg.click("#preset-eps")
+    pg.wait_for_function("document.querySelectorAll('.panel').length === 3 && document.querySelectorAll('.panel .msg:empty').length === 3")
+    pg.select_option("#color-by", "frac_adversarial")
+    pg.select_option("#cmap", "magma")
+    assert pg.locator("#legend .colorbar svg").count() == 1
+    pg.click("#layout-mode button[data-v='lens']")
+    assert pg.locator(".panel .axis").count() == 3
+    page.shot("compare-eps-lens")
+    assert page.errors == []
+
+
+def test_filters(server, page):
+    pg = page.open(server.url)
+    n0 = len(panel_node_ids(pg, 0))
+    pg.eval_on_selector("#min-size", "e => { e.value = 8; e.dispatchEvent(new Event('input')); }")
+    n1 = len(panel_node_ids(pg, 0))
+    assert n1 < n0
+    sizes = pg.eval_on_selector_all(".panel[data-index='0'] g.node", "els => els.length")
+    assert sizes == n1
+    pg.eval_on_selector("#jaccard", "e => { e.value = 0.99; e.dispatchEvent(new Event('input')); }")
+    assert pg.locator(".panel[data-index='0'] line.edge").count() == 0
+    pg.select_option("#class-search", "3")
+    dim = pg.locator(".panel g.node.dim").count()
+    assert dim > 0
+    pg.select_option("#size-by", "class:3")
+    assert page.errors == []
+
+
+def test_locator_outlines_the_right_nodes(server, page):
+    pg = page.open(server.url)
+    sid = 5
+    pg.fill("#locate-input", str(sid))
+    pg.click("#locate-btn")
+    graphs = pg.eval_on_selector_all(".panel", "els => els.map(e => e.dataset.graph)")
+    want = api(server, f"/api/locate/{sid}")["graphs"]
+    for k, gid in enumerate(graphs):
+        got = pg.eval_on_selector_all(f".panel[data-index='{k}'] g.node.located", "els => els.map(e => e.dataset.id)")
+        assert sorted(got) == sorted(want[gid]["nodes"]), gid
+        text = pg.inner_text(f".panel[data-index='{k}'] .panel-loc")
+        for r in want[gid]["rows"]:
+            if r["nodes"]:
+                assert f"point purity {r['point_purity']:.2f}" in text
+    page.shot("locator")
+    # clicking a vulnerable sample locates it
+    first = pg.get_attribute(".vuln >> nth=0", "data-sid")
+    pg.click(".vuln >> nth=0")
+    assert pg.input_value("#locate-input") == first
+    want = api(server, f"/api/locate/{first}")["graphs"]
+    got = pg.eval_on_selector_all(".panel[data-index='0'] g.node.located", "els => els.map(e => e.dataset.id)")
+    assert sorted(got) == sorted(want[graphs[0]]["nodes"])
+    assert page.errors == []
+
+
+def test_summary_panels(server, page, index):
+    pg = page.open(server.url)
+    pg.click(".tab[data-tab='summary']")
+    assert pg.locator("#summary .card").count() >= 4
+    assert pg.locator(".stats-table tr[data-id]").count() == len(index["graphs"])
+    assert pg.locator("#summary .card h3", has_text="Persistence").count() == 4
+    page.page.set_viewport_size({"width": 1600, "height": 1400})
+    page.shot("summary")
+    pg.click(".stats-table tr[data-id] >> nth=4")
+    assert pg.locator(".panel").count() == 1
+    assert page.errors == []
+
+
+def test_static_export_opens_offline(run_dir, index, browser, tmp_path):
+    ids = [e["id"] for e in index["graphs"] if e["model"] == "cnn_std" and e["layer"] == "fc1"]
+    out = export_html(run_dir, tmp_path / "export.html", graph_ids=ids)
+    p = Page(browser)
+    blocked = []
+
+    def block(route):
+        if route.request.url.startswith(("file:", "data:", "blob:")):
+            return route.continue_()
+        blocked.append(route.request.url)
+        return route.abort()
+
+    p.ctx.route("**/*", block)
+    p.ctx.set_offline(True)
+    try:
+        pg = p.open(out.as_uri())
+        assert pg.locator(".panel").count() == 3
+        for k, gid in enumerate(ids):
+            g = json.loads((run_dir / f"mapper/{gid}.json").read_text())
+            assert len(panel_node_ids(pg, k)) == len(g["nodes"])
+        assert pg.locator("#export-btn").count() == 0
+        node = pg.locator(".panel[data-index='2'] g.node >> nth=0")
+        node.click()
+        pg.wait_for_selector("#d-size")
+        pg.wait_for_function("Array.from(document.querySelectorAll('#details img')).every(i => i.complete && i.naturalWidth > 0)")
+        pg.fill("#locate-input", "5")
+        pg.click("#locate-btn")
+        assert pg.locator("g.node.located").count() > 0
+        p.shot("static-export")
+        assert blocked == []
+        assert p.errors == []
+    finally:
+        p.close()
