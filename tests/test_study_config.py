@@ -112,3 +112,18 @@ def test_toml_roundtrip(tmp_path):
     bad.write_text("name = \n")
     with pytest.raises(AdvtopoError, match="not valid TOML"):
         StudyConfig.from_toml(bad)
+
+
+def test_mapper_and_persistence_settings_are_checked_by_their_stages():
+    d = base()
+    d["mapper"] = [{"lens": "l2nrom"}]
+    with pytest.raises(AdvtopoError, match=r"mapper\[0\].*did you mean 'l2norm'"):
+        StudyConfig.from_dict(d)
+    d = base()
+    d["mapper"] = [{"options": {"n_intervalz": 3}}]
+    with pytest.raises(AdvtopoError, match=r"mapper\[0\]"):
+        StudyConfig.from_dict(d)
+    d = base()
+    d["persistence"] = {"settings": {"max_pionts": 10}}
+    with pytest.raises(AdvtopoError, match=r"persistence.settings: unknown persistence setting 'max_pionts'"):
+        StudyConfig.from_dict(d)

@@ -250,6 +250,17 @@ class StudyConfig:
                 raise AdvtopoError(f"mapper[{i}].overlap={m.overlap} must be in [0, 1)")
             if isinstance(m.eps, str) and m.eps != "auto":
                 raise AdvtopoError(f"mapper[{i}].eps={m.eps!r} must be a positive number or 'auto'")
+            _check_mapper_params(i, m.params())
+        if self.persistence.enabled:
+            try:
+                from advtopo.persistence import validate_settings  # type: ignore[attr-defined]
+            except ImportError:
+                validate_settings = None
+            if validate_settings is not None:
+                try:
+                    validate_settings(self.persistence.settings)
+                except AdvtopoError as exc:
+                    raise AdvtopoError(f"persistence.settings: {exc}") from None
         v = self.vulnerability
         if v.model is not None:
             check_choice("vulnerability.model", v.model, names)
@@ -301,6 +312,30 @@ def _check_train_recipe(i: int, recipe: dict) -> None:
         raise AdvtopoError(f"models[{i}].train: {exc}") from None
     except (TypeError, ValueError) as exc:
         raise AdvtopoError(f"models[{i}].train: {exc}") from None
+
+
+def _check_mapper_params(i: int, params: dict) -> None:
+    """Let the mapper stage reject unknown lenses, clusterers, covers... by constructing it."""
+    try:
+        from advtopo.mapper import Mapper
+    except ImportError:
+        return
+    try:
+        mapper = Mapper(**params)
+        for check in ("_clusterer",):
+            if hasattr(mapper, check):
+                getattr(mapper, check)()
+        from advtopo.mapper import COVERS, LENSES
+
+        if isinstance(params.get("lens"), str):
+            check_choice(f"mapper[{i}].lens", params["lens"], list(LENSES))
+        if isinstance(params.get("cover"), str):
+            check_choice(f"mapper[{i}].cover", params["cover"], list(COVERS))
+    except TypeError as exc:
+        raise AdvtopoError(f"mapper[{i}]: {exc}") from None
+    except AdvtopoError as exc:
+        msg = str(exc)
+        raise AdvtopoError(msg if msg.startswith(f"mapper[{i}]") else f"mapper[{i}]: {msg}") from None
 
 
 def _type_name(tp: Any) -> str:
