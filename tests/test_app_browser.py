@@ -89,6 +89,17 @@ def api(server, path):
         return json.loads(r.read())
 
 
+def wait_until(pg, js: str, timeout: float = 15.0) -> None:
+    """Poll a JS expression from Python (wait_for_function's polling needs eval, which the CSP forbids)."""
+    import time
+
+    end = time.monotonic() + timeout
+    while not pg.evaluate(js):
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {js}")
+        time.sleep(0.05)
+
+
 def panel_node_ids(pg, k):
     return pg.eval_on_selector_all(f".panel[data-index='{k}'] g.node", "els => els.map(e => e.dataset.id)")
 
@@ -99,7 +110,7 @@ def test_loads_without_console_errors(server, page):
     assert pg.locator(".panel").count() >= 1
     assert pg.locator("#legend .item").count() == 10  # class legend
     assert pg.locator(".vuln").count() == 20  # vulnerable samples list with thumbnails
-    pg.wait_for_function("Array.from(document.querySelectorAll('.vuln img')).every(i => i.complete && i.naturalWidth > 0)")
+    wait_until(pg, "Array.from(document.querySelectorAll('.vuln img')).every(i => i.complete && i.naturalWidth > 0)")
     page.shot("overview")
     assert page.errors == []
 
@@ -141,7 +152,7 @@ def test_click_node_shows_members(server, page, index):
     assert sorted(rows) == sorted(c["label"] for c in detail["by_class"])
     n_pairs = pg.locator("#details .pair").count()
     assert n_pairs == min(24, len(detail["sample_ids"]))
-    pg.wait_for_function("Array.from(document.querySelectorAll('#details img')).every(i => i.complete && i.naturalWidth > 0)")
+    wait_until(pg, "Array.from(document.querySelectorAll('#details img')).every(i => i.complete && i.naturalWidth > 0)")
     href = pg.get_attribute("#d-csv", "href")
     assert href.endswith(f"/{node['id']}/members.csv")
     with pg.expect_download() as dl:
@@ -175,7 +186,7 @@ def test_shortest_path(server, page):
 def test_comparison_view_shows_three_graphs(server, page, index):
     pg = page.open(server.url)
     pg.click("#preset-models")
-    pg.wait_for_function("document.querySelectorAll('.panel').length === 3 && document.querySelectorAll('.panel .msg:empty').length === 3")
+    wait_until(pg, "document.querySelectorAll('.panel').length === 3 && document.querySelectorAll('.panel .msg:empty').length === 3")
     graphs = pg.eval_on_selector_all(".panel", "els => els.map(e => e.dataset.graph)")
     entries = [next(e for e in index["graphs"] if e["id"] == gid) for gid in graphs]
     assert len({e["model"] for e in entries}) == 3 and len({(e["layer"], e["eps"]) for e in entries}) == 1
@@ -192,7 +203,7 @@ def test_comparison_view_shows_three_graphs(server, page, index):
     page.shot("compare-models")
     # eps sweep preset and the attribute colouring with a colour bar
     pg.click("#preset-eps")
-    pg.wait_for_function("document.querySelectorAll('.panel').length === 3 && document.querySelectorAll('.panel .msg:empty').length === 3")
+    wait_until(pg, "document.querySelectorAll('.panel').length === 3 && document.querySelectorAll('.panel .msg:empty').length === 3")
     pg.select_option("#color-by", "frac_adversarial")
     pg.select_option("#cmap", "magma")
     assert pg.locator("#legend .colorbar svg").count() == 1
@@ -281,7 +292,7 @@ def test_static_export_opens_offline(run_dir, index, browser, tmp_path):
         node = pg.locator(".panel[data-index='2'] g.node >> nth=0")
         node.click()
         pg.wait_for_selector("#d-size")
-        pg.wait_for_function("Array.from(document.querySelectorAll('#details img')).every(i => i.complete && i.naturalWidth > 0)")
+        wait_until(pg, "Array.from(document.querySelectorAll('#details img')).every(i => i.complete && i.naturalWidth > 0)")
         pg.fill("#locate-input", "5")
         pg.click("#locate-btn")
         assert pg.locator("g.node.located").count() > 0
