@@ -199,8 +199,8 @@
       sim.force("y", d3.forceY(0).strength(0.08));
     } else {
       // a tall panel gets a tall picture: pull harder along x than y
-      const ax = aspect || 1;
-      sim.force("x", d3.forceX(0).strength(0.07 * Math.max(1, ax))).force("y", d3.forceY(0).strength(0.07 / Math.min(1, ax)));
+      const ax = aspect || 1, k = big ? 0.25 : 1; // big graphs keep more of their lens-ordered start
+      sim.force("x", d3.forceX(0).strength(k * 0.07 * Math.max(1, ax))).force("y", d3.forceY(0).strength(0.07 / Math.min(1, ax)));
     }
     const ticks = n > 1500 ? 60 : n > 400 ? 80 : 300, late = n > 400 ? 12 : ticks;
     sim.alpha(1).alphaDecay(1 - Math.pow(0.001, 1 / ticks));
@@ -364,7 +364,10 @@
     const aspect = Math.pow(2, Math.max(-1, Math.min(1, Math.round(Math.log2(H / W)))));
     const L = layoutFor(g, state.layout, aspect);
     const lensMode = state.layout === "lens";
-    const pad = 22, padB = lensMode ? 44 : 18;
+    const nVis = view.filter(visibleNode).length || 1;
+    const rMax = Math.max(4, Math.min(24, (nVis > 300 ? 0.3 : 0.48) * Math.sqrt((W * H) / nVis)));
+    const rMin = Math.max(1.5, Math.min(4, rMax / 3));
+    const pad = 8 + rMax, padB = (lensMode ? 36 : 0) + rMax + 4;
     const xs = L.x, ys = L.y;
     const xExt = lensMode ? L.lensExtent : d3.extent(xs), yExt = d3.extent(ys);
     const dx = (xExt[1] - xExt[0]) || 1, dy = (yExt[1] - yExt[0]) || 1;
@@ -379,9 +382,6 @@
       fx = (v) => ox + (v - xExt[0]) * s; fy = (v) => oy + (v - yExt[0]) * s;
     }
     p.fx = fx;
-    const nVis = view.filter(visibleNode).length || 1;
-    const rMax = Math.max(5, Math.min(20, 0.42 * Math.sqrt((W * H) / nVis)));
-    const rMin = Math.max(2, Math.min(4, rMax / 3));
     const sizeOf = sizeAccessor();
     const rs = d3.scaleSqrt().domain([0, sc.maxCount]).range([0, rMax]);
     const rad = (x) => Math.max(rMin, rs(sizeOf(x)));
