@@ -121,12 +121,12 @@
     const d = derive(g);
     if (d.views[mode]) return d.views[mode];
     const P = g.points || {};
-    const lab = P.label || [], pred = P.prediction || [], adv = P.is_adversarial || [], lens = P.lens || [];
+    const lab = P.label || [], pred = P.prediction || [], adv = P.is_adversarial || [], lens = P.lens || [], l2 = P.l2 || [];
     const hasPts = lab.length > 0;
     const nC = Math.max(CLASSES.length, 1);
     const out = g.nodes.map((n) => {
       const hist = new Array(nC).fill(0);
-      let count = 0, nAdv = 0, nMis = 0, lsum = 0, lcnt = 0;
+      let count = 0, nAdv = 0, nMis = 0, lsum = 0, lcnt = 0, l2sum = 0, l2cnt = 0;
       if (hasPts) {
         for (const r of n.members || []) {
           const a = !!adv[r];
@@ -137,6 +137,7 @@
           hist[c] = (hist[c] || 0) + 1;
           if (pred[r] != null && pred[r] !== c) nMis++;
           if (lens[r] != null) { lsum += +lens[r]; lcnt++; }
+          if (l2[r] != null) { l2sum += +l2[r]; l2cnt++; }
         }
       } else {
         for (const [c, v] of Object.entries(n.class_hist || {})) hist[+c] = v;
@@ -151,7 +152,7 @@
         frac_adversarial: count ? nAdv / count : 0,
         frac_misclassified: count ? nMis / count : 0,
         mean_lens: lcnt ? lsum / lcnt : n.mean_lens,
-        mean_l2: n.mean_l2,
+        mean_l2: l2cnt ? l2sum / l2cnt : n.mean_l2,
         dominant: hist.indexOf(maxc),
       };
     });
