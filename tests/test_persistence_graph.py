@@ -195,3 +195,52 @@ def test_bag_of_edges():
     assert X.toarray().tolist() == [[0, 1, 1], [1, 0, 1]]
     Y, _ = bag_of_edges([np.array([7, 2])], vocabulary=vocab)  # 7 is unknown: ignored
     assert Y.toarray().tolist() == [[1, 0, 0]]
+
+
+def test_recovery_scores_by_hand():
+    from advtopo.persistence import recovery_scores
+
+    class Fixed:
+        def predict(self, X):
+            return np.array([0, 1, 2, 3])
+
+    out = recovery_scores(Fixed(), None, y_true=[0, 1, 5, 3], y_adv=[0, 7, 2, 9])
+    assert out["recovery_accuracy"] == 0.75 and out["adversary_retention"] == 0.5
+    assert out["n_successful"] == 3
+    assert out["recovery_accuracy_successful"] == pytest.approx(2 / 3)
+    assert out["adversary_retention_successful"] == pytest.approx(1 / 3)
+
+
+def test_recovery_experiment_runs_on_a_tiny_model():
+    from advtopo.persistence import recovery_experiment
+
+    torch.manual_seed(0)
+    model = _Tiny().eval()
+    g = ActivationGraph(input_shape=(2, 7, 7)).fit(model)
+    rng = np.random.default_rng(0)
+    x = rng.random((30, 2, 7, 7)).astype(np.float32)
+    y = np.arange(30) % 3
+    res = recovery_experiment(g, x, y, {"noise": (x + 0.01, y)}, cv=3, min_persistence=-1)
+    assert 0 <= res["cv_accuracy"] <= 1 and res["n_features"] > 0
+    att = res["attacks"]["noise"]
+    assert att["n"] == 30 and att["recovery_accuracy"] == att["adversary_retention"]  # y_adv == y here
+
+
+def test_cli_commands(tmp_path, capsys):
+    from advtopo.cli import main
+
+    rng = np.random.default_rng(0)
+    t = rng.uniform(0, 2 * np.pi, 60)
+    X = np.column_stack([np.cos(t), np.sin(t)]) + 0.05 * rng.normal(size=(60, 2))
+    np.save(tmp_path / "c.npy", X)
+    np.savez(tmp_path / "l.npz", a=X @ rng.normal(size=(2, 5)), b=rng.normal(size=(60, 3)))
+    assert main(["persistence", "diagrams", str(tmp_path / "c.npy"), "--out", str(tmp_path / "d.npy")]) == 0
+    assert "H1:" in capsys.readouterr().out
+    assert main(["persistence", "distance", str(tmp_path / "d.npy"), str(tmp_path / "d.npy")]) == 0
+    assert float(capsys.readouterr().out) == 0
+    assert main(["persistence", "layers", str(tmp_path / "l.npz"), "--out", str(tmp_path / "o")]) == 0
+    assert (tmp_path / "o" / "layer_distance.png").exists()
+    assert main(["persistence", "sensitivity", str(tmp_path / "c.npy"), "--steps", "1"]) == 0
+    assert main(["persistence", "diagrams", str(tmp_path / "missing.npy")]) == 2
+    assert main(["persistence", "diagrams", str(tmp_path / "c.npy"), "--metric", "manhattan"]) == 2
+    assert "metric" in capsys.readouterr().err
