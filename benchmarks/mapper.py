@@ -46,8 +46,10 @@ def bench_one(name: str, X: np.ndarray, args) -> dict:
     mk = dict(lens=lens, cover="kmapper", eps=eps, min_samples=ms, backend=args.backend, device=args.device)
     # one graph
     t = time.perf_counter()
-    g = Mapper(n_intervals=args.n_intervals, overlap=args.overlap, **mk).fit(X)
+    mp = Mapper(n_intervals=args.n_intervals, overlap=args.overlap, **mk)
+    g = mp.fit(X)
     row["ours_one_s"] = time.perf_counter() - t
+    row["_timings"] = {k: round(v, 3) for k, v in mp.timings_.items()}
     row["n_nodes"], row["n_edges"], row["n_noise"] = g.n_nodes, g.n_edges, len(g.noise_rows)
     if not args.no_kmapper:
         t = time.perf_counter()
@@ -87,7 +89,9 @@ def bench_gpu(args) -> dict:
         print("--gpu: CUDA is not available here; nothing to do", file=sys.stderr)
         return {"skipped": "no CUDA"}
     n, d = args.gpu_n, args.gpu_dim
+    t = time.perf_counter()
     X, _ = synthetic_activations(n, d, seed=0)
+    print(f"generated {n} x {d} in {time.perf_counter() - t:.1f} s", flush=True)
     lens = np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))
     t = time.perf_counter()
     eps = args.eps if args.eps else auto_eps(X, args.min_samples, random_state=0)
@@ -97,9 +101,11 @@ def bench_gpu(args) -> dict:
            device="cuda").fit(X[:20000])
     torch.cuda.synchronize()
     t = time.perf_counter()
-    g = Mapper(lens=lens, cover="uniform", n_intervals=args.n_intervals, overlap=args.overlap, eps=eps,
-               min_samples=args.min_samples, backend="torch", device="cuda").fit(X)
+    mp = Mapper(lens=lens, cover="uniform", n_intervals=args.n_intervals, overlap=args.overlap, eps=eps,
+                min_samples=args.min_samples, backend="torch", device="cuda")
+    g = mp.fit(X)
     secs = time.perf_counter() - t
+    print("timings", {k: round(v, 3) for k, v in mp.timings_.items()}, "edges", mp.n_candidate_edges_, flush=True)
     row = {"data": "synthetic", "n": n, "dim": d, "eps": eps, "auto_eps_s": t_eps, "ours_one_s": secs,
            "n_nodes": g.n_nodes, "n_edges": g.n_edges, "n_noise": len(g.noise_rows),
            "device": torch.cuda.get_device_name(0)}

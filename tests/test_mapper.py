@@ -420,3 +420,30 @@ def test_cli(tmp_path, capsys):
     assert rc == 2 and "overlap" in capsys.readouterr().err
     rc = main(["mapper", str(tmp_path / "nope.npy"), "--out", str(tmp_path / "h.json")])
     assert rc == 2
+
+
+@pytest.mark.parametrize("metric,eps", [("euclidean", 3.5), ("cosine", 0.02)])
+def test_torch_element_dbscan_equals_kmapper(metric, eps):
+    X, _ = DATA["synthetic"]
+    lens = np.sqrt((np.asarray(X, np.float64) ** 2).sum(1))
+    m = Mapper(lens=lens, cover="kmapper", n_intervals=7, overlap=0.4, eps=eps, min_samples=5, metric=metric,
+               backend="torch", device="cpu")
+    ours = m.fit(X)
+    theirs, _ = _km_nodes(lens.reshape(-1, 1), X, 7, 0.4, SkDBSCAN(eps=eps, min_samples=5, metric=metric))
+    assert len(theirs) > 0 and ours.to_kmapper()["nodes"] == theirs
+
+
+def test_torch_element_dbscan_small_blocks_and_sweep():
+    from advtopo.mapper.torch_dbscan import TorchElementDBSCAN
+
+    X, _ = DATA["blobs"]
+    order = np.argsort(X[:, 0], kind="stable")
+    eng = TorchElementDBSCAN(X[order], "euclidean", "cpu", block_rows=64, block_cols=100)
+    got = eng.labels(np.arange(len(X)), order, 1.0, 6)
+    want = SkDBSCAN(eps=1.0, min_samples=6).fit_predict(X[np.sort(order)])
+    ours = np.full(len(X), -1)
+    ours[order] = got
+    np.testing.assert_array_equal(ours, want)
+    a = Mapper(min_samples=4, backend="torch").sweep(X, n_intervals=[4, 6], overlap=[0.3], eps=[1.0, 1.5])
+    b = Mapper(min_samples=4).sweep(X, n_intervals=[4, 6], overlap=[0.3], eps=[1.0, 1.5])
+    assert all(a[k].to_dict() == b[k].to_dict() for k in a)

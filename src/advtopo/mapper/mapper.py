@@ -59,6 +59,8 @@ def _cluster_cover(
     clusterer: GraphClusterer | SklearnClusterer,
     graph: EpsGraph | None,
     edge_mask: np.ndarray | None,
+    engine: Any = None,
+    eps: float | None = None,
 ) -> tuple[list[np.ndarray], list[tuple], list[int], list[dict]]:
     """Cluster every element: returns node members, node elements, node cluster ids, element info."""
     members, node_el, node_cl, elements = [], [], [], []
@@ -69,7 +71,12 @@ def _cluster_cover(
         pos = np.arange(a, b) if mask is None else a + np.flatnonzero(mask)
         m = len(pos)
         orig = srt.order[pos]
-        if isinstance(clusterer, GraphClusterer):
+        if isinstance(clusterer, GraphClusterer) and engine is not None:
+            raw = engine.labels(pos, orig, eps, clusterer.min_samples, strict=clusterer.strict)
+            labels = clusterer.labels_from_graph(m, *_relabel_only(raw)) if clusterer.name == "single" and \
+                getattr(clusterer, "min_cluster_size", 1) > 1 else raw
+            rows_sorted = orig
+        elif isinstance(clusterer, GraphClusterer):
             lo_i, hi_i = graph.indptr[a], graph.indptr[b]
             r = graph.rows[lo_i:hi_i]
             c = graph.cols[lo_i:hi_i]
@@ -106,6 +113,16 @@ def _cluster_cover(
                          "n_points": int(m), "n_clusters": n_clusters, "n_noise": int(len(noise)),
                          "noise_rows": noise.tolist()})
     return members, node_el, node_cl, elements
+
+
+def _relabel_only(labels: np.ndarray):
+    """(m, u, v, orig) of a graph whose components are the given clusters (for min_cluster_size filtering)."""
+    m = len(labels)
+    order = np.lexsort((np.arange(m), labels))
+    lab = labels[order]
+    same = (lab[1:] == lab[:-1]) & (lab[1:] >= 0)
+    u, v = order[:-1][same], order[1:][same]
+    return m, np.minimum(u, v), np.maximum(u, v), np.arange(m)
 
 
 class Mapper:
@@ -192,8 +209,16 @@ class Mapper:
             return auto_eps(X, max(k, 2), metric, random_state=self.random_state)
         return clusterer.eps if isinstance(clusterer, GraphClusterer) else None
 
-    def _graph(self, X, md, lens_arr, srt, ce, clusterer, eps_graph, edge_mask, params) -> MapperGraph:
-        members, node_el, node_cl, elements = _cluster_cover(X, srt, ce, clusterer, eps_graph, edge_mask)
+    def _engine(self, X, srt, metric):
+        from advtopo.mapper.neighbors import _torch_device
+        from advtopo.mapper.torch_dbscan import TorchElementDBSCAN
+
+        return TorchElementDBSCAN(X[srt.order], metric, _torch_device(self.device))
+
+    def _graph(self, X, md, lens_arr, srt, ce, clusterer, eps_graph, edge_mask, params, engine=None,
+               eps=None) -> MapperGraph:
+        members, node_el, node_cl, elements = _cluster_cover(X, srt, ce, clusterer, eps_graph, edge_mask,
+                                                             engine=engine, eps=eps)
         if getattr(self, "_row_l2_for", None) is not X:
             self._row_l2 = np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))
             self._row_l2_for = X
@@ -218,17 +243,29 @@ class Mapper:
     def fit(self, X: np.ndarray, metadata: Any = None, lens: Any = None) -> MapperGraph:
         """Build the mapper graph of the rows of X (metadata: per-row columns label/prediction/...)."""
         t0 = time.perf_counter()
+        tm: dict[str, float] = {}
         X, md, metric, lens_arr = self._prepare(X, metadata, lens)
         ce = make_cover(self.cover, self.n_intervals, self.overlap).fit(lens_arr)
         clusterer = self._clusterer()
         srt = _Sorted(lens_arr)
+        tm["lens_cover"] = time.perf_counter() - t0
         eps = self._resolve_eps(clusterer, X, metric)
-        eps_graph = edge_mask = None
-        if isinstance(clusterer, GraphClusterer):
+        tm["auto_eps"] = time.perf_counter() - t0 - sum(tm.values())
+        eps_graph = edge_mask = engine = None
+        if isinstance(clusterer, GraphClusterer) and self.backend == "torch":
+            engine = self._engine(X, srt, metric)
+            tm["to_device"] = time.perf_counter() - t0 - sum(tm.values())
+        elif isinstance(clusterer, GraphClusterer):
             eps_graph = build_eps_graph(X[srt.order], srt.reach([ce]), eps, metric, backend=self.backend,
                                         device=self.device, block_bytes=self.block_bytes)
+            tm["neighbour_graph"] = time.perf_counter() - t0 - sum(tm.values())
             edge_mask = eps_graph.within(eps, strict=clusterer.strict)
-        g = self._graph(X, md, lens_arr, srt, ce, clusterer, eps_graph, edge_mask, self._params(ce, clusterer, eps, metric))
+            tm["threshold"] = time.perf_counter() - t0 - sum(tm.values())
+        g = self._graph(X, md, lens_arr, srt, ce, clusterer, eps_graph, edge_mask, self._params(ce, clusterer, eps, metric),
+                        engine=engine, eps=eps)
+        tm["clusters_and_nerve"] = time.perf_counter() - t0 - sum(tm.values())
+        self.timings_ = tm
+        self.n_candidate_edges_ = 0 if eps_graph is None else len(eps_graph.rows)
         self.graph_ = g
         self.lens_ = lens_arr
         self.eps_ = eps
@@ -262,8 +299,10 @@ class Mapper:
         clusterers = {e: self._clusterer(e) for e in eps_list}
         resolved = {e: self._resolve_eps(c, X, metric) for e, c in clusterers.items()}
         graph_based = all(isinstance(c, GraphClusterer) for c in clusterers.values())
-        eps_graph = None
-        if graph_based:
+        eps_graph = engine = None
+        if graph_based and self.backend == "torch":
+            engine = self._engine(X, srt, metric)
+        elif graph_based:
             eps_graph = build_eps_graph(X[srt.order], srt.reach(list(covers.values())), max(resolved.values()),
                                         metric, backend=self.backend, device=self.device, block_bytes=self.block_bytes)
         out: dict[tuple, MapperGraph] = {}
@@ -277,13 +316,13 @@ class Mapper:
         for (n_i, ov), e in grid:
             cl = clusterers[e]
             mask = None
-            if graph_based:
+            if graph_based and engine is None:
                 if e not in masks:
                     masks[e] = eps_graph.within(resolved[e], strict=cl.strict)
                 mask = masks[e]
             ce = covers[(n_i, ov)]
             out[(n_i, ov, e)] = self._graph(X, md, lens_arr, srt, ce, cl, eps_graph, mask,
-                                            self._params(ce, cl, resolved[e], metric))
+                                            self._params(ce, cl, resolved[e], metric), engine=engine, eps=resolved[e])
             if bar is not None:
                 bar.update(1)
         if bar is not None:
