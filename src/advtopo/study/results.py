@@ -157,7 +157,8 @@ def format_summary(run: Run) -> str:
         top = ", ".join(str(s["sample_id"]) for s in v["samples"][:10])
         auc = v.get("auc")
         lines.append("")
-        lines.append(f"vulnerability ({v.get('model')}, {v.get('layer')}): AUC "
-                     f"{auc:.3f}" if auc is not None else "vulnerability: AUC n/a")
+        head = f"vulnerability ({v.get('model')}, {v.get('layer')}, clean mapper graph): "
+        lines.append(head + (f"AUC {auc:.3f} for 'fooled at eps <= {v.get('auc_eps'):g}'" if auc is not None
+                             else "AUC n/a (every sample or none is fooled)"))
         lines.append(f"most vulnerable samples: {top}")
     return "\n".join(lines)

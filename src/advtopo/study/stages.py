@@ -243,14 +243,25 @@ def run_vulnerability(params, inputs, out_dir: Path, runtime) -> dict:
         wrong = ~load_stats(inputs[role])["correct"].astype(bool)
         fooled_at[wrong] = eps
     fooled = ~np.isnan(fooled_at)
-    auc = float(roc_auc(score_by_id, fooled)) if fooled.any() and (~fooled).any() else None
+    # "fooled at some eps" is near-certain for an undefended model at large eps, so the AUC
+    # is also given per eps; the headline AUC is at the eps where about half are fooled.
+    auc_by_eps, frac_by_eps = {}, {}
+    for e in sorted({float(r["eps"]) for r in params["eps_roles"]}):
+        pos = fooled & (fooled_at <= e + 1e-12)
+        frac_by_eps[f"{e:g}"] = float(pos.mean())
+        auc_by_eps[f"{e:g}"] = float(roc_auc(score_by_id, pos)) if pos.any() and (~pos).any() else None
+    scored = [(abs(frac_by_eps[k] - 0.5), k) for k, v in auc_by_eps.items() if v is not None]
+    auc_eps = min(scored)[1] if scored else None
+    auc = auc_by_eps[auc_eps] if auc_eps is not None else None
     samples = [{"sample_id": int(i), "score": None if np.isnan(score_by_id[i]) else float(score_by_id[i]),
                 "fooled_at": None if np.isnan(fooled_at[i]) else float(fooled_at[i])} for i in range(n)]
     samples.sort(key=lambda s: (-(s["score"] if s["score"] is not None else -1.0), s["sample_id"]))
     doc = {"model": params["model"], "layer": params["layer"], "attack": params["attack"],
-           "graph": params["graph_id"], "auc": auc, "n_fooled": int(fooled.sum()), "samples": samples}
+           "graph": params["graph_id"], "auc": auc, "auc_eps": None if auc_eps is None else float(auc_eps),
+           "auc_by_eps": auc_by_eps, "fooled_fraction_by_eps": frac_by_eps,
+           "n_fooled": int(fooled.sum()), "samples": samples}
     _json(out_dir / "vulnerability.json", doc)
-    return {"auc": auc, "n_fooled": int(fooled.sum())}
+    return {"auc": auc, "auc_eps": auc_eps, "n_fooled": int(fooled.sum())}
 
 
 def _graph_from_json(MapperGraph, path: Path):
