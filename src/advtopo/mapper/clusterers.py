@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.sparse import coo_matrix
+from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from advtopo.errors import AdvtopoError, check_choice
@@ -58,31 +58,35 @@ def dbscan_labels(m: int, u: np.ndarray, v: np.ndarray, orig: np.ndarray, min_sa
     labels = np.full(m, -1, dtype=np.int64)
     if m == 0:
         return labels
-    deg = np.bincount(u, minlength=m) + np.bincount(v, minlength=m)
-    core = deg + 1 >= min_samples
+    deg = np.bincount(u, minlength=m)
+    deg += np.bincount(v, minlength=m)
+    core = deg >= min_samples - 1
     if not core.any():
         return labels
-    cc = core[u] & core[v]
-    g = coo_matrix((np.ones(int(cc.sum()), dtype=np.int8), (u[cc], v[cc])), shape=(m, m)).tocsr()
-    _, comp = connected_components(g, directed=False)
+    cu, cv = core[u], core[v]
+    cc = cu & cv
+    uc, vc = u[cc], v[cc]
+    g = csr_matrix((np.ones(len(uc), dtype=np.int8), (uc, vc)), shape=(m, m))
+    _, comp = connected_components(g, directed=True, connection="weak")
     core_idx = np.flatnonzero(core)
-    big = np.iinfo(np.int64).max
-    first = np.full(comp.max() + 1, big, dtype=np.int64)
-    np.minimum.at(first, comp[core_idx], orig[core_idx])
-    used = np.flatnonzero(first < big)
+    # clusters in sklearn's discovery order: by the smallest row id among their core points
+    by_orig = core_idx[np.argsort(orig[core_idx], kind="stable")]
+    _, first_pos = np.unique(comp[by_orig], return_index=True)
+    comps_in_order = comp[by_orig][np.sort(first_pos)]
     rank = np.full(comp.max() + 1, -1, dtype=np.int64)
-    rank[used[np.argsort(first[used], kind="stable")]] = np.arange(len(used))
+    rank[comps_in_order] = np.arange(len(comps_in_order))
     labels[core_idx] = rank[comp[core_idx]]
     # border points: the smallest cluster rank among core neighbours
-    b1 = core[u] & ~core[v]
-    b2 = core[v] & ~core[u]
-    border = np.concatenate([v[b1], u[b2]])
-    cand = np.concatenate([labels[u[b1]], labels[v[b2]]])
-    if len(border):
-        best = np.full(m, big, dtype=np.int64)
-        np.minimum.at(best, border, cand)
-        hit = best < big
-        labels[hit] = best[hit]
+    b1 = cu & ~cv
+    b2 = cv & ~cu
+    if b1.any() or b2.any():
+        border = np.concatenate([v[b1], u[b2]])
+        cand = np.concatenate([labels[u[b1]], labels[v[b2]]])
+        o = np.lexsort((cand, border))
+        border, cand = border[o], cand[o]
+        first = np.ones(len(border), dtype=bool)
+        first[1:] = border[1:] != border[:-1]
+        labels[border[first]] = cand[first]
     return labels
 
 
