@@ -108,22 +108,33 @@ class TorchElementDBSCAN:
                 is_core_i = core_t[gi]
                 border_b.append(torch.where(is_core_i, gj, gi).cpu().numpy())
                 border_c.append(torch.where(is_core_i, gi, gj).cpu().numpy())
-            cch = hit & cr[:, None] & cc_[None, :]
-            cch &= comp[s:t, None] != comp[None, c0:c1]
-            if not bool(cch.any()):
-                continue
-            bi, bj = torch.nonzero(cch, as_tuple=True)
-            ru = comp[bi + s].cpu().numpy()
-            rv = comp[bj + c0].cpu().numpy()
-            nodes, inv = np.unique(np.concatenate([ru, rv]), return_inverse=True)
-            k = len(nodes)
-            g = coo_matrix((np.ones(len(ru), dtype=np.int8), (inv[:len(ru)], inv[len(ru):])), shape=(k, k))
-            _, cl = connected_components(g, directed=False)
-            newroot = np.full(cl.max() + 1, np.iinfo(np.int64).max)
-            np.minimum.at(newroot, cl, nodes)
-            remap[:] = np.arange(m)
-            remap[nodes] = newroot[cl]
-            comp = torch.from_numpy(remap).to(self.device)[comp]
+            core_hit = hit & cr[:, None] & cc_[None, :]
+            del hit
+            big = m + 1
+            while True:
+                # hits between different current components; reduce on the device to one
+                # pair per row and per column (the smallest other component), merge, repeat
+                cch = core_hit & (comp[s:t, None] != comp[None, c0:c1])
+                if not bool(cch.any()):
+                    break
+                comp_r = comp[s:t]
+                comp_c = comp[c0:c1]
+                col_min = torch.where(cch, comp_r[:, None], big).amin(0)
+                row_min = torch.where(cch, comp_c[None, :], big).amin(1)
+                del cch
+                jc = torch.nonzero(col_min < big, as_tuple=True)[0]
+                ir = torch.nonzero(row_min < big, as_tuple=True)[0]
+                ru = torch.cat([col_min[jc], comp_r[ir]]).cpu().numpy()
+                rv = torch.cat([comp_c[jc], row_min[ir]]).cpu().numpy()
+                nodes, inv = np.unique(np.concatenate([ru, rv]), return_inverse=True)
+                k = len(nodes)
+                g = coo_matrix((np.ones(len(ru), dtype=np.int8), (inv[:len(ru)], inv[len(ru):])), shape=(k, k))
+                _, cl = connected_components(g, directed=False)
+                newroot = np.full(cl.max() + 1, np.iinfo(np.int64).max)
+                np.minimum.at(newroot, cl, nodes)
+                remap[:] = np.arange(m)
+                remap[nodes] = newroot[cl]
+                comp = torch.from_numpy(remap).to(self.device)[comp]
         comp_np = comp.cpu().numpy()
         core_idx = np.flatnonzero(core)
         roots = comp_np[core_idx]
