@@ -138,13 +138,18 @@ class EpsGraph:
         if eps > self.max_eps * (1 + 1e-12):
             raise ValueError(f"eps={eps} is larger than the graph's max_eps={self.max_eps}")
         thr = eps_to_threshold(eps, self.metric)
-        tol = self.prepared.tol(self.rows, self.cols)
-        s = self.score.astype(np.float64)
-        mask = s <= thr - tol if not strict else s < thr - tol
-        band = np.flatnonzero(np.abs(s - thr) <= tol)
-        if len(band):
-            ex = self.prepared.exact_score(self.rows[band], self.cols[band])
-            mask[band] = ex < thr if strict else ex <= thr
+        mask = np.empty(len(self.rows), dtype=bool)
+        chunk = 1 << 22  # bounded temporaries
+        for c in range(0, len(self.rows), chunk):
+            r, q = self.rows[c:c + chunk], self.cols[c:c + chunk]
+            tol = self.prepared.tol(r, q)
+            sc = self.score[c:c + chunk].astype(np.float64)
+            m = sc < thr - tol if strict else sc <= thr - tol
+            band = np.flatnonzero(np.abs(sc - thr) <= tol)
+            if len(band):
+                ex = self.prepared.exact_score(r[band], q[band])
+                m[band] = ex < thr if strict else ex <= thr
+            mask[c:c + chunk] = m
         return mask
 
 
