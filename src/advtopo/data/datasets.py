@@ -154,7 +154,6 @@ def _parse_mnist_csv(path: Path, expected_rows: int) -> tuple[np.ndarray, np.nda
 @DATASETS.register("mnist", help="MNIST 60k/10k handwritten digits (CC BY-SA 3.0), offline")
 def mnist(split: str = "train", root=None) -> ImageDataset:
     n = 60000 if split == "train" else 10000
-    src = Path(root) / f"mnist_{split}.csv" if root else _mnist_csv(split)
     cdir = cache_dir() / "mnist"
     x_path, y_path = cdir / f"{split}_x.npy", cdir / f"{split}_y.npy"
     if not root and x_path.exists() and y_path.exists():
@@ -164,6 +163,7 @@ def mnist(split: str = "train", root=None) -> ImageDataset:
                 return ImageDataset(_to_tensor(x), torch.from_numpy(y), MNIST_CLASSES, "mnist", split)
         except (ValueError, OSError):
             pass  # a damaged cache is rebuilt below
+    src = Path(root) / f"mnist_{split}.csv" if root else _mnist_csv(split)
     x, y = _parse_mnist_csv(src, n)
     if not root:
         cdir.mkdir(parents=True, exist_ok=True)
