@@ -94,7 +94,7 @@ def bench_gpu(args) -> dict:
     print(f"generated {n} x {d} in {time.perf_counter() - t:.1f} s", flush=True)
     lens = np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))
     t = time.perf_counter()
-    eps = args.eps if args.eps else auto_eps(X, args.min_samples, random_state=0)
+    eps = args.eps if args.eps else auto_eps(X, args.min_samples, random_state=0, backend="torch", device="cuda")
     t_eps = time.perf_counter() - t
     # warm-up (CUDA context, kernels)
     Mapper(lens=lens[:20000], cover="uniform", n_intervals=10, overlap=0.3, eps=eps, backend="torch",

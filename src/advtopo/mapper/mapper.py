@@ -206,7 +206,8 @@ class Mapper:
     def _resolve_eps(self, clusterer, X, metric):
         if isinstance(clusterer, GraphClusterer) and clusterer.eps == "auto":
             k = clusterer.min_samples if clusterer.name == "dbscan" else 2
-            return auto_eps(X, max(k, 2), metric, random_state=self.random_state)
+            return auto_eps(X, max(k, 2), metric, random_state=self.random_state, backend=self.backend,
+                            device=self.device)
         return clusterer.eps if isinstance(clusterer, GraphClusterer) else None
 
     def _engine(self, X, srt, metric):

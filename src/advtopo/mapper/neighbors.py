@@ -272,7 +272,8 @@ def _blocked_scores(X: np.ndarray, queries: np.ndarray, metric: str, block_bytes
 
 
 def k_distance(X: np.ndarray, k: int, metric: str = "euclidean", sample: int | None = 2000,
-               random_state: int = 0, block_bytes: int = 1 << 26) -> np.ndarray:
+               random_state: int = 0, block_bytes: int = 1 << 26, backend: str = "numpy",
+               device: str = "cpu") -> np.ndarray:
     """Distance of each (sampled) row to its k-th nearest row, counting the row itself as the first.
 
     With k = DBSCAN's ``min_samples``, a row is a core point exactly when this is <= eps.
@@ -289,6 +290,20 @@ def k_distance(X: np.ndarray, k: int, metric: str = "euclidean", sample: int | N
     else:
         queries = np.arange(n)
     out = np.empty(len(queries), dtype=np.float64)
+    if backend == "torch":
+        import torch
+
+        prep = _Prepared(X, metric)
+        dev = _torch_device(device)
+        R = torch.from_numpy(prep.right).to(dev)
+        L = torch.from_numpy(prep.left[queries]).to(dev)
+        qb = max(1, int(block_bytes // (4 * n)))
+        for s in range(0, len(queries), qb):
+            S = L[s:s + qb] @ R.T
+            S[torch.arange(S.shape[0], device=dev), torch.from_numpy(queries[s:s + qb]).to(dev)] = 0.0
+            kth = torch.kthvalue(S, int(k), dim=1).values.double().cpu().numpy()
+            out[s:s + qb] = np.sqrt(np.maximum(kth, 0)) if metric == "euclidean" else np.clip(kth, 0, 2)
+        return np.sort(out)
     for sl, D in _blocked_scores(X, queries, metric, block_bytes):
         out[sl] = np.partition(D, int(k) - 1, axis=1)[:, int(k) - 1]
     return np.sort(out)
@@ -310,6 +325,7 @@ def knee_eps(curve: np.ndarray) -> float:
 
 
 def auto_eps(X: np.ndarray, min_samples: int, metric: str = "euclidean", sample: int | None = 2000,
-             random_state: int = 0) -> float:
+             random_state: int = 0, backend: str = "numpy", device: str = "cpu") -> float:
     """eps at the knee of the ``min_samples``-distance curve of a row sample (deterministic)."""
-    return knee_eps(k_distance(X, min_samples, metric, sample=sample, random_state=random_state))
+    return knee_eps(k_distance(X, min_samples, metric, sample=sample, random_state=random_state,
+                               backend=backend, device=device))
