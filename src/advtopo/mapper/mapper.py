@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -266,6 +267,9 @@ class Mapper:
                         engine=engine, eps=eps)
         tm["clusters_and_nerve"] = time.perf_counter() - t0 - sum(tm.values())
         self.timings_ = tm
+        if g.n_nodes == 0:
+            warnings.warn(f"the mapper graph is empty: all {g.n_points} rows are noise (eps={eps!r}, "
+                          f"min_samples={self.min_samples}); try a larger eps or eps='auto'", stacklevel=2)
         self.n_candidate_edges_ = 0 if eps_graph is None else len(eps_graph.rows)
         self.graph_ = g
         self.lens_ = lens_arr
