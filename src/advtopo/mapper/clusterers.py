@@ -66,7 +66,13 @@ def dbscan_labels(m: int, u: np.ndarray, v: np.ndarray, orig: np.ndarray, min_sa
     cu, cv = core[u], core[v]
     cc = cu & cv
     uc, vc = u[cc], v[cc]
-    g = csr_matrix((np.ones(len(uc), dtype=np.int8), (uc, vc)), shape=(m, m))
+    if len(uc) > 1 and np.any(uc[1:] < uc[:-1]):
+        o = np.argsort(uc, kind="stable")
+        uc, vc = uc[o], vc[o]
+    # rows already sorted: build the CSR directly (no COO sort / duplicate summing)
+    indptr = np.searchsorted(uc, np.arange(m + 1), side="left")
+    g = csr_matrix((np.ones(len(uc), dtype=np.int8), vc.astype(np.int32, copy=False), indptr.astype(np.int32)),
+                   shape=(m, m))
     _, comp = connected_components(g, directed=True, connection="weak")
     core_idx = np.flatnonzero(core)
     # clusters in sklearn's discovery order: by the smallest row id among their core points
