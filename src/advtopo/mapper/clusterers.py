@@ -202,7 +202,8 @@ def HDBSCAN(min_cluster_size: int = 5, min_samples: int | None = None, metric: s
     """scikit-learn's HDBSCAN, run per cover element."""
     from sklearn.cluster import HDBSCAN as _H
 
-    return SklearnClusterer(_H(min_cluster_size=min_cluster_size, min_samples=min_samples, metric=metric))
+    kw = {"copy": True} if "copy" in _H().get_params() else {}  # silences sklearn 1.9's FutureWarning
+    return SklearnClusterer(_H(min_cluster_size=min_cluster_size, min_samples=min_samples, metric=metric, **kw))
 
 
 def make_clusterer(clusterer: Any = "dbscan", metric: str = "euclidean", **params: Any) -> GraphClusterer | SklearnClusterer:
