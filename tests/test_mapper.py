@@ -484,3 +484,13 @@ def test_projected_bounds_path_is_exact():
         ours = Mapper(lens=lens, cover="kmapper", n_intervals=8, overlap=0.4, eps=eps, min_samples=5).fit(X)
         theirs, _ = _km_nodes(lens.reshape(-1, 1), X, 8, 0.4, SkDBSCAN(eps=eps, min_samples=5))
         assert len(theirs) > 0 and ours.to_kmapper()["nodes"] == theirs
+
+
+def test_to_dict_without_metadata_is_strict_json():
+    X = np.random.default_rng(0).normal(size=(300, 5))
+    g = Mapper(n_intervals=4, eps="auto").fit(X)
+    d = g.to_dict()
+    text = json.dumps(d, allow_nan=False)
+    assert d["points"]["sample_id"] == list(range(300)) and d["points"]["label"][0] is None
+    assert d["stats"]["mean_purity"] is None and d["nodes"][0]["purity"] is None
+    assert MapperGraph.from_dict(json.loads(text)).to_dict() == json.loads(text)
