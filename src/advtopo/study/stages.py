@@ -204,7 +204,9 @@ def run_mapper(params, inputs, out_dir: Path, runtime) -> dict:
     d = graph.to_dict()
     _json(out_dir / "graph.json", d)
     stats = d.get("stats", {})
-    return {"stats": {k: stats.get(k) for k in ("n_nodes", "n_edges", "n_components", "n_noise", "mean_purity")},
+    keep = ("n_nodes", "n_edges", "n_components", "n_noise", "mean_purity", "mean_entropy", "weighted_entropy",
+            "adv_pred_dominance", "shared_node_fraction", "mean_point_purity_clean", "mean_point_purity_adversarial")
+    return {"stats": {k: stats.get(k) for k in keep if k in stats},
             "params": d.get("params", params["mapper"])}
 
 

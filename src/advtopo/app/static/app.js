@@ -760,6 +760,18 @@
       });
       lineChart(card(host, `Class mixing vs attack ε — ${layer}`, "mixing = 1 − mean node purity (higher: classes less distinguishable)"), series, "attack ε", "mixing", [0, 1]);
     });
+    // persistence: distance between the diagrams of clean and adversarial activations vs eps
+    const cva = (INDEX.persistence && INDEX.persistence.clean_vs_adv) || [];
+    uniq(cva.map((r) => r.layer)).forEach((layer) => {
+      const rows = cva.filter((r) => r.layer === layer && r.distance != null);
+      if (!rows.length) return;
+      const series = uniq(rows.map((r) => r.model)).map((m) => ({ name: m, color: mcol(m),
+        pts: rows.filter((r) => r.model === m).map((r) => [+r.eps, +r.distance]).sort((a, b) => a[0] - b[0]) }));
+      const r0 = rows[0];
+      lineChart(card(host, `Clean vs adversarial diagrams — ${layer}`,
+        `${r0.metric || "distance"} between H${r0.homology_dim ?? 1} diagrams of clean and adversarial activations`),
+        series, "attack ε", "distance");
+    });
     // stats table
     const c = card(host, "Per-graph statistics", "click a row to open the graph", true);
     const cols = ["model", "layer", "attack", "eps", "n_nodes", "n_edges", "n_components", "n_noise", "mean_purity", "mean_entropy"];
