@@ -32,7 +32,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="advtopo", description=__doc__.split("\n")[0])
+    parser = _Parser(
+        prog="advtopo",
+        description="Adversarial attacks and adversarial training seen through the topology of activations: "
+                    "train, attack, capture, mapper graphs, persistent homology, and a local web app.",
+        epilog="Start with `advtopo demo`; a whole study is `advtopo run study.toml` (see examples/study.toml).")
     parser.add_argument("--version", action="version", version=f"advtopo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for mod_name in STAGE_CLIS:
