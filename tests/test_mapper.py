@@ -377,6 +377,62 @@ def test_sweep_equals_individual_fits():
         assert g.to_dict() == single.to_dict()
 
 
+def test_edge_list_restrict_matches_brute_force():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((400, 6)).astype(np.float32)
+    reach = np.minimum(np.arange(400) + rng.integers(1, 200, size=400), 400)
+    g = build_eps_graph(X, reach, 2.5)
+    el = g.compact(2.5)
+    d = np.sqrt(((X[:, None].astype(np.float64) - X[None].astype(np.float64)) ** 2).sum(-1))
+    for a, b in [(0, 400), (0, 1), (10, 150), (37, 38), (120, 399), (200, 200)]:
+        u, v, counts = el.restrict(a, b)
+        pairs = sorted(zip((u + a).tolist(), (v + a).tolist()))
+        want = sorted((p, q) for p in range(a, b) for q in range(p + 1, min(b, reach[p])) if d[p, q] <= 2.5)
+        assert pairs == want
+        assert np.array_equal(np.bincount(u, minlength=b - a), counts)
+        assert np.all(np.diff(u) >= 0)
+
+
+def test_dbscan_labels_sorted_fast_path_equal():
+    rng = np.random.default_rng(4)
+    for ms in (1, 3, 6):
+        m = 300
+        u = rng.integers(0, m - 1, size=1500)
+        v = np.minimum(u + rng.integers(1, 40, size=1500), m - 1)
+        keep = v > u
+        key = np.unique(u[keep] * m + v[keep])
+        u, v = key // m, key % m
+        orig = rng.permutation(m)
+        a = dbscan_labels(m, u, v, orig, ms)
+        b = dbscan_labels(m, u, v, orig, ms, u_counts=np.bincount(u, minlength=m))
+        assert np.array_equal(a, b)
+
+
+@needs_kmapper
+def test_kmapper_sweep_equals_fits_and_kmapper():
+    """A sweep (one shared compact edge list, every element restricted by binary search)
+    gives exactly the individually fitted graphs and KeplerMapper's, at the knee eps (every
+    point core: the fast path) and at a small eps (noise and border points)."""
+    X, md = synthetic_activations(1500, 24, seed=9)
+    lens = np.sqrt(np.einsum("ij,ij->i", X.astype(np.float64), X.astype(np.float64)))
+    knee = Mapper(eps="auto", min_samples=5)._resolve_eps(Mapper(eps="auto")._clusterer(), X, "euclidean")
+    for eps in (float(knee), 0.5 * float(knee)):
+        grid = Mapper(lens=lens, cover="kmapper", eps=eps, min_samples=5).sweep(
+            X, n_intervals=[3, 8, 13], overlap=[0.2, 0.5])
+        for (n, p, _e), g in grid.items():
+            single = Mapper(lens=lens, cover="kmapper", n_intervals=n, overlap=p, eps=eps, min_samples=5).fit(X)
+            assert g.to_dict() == single.to_dict()
+            kg = km.KeplerMapper(verbose=0).map(lens.reshape(-1, 1), X,
+                                                clusterer=SkDBSCAN(eps=eps, min_samples=5),
+                                                cover=km.Cover(n_cubes=n, perc_overlap=p))
+            assert g.to_kmapper()["nodes"] == dict(kg["nodes"])
+    sl = Mapper(lens=lens, cover="kmapper", clusterer="single", eps=0.5 * float(knee)).sweep(
+        X, n_intervals=[4, 9], overlap=[0.3])
+    for (n, p, e), g in sl.items():
+        one = Mapper(lens=lens, cover="kmapper", clusterer="single", n_intervals=n, overlap=p, eps=e).fit(X)
+        assert g.to_dict() == one.to_dict()
+
+
 def test_deterministic():
     X, md = synthetic_activations(700, 16, seed=7)
     a = Mapper(lens=("pca", {"n_components": 2}), n_intervals=(4, 3), overlap=0.3, eps="auto").fit(X, md).to_dict()

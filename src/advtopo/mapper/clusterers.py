@@ -28,7 +28,8 @@ class GraphClusterer:
     def get_params(self) -> dict:
         return {"clusterer": self.name, "eps": self.eps, "min_samples": self.min_samples}
 
-    def labels_from_graph(self, m: int, u: np.ndarray, v: np.ndarray, orig: np.ndarray) -> np.ndarray:
+    def labels_from_graph(self, m: int, u: np.ndarray, v: np.ndarray, orig: np.ndarray,
+                          u_counts: np.ndarray | None = None) -> np.ndarray:
         raise NotImplementedError
 
 
@@ -46,7 +47,20 @@ def _check_eps(eps: Any) -> Any:
     return val
 
 
-def dbscan_labels(m: int, u: np.ndarray, v: np.ndarray, orig: np.ndarray, min_samples: int) -> np.ndarray:
+_ONES = np.ones(0)
+
+
+def _ones(k: int) -> np.ndarray:
+    """A read-only float64 view of k ones (scipy's csgraph wants float64 data; no per-call allocation)."""
+    global _ONES
+    if len(_ONES) < k:
+        _ONES = np.ones(max(k, 2 * len(_ONES)))
+        _ONES.flags.writeable = False
+    return _ONES[:k]
+
+
+def dbscan_labels(m: int, u: np.ndarray, v: np.ndarray, orig: np.ndarray, min_samples: int,
+                  u_counts: np.ndarray | None = None) -> np.ndarray:
     """sklearn's DBSCAN labels for m points given their eps-neighbour pairs (u, v), u != v.
 
     Core points: at least ``min_samples`` neighbours counting themselves. Clusters are the
@@ -54,24 +68,39 @@ def dbscan_labels(m: int, u: np.ndarray, v: np.ndarray, orig: np.ndarray, min_sa
     (by their smallest ``orig`` index: sklearn scans rows in ``orig`` order). A border point
     joins the first discovered cluster among its core neighbours, as sklearn's depth-first
     expansion does.
+
+    ``u_counts`` (optional): u is sorted ascending and ``u_counts[i]`` is the number of pairs
+    with u == i (the fast path of :meth:`EdgeList.restrict`).
     """
     labels = np.full(m, -1, dtype=np.int64)
     if m == 0:
         return labels
-    deg = np.bincount(u, minlength=m)
-    deg += np.bincount(v, minlength=m)
+    sorted_u = u_counts is not None
+    deg = np.bincount(v, minlength=m)
+    deg += u_counts if sorted_u else np.bincount(u, minlength=m)
     core = deg >= min_samples - 1
     if not core.any():
         return labels
-    cu, cv = core[u], core[v]
-    cc = cu & cv
-    uc, vc = u[cc], v[cc]
-    if len(uc) > 1 and np.any(uc[1:] < uc[:-1]):
-        o = np.argsort(uc, kind="stable")
-        uc, vc = uc[o], vc[o]
-    # rows already sorted: build the CSR directly (no COO sort / duplicate summing)
-    indptr = np.searchsorted(uc, np.arange(m + 1), side="left")
-    g = csr_matrix((np.ones(len(uc), dtype=np.int8), vc.astype(np.int32, copy=False), indptr.astype(np.int32)),
+    if core.all():  # common at the k-distance knee: every pair is core-core, no filtering
+        cu = cv = None
+        uc, vc = u, v
+        if sorted_u:
+            indptr = np.zeros(m + 1, dtype=np.int64)
+            np.cumsum(u_counts, out=indptr[1:])
+    else:
+        cu = np.repeat(core, u_counts) if sorted_u else core[u]
+        cv = core[v]
+        cc = cu & cv
+        uc, vc = u[cc], v[cc]
+        sorted_u = False
+    if not sorted_u:
+        if len(uc) > 1 and np.any(uc[1:] < uc[:-1]):
+            o = np.argsort(uc, kind="stable")
+            uc, vc = uc[o], vc[o]
+        # rows already sorted: build the CSR directly (no COO sort / duplicate summing)
+        indptr = np.searchsorted(uc, np.arange(m + 1), side="left")
+    idx_t = np.int32 if len(uc) < 2**31 - 1 else np.int64
+    g = csr_matrix((_ones(len(uc)), vc.astype(idx_t, copy=False), indptr.astype(idx_t, copy=False)),
                    shape=(m, m))
     _, comp = connected_components(g, directed=True, connection="weak")
     core_idx = np.flatnonzero(core)
@@ -83,6 +112,8 @@ def dbscan_labels(m: int, u: np.ndarray, v: np.ndarray, orig: np.ndarray, min_sa
     rank[comps_in_order] = np.arange(len(comps_in_order))
     labels[core_idx] = rank[comp[core_idx]]
     # border points: the smallest cluster rank among core neighbours
+    if cu is None:
+        return labels
     b1 = cu & ~cv
     b2 = cv & ~cu
     if b1.any() or b2.any():
@@ -111,8 +142,8 @@ class DBSCAN(GraphClusterer):
     def __repr__(self) -> str:
         return f"DBSCAN(eps={self.eps!r}, min_samples={self.min_samples})"
 
-    def labels_from_graph(self, m, u, v, orig):
-        return dbscan_labels(m, u, v, orig, self.min_samples)
+    def labels_from_graph(self, m, u, v, orig, u_counts=None):
+        return dbscan_labels(m, u, v, orig, self.min_samples, u_counts=u_counts)
 
 
 @CLUSTERERS.register("single")
@@ -140,8 +171,8 @@ class SingleLinkage(GraphClusterer):
     def __repr__(self) -> str:
         return f"SingleLinkage(threshold={self.eps!r}, min_cluster_size={self.min_cluster_size})"
 
-    def labels_from_graph(self, m, u, v, orig):
-        labels = dbscan_labels(m, u, v, orig, 1)
+    def labels_from_graph(self, m, u, v, orig, u_counts=None):
+        labels = dbscan_labels(m, u, v, orig, 1, u_counts=u_counts)
         if self.min_cluster_size > 1 and m:
             sizes = np.bincount(labels, minlength=labels.max() + 1)
             small = sizes[labels] < self.min_cluster_size

@@ -18,7 +18,7 @@ from advtopo.mapper.clusterers import GraphClusterer, SklearnClusterer, make_clu
 from advtopo.mapper.cover import Cover, CoverElements, make_cover
 from advtopo.mapper.graph import MapperGraph, normalize_metadata
 from advtopo.mapper.lenses import compute_lens, lens_name
-from advtopo.mapper.neighbors import METRICS, EpsGraph, _as_float_matrix, auto_eps, build_eps_graph
+from advtopo.mapper.neighbors import METRICS, EdgeList, EpsGraph, _as_float_matrix, auto_eps, build_eps_graph
 
 
 class _Sorted:
@@ -62,8 +62,13 @@ def _cluster_cover(
     edge_mask: np.ndarray | None,
     engine: Any = None,
     eps: float | None = None,
+    edges: EdgeList | None = None,
 ) -> tuple[list[np.ndarray], list[tuple], list[int], list[dict]]:
-    """Cluster every element: returns node members, node elements, node cluster ids, element info."""
+    """Cluster every element: returns node members, node elements, node cluster ids, element info.
+
+    Graph clusterers take the element's edges from ``edges`` (1-D covers: exactly the
+    element's edges, by binary search) or else from ``graph`` restricted by ``edge_mask``.
+    """
     members, node_el, node_cl, elements = [], [], [], []
     a_all, b_all = srt.ranges(ce)
     for e in range(len(ce)):
@@ -76,6 +81,10 @@ def _cluster_cover(
             raw = engine.labels(pos, orig, eps, clusterer.min_samples, strict=clusterer.strict)
             labels = clusterer.labels_from_graph(m, *_relabel_only(raw)) if clusterer.name == "single" and \
                 getattr(clusterer, "min_cluster_size", 1) > 1 else raw
+            rows_sorted = orig
+        elif isinstance(clusterer, GraphClusterer) and edges is not None and mask is None:
+            u, v, counts = edges.restrict(a, b)
+            labels = clusterer.labels_from_graph(m, u, v, orig, u_counts=counts)
             rows_sorted = orig
         elif isinstance(clusterer, GraphClusterer):
             lo_i, hi_i = graph.indptr[a], graph.indptr[b]
@@ -218,9 +227,9 @@ class Mapper:
         return TorchElementDBSCAN(X[srt.order], metric, _torch_device(self.device))
 
     def _graph(self, X, md, lens_arr, srt, ce, clusterer, eps_graph, edge_mask, params, engine=None,
-               eps=None) -> MapperGraph:
+               eps=None, edges=None) -> MapperGraph:
         members, node_el, node_cl, elements = _cluster_cover(X, srt, ce, clusterer, eps_graph, edge_mask,
-                                                             engine=engine, eps=eps)
+                                                             engine=engine, eps=eps, edges=edges)
         if getattr(self, "_row_l2_for", None) is not X:
             self._row_l2 = np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))
             self._row_l2_for = X
@@ -253,7 +262,7 @@ class Mapper:
         tm["lens_cover"] = time.perf_counter() - t0
         eps = self._resolve_eps(clusterer, X, metric)
         tm["auto_eps"] = time.perf_counter() - t0 - sum(tm.values())
-        eps_graph = edge_mask = engine = None
+        eps_graph = edge_mask = engine = edges = None
         if isinstance(clusterer, GraphClusterer) and self.backend == "torch":
             engine = self._engine(X, srt, metric)
             tm["to_device"] = time.perf_counter() - t0 - sum(tm.values())
@@ -262,15 +271,22 @@ class Mapper:
                                         device=self.device, block_bytes=self.block_bytes)
             tm["neighbour_graph"] = time.perf_counter() - t0 - sum(tm.values())
             edge_mask = eps_graph.within(eps, strict=clusterer.strict)
+            self.n_candidate_edges_ = len(eps_graph.rows)
+            if ce.lo.shape[1] == 1:  # 1-D cover: compact sorted edge list, the candidate arrays are freed
+                edges = eps_graph.compact(eps, mask=edge_mask)
+                eps_graph = edge_mask = None
             tm["threshold"] = time.perf_counter() - t0 - sum(tm.values())
         g = self._graph(X, md, lens_arr, srt, ce, clusterer, eps_graph, edge_mask, self._params(ce, clusterer, eps, metric),
-                        engine=engine, eps=eps)
+                        engine=engine, eps=eps, edges=edges)
         tm["clusters_and_nerve"] = time.perf_counter() - t0 - sum(tm.values())
         self.timings_ = tm
         if g.n_nodes == 0:
             warnings.warn(f"the mapper graph is empty: all {g.n_points} rows are noise (eps={eps!r}, "
                           f"min_samples={self.min_samples}); try a larger eps or eps='auto'", stacklevel=2)
-        self.n_candidate_edges_ = 0 if eps_graph is None else len(eps_graph.rows)
+        if eps_graph is not None:
+            self.n_candidate_edges_ = len(eps_graph.rows)
+        elif edges is None:
+            self.n_candidate_edges_ = 0
         self.graph_ = g
         self.lens_ = lens_arr
         self.eps_ = eps
@@ -318,16 +334,25 @@ class Mapper:
 
             bar = tqdm(total=len(grid), desc="mapper sweep")
         masks: dict = {}
+        edge_lists: dict = {}
+        if eps_graph is not None and all(ce.lo.shape[1] == 1 for ce in covers.values()):
+            # 1-D covers: one compact sorted edge list per eps, then the candidate arrays are freed;
+            # every element of every setting then reads exactly its own edges (binary search)
+            for e in eps_list:
+                if e not in edge_lists:
+                    edge_lists[e] = eps_graph.compact(resolved[e], strict=clusterers[e].strict)
+            eps_graph = None
         for (n_i, ov), e in grid:
             cl = clusterers[e]
             mask = None
-            if graph_based and engine is None:
+            if eps_graph is not None:
                 if e not in masks:
                     masks[e] = eps_graph.within(resolved[e], strict=cl.strict)
                 mask = masks[e]
             ce = covers[(n_i, ov)]
             out[(n_i, ov, e)] = self._graph(X, md, lens_arr, srt, ce, cl, eps_graph, mask,
-                                            self._params(ce, cl, resolved[e], metric), engine=engine, eps=resolved[e])
+                                            self._params(ce, cl, resolved[e], metric), engine=engine, eps=resolved[e],
+                                            edges=edge_lists.get(e))
             if bar is not None:
                 bar.update(1)
         if bar is not None:

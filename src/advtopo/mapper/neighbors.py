@@ -56,6 +56,7 @@ class _Prepared:
         self.metric = metric
         n = len(Xs)
         self.r = np.zeros(n)  # residual norms outside the projection (0 = no projection)
+        self.projected = basis is not None
         if metric == "euclidean":
             self.exact = Xs  # exact recomputation converts chunks to float64 on the fly
             mean = Xs.mean(axis=0, dtype=np.float64)
@@ -178,13 +179,75 @@ class EpsGraph:
             r, q = self.rows[c:c + chunk], self.cols[c:c + chunk]
             tol = self.prepared.tol(r, q)
             sc = self.score[c:c + chunk].astype(np.float64)
-            hi = sc + self.prepared.upper(r, q)
+            hi = sc + self.prepared.upper(r, q) if self.prepared.projected else sc
             m = hi < thr - tol if strict else hi <= thr - tol
             band = np.flatnonzero(~m & (sc <= thr + tol))
             if len(band):
                 m[band] = self.prepared.decide(r[band], q[band], thr, strict)
             mask[c:c + chunk] = m
         return mask
+
+    def compact(self, eps: float, strict: bool = False, mask: np.ndarray | None = None) -> "EdgeList":
+        """The edges with exactly ``dist <= eps`` (``<`` when strict) as a sorted :class:`EdgeList`."""
+        if mask is None:
+            mask = self.within(eps, strict=strict)
+        n = np.int64(self.n)
+        parts = []
+        chunk = 1 << 22
+        for c in range(0, len(self.rows), chunk):
+            m = mask[c:c + chunk]
+            k = self.rows[c:c + chunk][m].astype(np.int64)
+            k *= n
+            k += self.cols[c:c + chunk][m]
+            parts.append(k)
+        key = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        del parts
+        if len(key) > 1 and np.any(key[1:] < key[:-1]):  # never expected: (row, col) order is kept on build
+            key.sort()
+        return EdgeList(key, self.n)
+
+
+class EdgeList:
+    """Edges p < q (positions in lens-sorted order) as sorted keys ``p * n + q``: 8 bytes per edge.
+
+    Because the keys are sorted, the edges with both ends inside a contiguous range
+    [a, b) of rows are, for every row p in [a, b), one contiguous run found by a binary
+    search for ``p * n + b``: a cover element's edges cost time proportional to their own
+    number, not to the number of edges leaving its rows (a sweep's shared graph reaches as
+    far as the widest cover's elements, much further than a fine cover's).
+    """
+
+    def __init__(self, key: np.ndarray, n: int) -> None:
+        self.key = key
+        self.n = int(n)
+        self.indptr = np.searchsorted(key, np.arange(self.n + 1, dtype=np.int64) * self.n, side="left")
+
+    def __len__(self) -> int:
+        return len(self.key)
+
+    def restrict(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(u, v, counts) of the edges inside rows [a, b), local indices (0..b-a-1), u sorted
+        ascending (then v ascending), counts[i] = number of edges with u == i."""
+        n = self.n
+        lo, hi = int(self.indptr[a]), int(self.indptr[b])
+        starts = self.indptr[a:b]
+        rows = np.arange(a, b, dtype=np.int64)
+        ends = lo + np.searchsorted(self.key[lo:hi], rows * n + b, side="left")
+        counts = ends - starts
+        total = int(counts.sum())
+        if total == 0:
+            z = np.zeros(0, dtype=np.int32)
+            return z, z, counts
+        if total == hi - lo:  # every edge of these rows stays inside (always true for the last element)
+            k = self.key[lo:hi]
+        else:
+            offs = np.cumsum(counts) - counts
+            idx = np.repeat(starts - offs, counts)
+            idx += np.arange(total, dtype=np.int64)
+            k = self.key[idx]
+        u = np.repeat(np.arange(b - a, dtype=np.int32), counts)
+        v = (k - np.repeat(rows * n + a, counts)).astype(np.int32)
+        return u, v, counts
 
 
 def _torch_device(device: str):
