@@ -72,6 +72,9 @@ def test_run_directory_follows_the_contract(first_run):
         assert n_rows == (60 if g["eps"] == 0 else 120)
         assert sum(doc["points"]["is_adversarial"]) == (0 if g["eps"] == 0 else 60)
         assert {"nodes", "edges", "stats", "params"} <= set(doc)
+        kd = doc["k_distance"]  # the curve the app draws beside the eps input
+        assert kd["k"] == doc["params"]["min_samples"] and len(kd["values"]) == 100
+        assert np.all(np.diff(kd["values"]) >= 0) and kd["eps"] == doc["params"]["eps"]
         assert g["id"] == f"{g['model']}__{g['layer']}__{g['attack']}__{g['eps']:g}"
     df = pd.read_parquet(first_run / "samples.parquet")
     assert list(df.columns) == ["sample_id", "dataset_index", "split", "label", "model", "attack", "eps",

@@ -200,14 +200,30 @@ def run_mapper(params, inputs, out_dir: Path, runtime) -> dict:
           "is_adversarial": np.concatenate(adv), "sample_id": np.tile(np.arange(n), reps)}
     mp = dict(params["mapper"])
     mp.setdefault("random_state", params["seed"] % (2**31))
-    graph = Mapper(**mp).fit(np.concatenate(X).astype(np.float32, copy=False), metadata=md)
+    X = np.concatenate(X).astype(np.float32, copy=False)
+    graph = Mapper(**mp).fit(X, metadata=md)
     d = graph.to_dict()
+    if str(mp.get("clusterer", "dbscan")) == "dbscan" and d["stats"].get("n_points", len(X)) > 1:
+        d["k_distance"] = _k_distance_curve(X, mp, d["params"])
     _json(out_dir / "graph.json", d)
     stats = d.get("stats", {})
     keep = ("n_nodes", "n_edges", "n_components", "n_noise", "mean_purity", "mean_entropy", "weighted_entropy",
             "adv_pred_dominance", "shared_node_fraction", "mean_point_purity_clean", "mean_point_purity_adversarial")
     return {"stats": {k: stats.get(k) for k in keep if k in stats},
             "params": d.get("params", params["mapper"])}
+
+
+def _k_distance_curve(X: np.ndarray, mp: dict, params: dict, points: int = 100) -> dict:
+    """The k-distance curve (k = min_samples) the app draws beside the eps input, so users can
+    pick DBSCAN's eps at the knee; 100 quantiles of a 1,000-row sample keep the JSON small."""
+    from advtopo.mapper import k_distance
+
+    k = max(2, min(int(mp.get("min_samples", 5)), len(X)))
+    curve = k_distance(X, k, str(mp.get("metric", "euclidean")), sample=1000,
+                       random_state=int(mp.get("random_state", 0)))
+    q = np.quantile(curve, np.linspace(0.0, 1.0, points))
+    return {"k": k, "quantiles": np.linspace(0.0, 1.0, points).round(4).tolist(),
+            "values": q.astype(float).tolist(), "eps": params.get("eps")}
 
 
 # --- persistence ---------------------------------------------------------------------------
