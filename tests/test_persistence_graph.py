@@ -54,7 +54,8 @@ def _gudhi_graph_diagrams(src, dst, w, n):
 
 
 @pytest.mark.parametrize("seed,n,m", [(0, 300, 3000), (1, 2000, 60000), (2, 50, 40)])
-def test_graph_h0_matches_gudhi(seed, n, m):
+@pytest.mark.parametrize("path", ["default", "unique", "no_dense_dedup"])
+def test_graph_h0_matches_gudhi(seed, n, m, path, monkeypatch):
     rng = np.random.default_rng(seed)
     src, dst = rng.integers(0, n, m), rng.integers(0, n, m)
     keep = src != dst
@@ -64,7 +65,12 @@ def test_graph_h0_matches_gudhi(seed, n, m):
     w = rng.random(len(src))
     w[rng.random(len(w)) < 0.1] = 0
     w[:10] = w[10]  # ties
-    res = graph_persistence(src, dst, w, n, h1=True, chunk=1.0)  # chunk=1 exercises filter-Kruskal levels
+    if path == "no_dense_dedup":  # contracted levels: sampled-threshold filter on parallel edges
+        import advtopo.persistence.activation_graph as ag
+
+        monkeypatch.setattr(ag, "_DENSE_DEDUP_CELLS", 0)
+    # chunk=1 exercises filter-Kruskal levels
+    res = graph_persistence(src, dst, w, n, h1=True, chunk=1.0, unique=path == "unique")
     d0, d1 = _gudhi_graph_diagrams(src, dst, w, n)
     fin = d0[np.isfinite(d0[:, 1])]
     np.testing.assert_allclose(np.sort(res.pairs, axis=0), np.sort(fin, axis=0))
@@ -244,3 +250,40 @@ def test_cli_commands(tmp_path, capsys):
     assert main(["persistence", "diagrams", str(tmp_path / "missing.npy")]) == 2
     assert main(["persistence", "diagrams", str(tmp_path / "c.npy"), "--metric", "manhattan"]) == 2
     assert "metric" in capsys.readouterr().err
+
+
+def test_cross_fitted_folds_hold_each_input_out_once():
+    from advtopo.persistence import cross_fitted_folds
+
+    y = np.arange(53) % 4
+    folds = cross_fitted_folds(y, n_splits=5, seed=3)
+    assert len(folds) == 5
+    held = np.concatenate([te for _, te in folds])
+    assert sorted(held.tolist()) == list(range(53))  # every input evaluated exactly once
+    for tr, te in folds:
+        assert not set(tr.tolist()) & set(te.tolist())  # never trained on in its own fold
+        assert sorted(np.concatenate([tr, te]).tolist()) == list(range(53))
+    with pytest.raises(AdvtopoError, match="n_splits"):
+        cross_fitted_folds(np.arange(3), n_splits=5)
+
+
+def test_recovery_cross_fitted_protocol_does_not_memorise():
+    """Random labels, adversarial = clean: the paper protocol scores the SVM on its own
+    training inputs (memorised: recovery 1), the cross-fitted one never does."""
+    from advtopo.persistence import recovery_experiment
+
+    torch.manual_seed(0)
+    g = ActivationGraph(input_shape=(2, 7, 7)).fit(_Tiny().eval())
+    rng = np.random.default_rng(1)
+    x = rng.random((40, 2, 7, 7)).astype(np.float32)
+    y = rng.integers(0, 4, 40)
+    res = recovery_experiment(g, x, y, {"same": (x, y)}, cv=4, min_persistence=-1, binary=False)
+    assert res["attacks"]["same"]["recovery_accuracy"] == 1.0  # memorised
+    cf = res["attacks_cross_fitted"]["same"]
+    assert cf["n"] == 40 and cf["recovery_accuracy"] < 0.75
+    assert "paper" in res["protocols"]["attacks"] and "cross-fitted" in res["protocols"]["attacks_cross_fitted"]
+    res_cf = recovery_experiment(g, x, y, {"same": (x[:25], y[:25])}, cv=4, min_persistence=-1,
+                                 protocol="cross_fitted")
+    assert "attacks" not in res_cf and res_cf["attacks_cross_fitted"]["same"]["n"] == 25
+    with pytest.raises(AdvtopoError, match="protocol"):
+        recovery_experiment(g, x, y, {}, protocol="transductive")

@@ -11,7 +11,8 @@ from advtopo.persistence.distances import (DISTANCES, bottleneck_distance, diagr
 from advtopo.persistence.layers import (LayerDistance, compare_layers, layer_distance_matrix, linear_cka,
                                        pca_removal_sensitivity, rank_correlation, similarity_matrix, svcca)
 from advtopo.persistence.pointclouds import top_l2_point_cloud
-from advtopo.persistence.recovery import DominantSubgraphFeatures, recovery_experiment, recovery_scores
+from advtopo.persistence.recovery import (DominantSubgraphFeatures, cross_fitted_folds, recovery_experiment,
+                                          recovery_scores)
 from advtopo.persistence.rips import (RipsPersistence, maxmin_landmarks, pairwise_distances, rips_diagrams,
                                       split_diagrams, stack_diagrams)
 from advtopo.persistence.stage import DEFAULT_SETTINGS, persistence_stage, validate_settings
@@ -29,5 +30,5 @@ __all__ = [
     "top_l2_point_cloud", "LayerDistance", "layer_distance_matrix", "compare_layers", "linear_cka", "svcca",
     "similarity_matrix", "rank_correlation", "pca_removal_sensitivity",
     "persistence_stage", "validate_settings", "DEFAULT_SETTINGS",
-    "DominantSubgraphFeatures", "recovery_experiment", "recovery_scores",
+    "DominantSubgraphFeatures", "cross_fitted_folds", "recovery_experiment", "recovery_scores",
 ]
