@@ -154,6 +154,30 @@ def test_eps_graph_small_blocks_equal_brute_force():
         assert (i, j) not in pairs(e * (1 - 1e-12), strict=True)
 
 
+
+def test_eps_graph_block_shapes_ragged_reach():
+    """In-block masking (triangle, per-row reach) and the (row, col) order, for block shapes where
+    the column chunk is narrower than the row block, equal to brute force; cosine too."""
+    rng = np.random.default_rng(7)
+    n = 700
+    X = (rng.normal(size=(n, 12)) + 3).astype(np.float32)
+    reach = np.minimum(n, np.arange(n) + 1 + rng.integers(0, 400, size=n))  # not monotone
+    for metric in ("euclidean", "cosine"):
+        if metric == "euclidean":
+            D = np.sqrt(((X[:, None].astype(np.float64) - X[None]) ** 2).sum(-1))
+        else:
+            U = X.astype(np.float64) / np.linalg.norm(X.astype(np.float64), axis=1, keepdims=True)
+            D = 1.0 - U @ U.T
+        eps = float(np.quantile(D[np.triu_indices(n, 1)], 0.1))
+        want = {(i, j) for i in range(n) for j in range(i + 1, int(reach[i])) if D[i, j] <= eps}
+        for kw in ({}, dict(block_rows=300, block_bytes=4 * 300 * 100), dict(block_rows=33, block_bytes=4096 * 8)):
+            g = build_eps_graph(X, reach, eps, metric=metric, **kw)
+            assert np.all(np.diff(g.rows) >= 0) and np.array_equal(g.indptr, np.searchsorted(g.rows, np.arange(n + 1)))
+            m = g.within(eps)
+            assert set(zip(g.rows[m].tolist(), g.cols[m].tolist())) == want, (metric, kw)
+            el = g.compact(eps, mask=m)
+            assert np.all(np.diff(el.key) > 0) and len(el) == len(want)
+
 # ---------------------------------------------------------------- covers and validation
 
 def test_uniform_cover_arithmetic():

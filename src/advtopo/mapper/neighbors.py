@@ -106,6 +106,12 @@ class _Prepared:
             return _REL_TOL * (self.sq[p] + self.sq[q]) + 1e-30
         return np.full(len(p), 4 * _REL_TOL)
 
+    def tol_max(self) -> float:
+        """An upper bound of ``tol`` over all pairs."""
+        if self.metric == "euclidean":
+            return _REL_TOL * 2 * float(np.max(self.sq)) + 1e-30
+        return 4 * _REL_TOL
+
     def upper(self, p: np.ndarray, q: np.ndarray) -> np.ndarray:
         """Added to a (projected) score it bounds the true score from above: (r_p + r_q)^2."""
         return (self.r[p] + self.r[q]) ** 2
@@ -175,34 +181,57 @@ class EpsGraph:
         thr = eps_to_threshold(eps, self.metric)
         mask = np.empty(len(self.rows), dtype=bool)
         chunk = 1 << 22  # bounded temporaries
+        pr = self.prepared
+        if not pr.projected:
+            # float32 scores at or below lo32 are inside for every pair's band, above hi32 outside
+            # for every pair's band: only the pairs in between need their own band (gathers)
+            tmax = pr.tol_max()
+            lo32, hi32 = _f32_below(thr - tmax), _f32_up(thr + tmax)
+            for c in range(0, len(self.rows), chunk):
+                sc = self.score[c:c + chunk]
+                m = mask[c:c + chunk]
+                np.less_equal(sc, lo32, out=m)
+                mid = np.flatnonzero((sc > lo32) & (sc <= hi32))
+                if len(mid):
+                    r, q = self.rows[c:c + chunk][mid], self.cols[c:c + chunk][mid]
+                    m[mid] = self._band(r, q, sc[mid].astype(np.float64), sc[mid].astype(np.float64), thr, strict)
+            return mask
         for c in range(0, len(self.rows), chunk):
             r, q = self.rows[c:c + chunk], self.cols[c:c + chunk]
-            tol = self.prepared.tol(r, q)
             sc = self.score[c:c + chunk].astype(np.float64)
-            hi = sc + self.prepared.upper(r, q) if self.prepared.projected else sc
-            m = hi < thr - tol if strict else hi <= thr - tol
-            band = np.flatnonzero(~m & (sc <= thr + tol))
-            if len(band):
-                m[band] = self.prepared.decide(r[band], q[band], thr, strict)
-            mask[c:c + chunk] = m
+            mask[c:c + chunk] = self._band(r, q, sc, sc + pr.upper(r, q), thr, strict)
         return mask
+
+    def _band(self, r, q, sc, hi, thr: float, strict: bool) -> np.ndarray:
+        """Per-pair decision: sure from the float32 score when outside the pair's rounding band,
+        recomputed exactly (float64 where needed) inside it."""
+        tol = self.prepared.tol(r, q)
+        m = hi < thr - tol if strict else hi <= thr - tol
+        band = np.flatnonzero(~m & (sc <= thr + tol))
+        if len(band):
+            m[band] = self.prepared.decide(r[band], q[band], thr, strict)
+        return m
 
     def compact(self, eps: float, strict: bool = False, mask: np.ndarray | None = None) -> "EdgeList":
         """The edges with exactly ``dist <= eps`` (``<`` when strict) as a sorted :class:`EdgeList`."""
         if mask is None:
             mask = self.within(eps, strict=strict)
         n = np.int64(self.n)
-        parts = []
+        key = np.empty(int(np.count_nonzero(mask)), dtype=np.int64)  # written in place, no list of parts
         chunk = 1 << 22
+        a = 0
+        ordered = True
         for c in range(0, len(self.rows), chunk):
             m = mask[c:c + chunk]
-            k = self.rows[c:c + chunk][m].astype(np.int64)
-            k *= n
+            r = self.rows[c:c + chunk][m]
+            e = a + len(r)
+            k = key[a:e]
+            np.multiply(r, n, out=k, dtype=np.int64)
             k += self.cols[c:c + chunk][m]
-            parts.append(k)
-        key = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-        del parts
-        if len(key) > 1 and np.any(key[1:] < key[:-1]):  # never expected: (row, col) order is kept on build
+            if len(k) and ((a and k[0] < key[a - 1]) or np.any(k[1:] < k[:-1])):
+                ordered = False
+            a = e
+        if not ordered:  # never expected: (row, col) order is kept on build
             key.sort()
         return EdgeList(key, self.n)
 
@@ -350,22 +379,12 @@ def build_eps_graph(
         finally:
             torch.backends.cuda.matmul.allow_tf32 = old_tf32
     else:
-        left, right = prep.left, prep.right
-        for s in range(0, n, block_rows):
-            t = min(n, s + block_rows)
-            R = int(reach[s:t].max())
-            if R <= s + 1:
-                continue
-            for c0 in range(s, R, col_chunk):
-                c1 = min(R, c0 + col_chunk)
-                S = left[s:t] @ right[c0:c1].T
-                flat = np.flatnonzero(S <= thr_hi)
-                if len(flat) == 0:
-                    continue
-                ii, jj = np.divmod(flat, c1 - c0)
-                score_out.append(S.ravel()[flat])
-                rows_out.append((ii + s).astype(idx_t))
-                cols_out.append((jj + c0).astype(idx_t))
+        rows, cols, score, counts = _build_numpy(prep.left, prep.right, reach, thr_hi, block_rows,
+                                                 col_chunk, idx_t)
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        return EpsGraph(rows=rows, cols=cols, score=score, indptr=indptr, n=n, metric=metric,
+                        max_eps=float(max_eps), prepared=prep)
 
     if rows_out:
         rows = np.concatenate(rows_out)
@@ -386,6 +405,116 @@ def build_eps_graph(
     return EpsGraph(rows=rows, cols=cols, score=score, indptr=indptr, n=n, metric=metric,
                     max_eps=float(max_eps), prepared=prep)
 
+
+def _f32_up(x: float) -> np.float32:
+    """The smallest float32 >= x (so ``s32 <= _f32_up(x)`` keeps every float32 s <= x)."""
+    v = np.float32(x)
+    return v if float(v) >= x else np.nextafter(v, np.float32(np.inf))
+
+
+def _f32_below(x: float) -> np.float32:
+    """The largest float32 < x (so ``s32 <= _f32_below(x)`` implies s < x)."""
+    v = np.float32(x)
+    return v if float(v) < x else np.nextafter(v, np.float32(-np.inf))
+
+
+class _Grow:
+    """Append-only columns (cols, score) in preallocated arrays, grown from a density estimate: no list of parts."""
+
+    def __init__(self, idx_t, cap: int = 0) -> None:
+        self.n = 0
+        self.cols = np.empty(cap, dtype=idx_t)
+        self.score = np.empty(cap, dtype=np.float32)
+
+    def reserve(self, k: int) -> None:
+        need = self.n + k
+        if need <= len(self.cols):
+            return
+        cap = max(need, int(len(self.cols) * 1.25))
+        for name in ("cols", "score"):
+            old = getattr(self, name)
+            new = np.empty(cap, dtype=old.dtype)
+            new[:self.n] = old[:self.n]
+            setattr(self, name, new)
+
+    def arrays(self):
+        """Views of the filled part (the untouched tail was never paged in, so it costs no memory)."""
+        k = self.n
+        return self.cols[:k], self.score[:k]
+
+
+def _build_numpy(left: np.ndarray, right: np.ndarray, reach: np.ndarray, thr_hi: float, block_rows: int,
+                 col_chunk: int, idx_t) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate pairs p < q < reach[p] with float32 score <= thr_hi, in (p, q) order, and per-row counts.
+
+    Everything after the GEMM happens inside the block: the pairs outside the triangle / reach
+    are set to +inf in the block, one comparison into a reused boolean buffer, one flatnonzero;
+    only the kept pairs are then turned into columns (per-row repeats, no divmod) written
+    straight into preallocated int32 output (sized from the density seen so far). The row of
+    each pair is one ``np.repeat`` of the per-row counts at the end. No full-length filter pass.
+    """
+    n = len(left)
+    thr32 = _f32_up(thr_hi)
+    inf = np.float32(np.inf)
+    counts = np.zeros(n, dtype=np.int64)
+    cap = block_rows * col_chunk
+    sbuf = np.empty(cap, dtype=np.float32)
+    mbuf = np.empty(cap, dtype=bool)
+    tri = np.tri(block_rows, block_rows, 0, dtype=bool)  # tri[i, j]: j <= i (col not above the diagonal)
+    ar = np.arange(block_rows + 1, dtype=np.int64)
+    starts = np.arange(0, n, block_rows)
+    block_R = np.maximum.reduceat(reach, starts) if n else np.zeros(0, dtype=np.int64)
+    area_total = int(np.sum(np.minimum(block_rows, n - starts) * np.maximum(block_R - starts, 0)))
+    area_done = 0
+    out = _Grow(idx_t)
+    for s, R in zip(starts.tolist(), block_R.tolist()):
+        t = min(n, s + block_rows)
+        b = t - s
+        if R <= s + 1:
+            continue
+        rch = reach[s:t]
+        start = out.n
+        chunk_cnts = []
+        for c0 in range(s, R, col_chunk):
+            c1 = min(R, c0 + col_chunk)
+            w = c1 - c0
+            S = sbuf[:b * w].reshape(b, w)
+            np.matmul(left[s:t], right[c0:c1].T, out=S)
+            if c0 < t:  # columns at or left of the diagonal: c0 + j <= s + i
+                k = min(w, t - c0)
+                off = c0 - s
+                np.copyto(S[:, :k], inf, where=tri[:b, off:off + k])
+            for i in np.flatnonzero(rch < c1).tolist():  # rows whose reach ends inside this chunk
+                S[i, max(int(rch[i]) - c0, 0):] = inf
+            M = mbuf[:b * w].reshape(b, w)
+            np.less_equal(S, thr32, out=M)
+            flat = np.flatnonzero(M)
+            kk = len(flat)
+            if kk == 0:
+                continue
+            cnt = np.diff(np.searchsorted(flat, ar[:b + 1] * w))  # kept pairs per row (flat is sorted)
+            counts[s:t] += cnt
+            chunk_cnts.append(cnt)
+            if out.n + kk > len(out.cols):  # size the output from the density seen so far
+                done = area_done + b * (R - s)
+                est = int(2.0 * (out.n + kk) * (area_total - done) / max(done, 1))
+                # generous: untouched capacity is virtual memory only (pages are mapped on first write)
+                out.reserve(min(kk + est + (1 << 16), area_total - area_done))
+            a, e = out.n, out.n + kk
+            np.take(S.reshape(-1), flat, out=out.score[a:e])
+            # column = flat - i * w + c0, written straight into the int32 column
+            np.subtract(flat, np.repeat(ar[:b] * w - c0, cnt), out=out.cols[a:e], casting="unsafe")
+            out.n = e
+        area_done += b * (R - s)
+        if len(chunk_cnts) > 1:  # several column chunks: restore (row, col) order in this block
+            sl = slice(start, out.n)
+            rloc = np.concatenate([np.repeat(ar[:b], c) for c in chunk_cnts])
+            order = np.argsort(rloc, kind="stable")  # chunks are in column order already
+            for arr in (out.cols, out.score):
+                arr[sl] = arr[sl][order]
+    cols, score = out.arrays()
+    rows = np.repeat(np.arange(n, dtype=idx_t), counts)  # one pass at the end, (row, col) order
+    return rows, cols, score, counts
 
 def _blocked_scores(X: np.ndarray, queries: np.ndarray, metric: str, block_bytes: int = 1 << 26):
     """Yield (query slice, exact-enough distances (float64) of those queries to all rows)."""
