@@ -42,10 +42,11 @@ demo: setup
 test: setup browser
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-bench: setup
+bench: setup browser
 	$(BIN)/python benchmarks/adversarial_training.py
 	$(BIN)/python benchmarks/mapper.py
 	$(BIN)/python benchmarks/persistence.py
+	$(BIN)/python benchmarks/app_render.py --repeat 5
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
