@@ -203,7 +203,7 @@
       const ax = aspect || 1, k = big ? 0.25 : 1; // big graphs keep more of their lens-ordered start
       sim.force("x", d3.forceX(0).strength(k * 0.07 * Math.max(1, ax))).force("y", d3.forceY(0).strength(0.07 / Math.min(1, ax)));
     }
-    const ticks = n > 1500 ? 60 : n > 400 ? 80 : 300, late = n > 400 ? 12 : ticks;
+    const ticks = n > 1500 ? 40 : n > 400 ? 50 : 300, late = n > 400 ? 8 : ticks;
     sim.alpha(1).alphaDecay(1 - Math.pow(0.001, 1 / ticks));
     for (let k = 0; k < ticks; k++) { if (k === ticks - late) sim.force("collide", collide); sim.tick(); }
     const res = { x: nodes.map((p) => p.x), y: nodes.map((p) => p.y), lensExtent, ms: performance.now() - t };
