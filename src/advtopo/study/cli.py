@@ -84,6 +84,6 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"\nresults: {root}\nthe web app is not installed; read the run with "
               f"`advtopo show {root}` or from Python: advtopo.study.open_run({str(root)!r})")
         return 0
-    print(f"\nserving {root} at http://{args.host}:{args.port}/  (Ctrl-C to stop)", flush=True)
-    serve(Path(root), host=args.host, port=args.port)
+    print("\nopening the web app (Ctrl-C to stop)", flush=True)
+    serve(Path(root), host=args.host, port=args.port)  # prints the URL
     return 0
