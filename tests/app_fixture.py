@@ -248,6 +248,18 @@ def make_fixture_run(root: str | Path, n_per_class: int = 10, seed: int = 0,
                                for k, (m, _) in enumerate(MODELS)},
             "cka": {"layers": L, "matrix": (1 - M / 2).round(3).tolist()},
         }
+        # persistence diagrams as the persistence stage stores them: (birth, death, dim) rows
+        (run / "persistence" / "diagrams").mkdir(parents=True, exist_ok=True)
+        diagrams = {}
+        for k, (m, _) in enumerate(MODELS):
+            for eps in (0.0, 0.3):
+                births = np.r_[np.zeros(6), rng.uniform(0.5, 1.0, 4)]
+                deaths = births + rng.uniform(0.1, 1.0 + eps, 10)
+                dims = np.r_[np.zeros(6), np.ones(4)]
+                rel = f"persistence/diagrams/{m}__fc1__pgd__{eps}.npy"
+                np.save(run / rel, np.stack([births, deaths, dims], axis=1))
+                diagrams[f"{m}/fc1/pgd/{eps}"] = rel
+        index["persistence"]["diagrams"] = diagrams
     (run / "index.json").write_text(json.dumps(index, indent=1))
     (run / "manifest.json").write_text(json.dumps({"config": {}, "fixture": True}))
     return run

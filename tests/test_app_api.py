@@ -5,6 +5,7 @@ import csv
 import http.client
 import io
 import json
+import urllib.parse
 import os
 import socket
 import struct
@@ -187,6 +188,19 @@ def test_vulnerability(server):
     status, d = get_json(server, "/api/vulnerability")
     assert status == 200 and len(d["samples"]) == 20
     assert {"sample_id", "score", "fooled_at"} <= set(d["samples"][0])
+
+
+def test_persistence_diagram(server, run_dir):
+    idx = json.loads((run_dir / "index.json").read_text())
+    key, rel = next(iter(idx["persistence"]["diagrams"].items()))
+    status, d = get_json(server, "/api/diagram?key=" + urllib.parse.quote(key))
+    arr = np.load(run_dir / rel)
+    assert status == 200 and d["key"] == key
+    assert len(d["dims"]["0"]) == int((arr[:, 2] == 0).sum()) and len(d["dims"]["1"]) == int((arr[:, 2] == 1).sum())
+    assert d["dims"]["1"][0] == pytest.approx(arr[arr[:, 2] == 1][0, :2].round(6).tolist())
+    for bad in ("nope", "../index.json", "", urllib.parse.quote("/etc/passwd")):
+        status, d = get_json(server, "/api/diagram?key=" + bad)
+        assert status == 404 and "error" in d
 
 
 def test_static_files(server):

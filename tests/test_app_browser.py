@@ -260,7 +260,11 @@ def test_summary_panels(server, page, index):
     pg.click(".tab[data-tab='summary']")
     assert pg.locator("#summary .card").count() >= 4
     assert pg.locator(".stats-table tr[data-id]").count() == len(index["graphs"])
-    assert pg.locator("#summary .card h3", has_text="Persistence").count() == 4
+    assert pg.locator("#summary .card h3", has_text="Persistence —").count() == 4  # heatmaps
+    # diagrams: clean and the strongest attack, side by side, H0 and H1 points from the .npy
+    pg.wait_for_selector("svg.diagram >> nth=1")
+    assert pg.locator("svg.diagram").count() == 2
+    assert pg.locator("svg.diagram >> nth=0").locator("circle.dim1").count() == 4
     page.page.set_viewport_size({"width": 1600, "height": 1400})
     page.shot("summary")
     pg.click(".stats-table tr[data-id] >> nth=4")

@@ -264,6 +264,28 @@ class RunData:
         sub = df[df["sample_id"].isin(ids)]
         return json.loads(sub.to_json(orient="records"))
 
+    def diagram(self, key: str) -> dict:
+        """A persistence diagram named in index.json["persistence"]["diagrams"] ((birth, death, dim)
+        rows, stored as .npy by the persistence stage) as JSON points per homology dimension."""
+        import numpy as np
+
+        diagrams = (self.index().get("persistence") or {}).get("diagrams") or {}
+        rel = diagrams.get(key) if isinstance(diagrams, dict) else None
+        if not isinstance(rel, str):
+            raise NotFound("no such diagram")
+        try:
+            arr = np.load(self.safe_path(rel), allow_pickle=False)
+        except (ValueError, OSError):
+            raise NotFound("diagram file unreadable") from None
+        if arr.ndim != 2 or arr.shape[1] != 3:
+            raise NotFound("diagram file has an unexpected shape")
+        arr = arr[np.isfinite(arr[:, 1])]
+        out: dict[str, list] = {}
+        for dim in np.unique(arr[:, 2]).astype(int):
+            pts = arr[arr[:, 2] == dim][:, :2]
+            out[str(int(dim))] = np.round(pts, 6).tolist()
+        return {"key": key, "dims": out}
+
     def vulnerability(self) -> dict:
         rel = self.index().get("vulnerability") or "vulnerability.json"
         try:

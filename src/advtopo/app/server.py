@@ -202,6 +202,8 @@ class AppHandler(BaseHTTPRequestHandler):
             if graphs and len(graphs) > 64:
                 raise HTTPError(400, "too many graphs")
             return self._send_json(run.locate(_int(rest[0], "sample id"), graphs))
+        if route == "diagram" and not rest:
+            return self._send_json(run.diagram(query.get("key", "")))
         if route == "vulnerability" and not rest:
             return self._send_json(run.vulnerability())
         if route == "export.html" and not rest:

@@ -47,6 +47,7 @@
     index: () => api.json("api/index"),
     graph: (id) => api.json("api/graph/" + encodeURIComponent(id)),
     vulnerability: () => api.json("api/vulnerability"),
+    diagram: (key) => api.json("api/diagram?key=" + encodeURIComponent(key)),
     image(sid, kind, g) {
       if (kind === "clean") return INDEX.images && INDEX.images.clean ? `api/image/clean/${sid}.png` : null;
       if (!advKey(g)) return null;
@@ -772,6 +773,10 @@
         `${r0.metric || "distance"} between H${r0.homology_dim ?? 1} diagrams of clean and adversarial activations`),
         series, "attack ε", "distance");
     });
+    // persistence diagrams: clean vs the strongest attack, for a chosen model and layer
+    const dkeys = Object.keys((INDEX.persistence && INDEX.persistence.diagrams) || {});
+    if (dkeys.length && DS.diagram) diagramCard(card(host, "Persistence diagrams",
+      "Vietoris-Rips H0/H1 of the layer's point cloud: clean vs adversarial (same samples)", true), dkeys);
     // stats table
     const c = card(host, "Per-graph statistics", "click a row to open the graph", true);
     const cols = ["model", "layer", "attack", "eps", "n_nodes", "n_edges", "n_components", "n_noise", "mean_purity", "mean_entropy"];
@@ -795,6 +800,51 @@
       Object.entries(o).forEach(([k, v]) => walk(v, path.concat(k)));
     })(INDEX.persistence, []);
     mats.forEach(([title, m]) => heatmap(card(host, `Persistence — ${title}`), m));
+  }
+  function diagramCard(c, keys) {
+    // keys look like "model/layer/attack/eps"
+    const parsed = keys.map((k) => { const p = k.split("/"); return { k, eps: +p[p.length - 1], attack: p[p.length - 2], layer: p[p.length - 3], model: p.slice(0, -3).join("/") }; });
+    const models = uniq(parsed.map((d) => d.model)), layers = uniq(parsed.map((d) => d.layer));
+    const ctl = document.createElement("div"); ctl.className = "diag-ctl";
+    const opt = (xs) => xs.map((x) => `<option>${esc(x)}</option>`).join("");
+    ctl.innerHTML = `model <select class="dm">${opt(models)}</select> layer <select class="dl">${opt(layers)}</select>`;
+    c.appendChild(ctl);
+    const row = document.createElement("div"); row.className = "diag-row"; c.appendChild(row);
+    const draw = async () => {
+      const m = ctl.querySelector(".dm").value, l = ctl.querySelector(".dl").value;
+      const ds = parsed.filter((d) => d.model === m && d.layer === l).sort((a, b) => a.eps - b.eps);
+      const pick = ds.length > 1 ? [ds[0], ds[ds.length - 1]] : ds;
+      row.innerHTML = "";
+      const data = await Promise.all(pick.map((d) => DS.diagram(d.k).catch(() => null)));
+      const all = data.filter(Boolean).flatMap((d) => Object.values(d.dims).flat());
+      const hi = d3.max(all, (p) => p[1]) || 1;
+      pick.forEach((d, i) => { if (data[i]) diagramPlot(row, data[i], hi, d.eps === 0 ? "clean" : `${d.attack} ε=${d.eps}`); });
+    };
+    ctl.querySelectorAll("select").forEach((s) => s.addEventListener("change", draw));
+    draw();
+  }
+  function diagramPlot(host, dg, hi, title) {
+    const W = 300, H = 270, m = { l: 40, r: 10, t: 22, b: 34 };
+    const div = document.createElement("div"); div.className = "diag"; host.appendChild(div);
+    const svg = d3.select(div).append("svg").attr("viewBox", `0 0 ${W} ${H}`).attr("width", W).attr("height", H).attr("class", "diagram");
+    const s = d3.scaleLinear().domain([0, hi]).nice();
+    const xs = s.copy().range([m.l, W - m.r]), ys = s.copy().range([H - m.b, m.t]);
+    svg.append("text").attr("x", m.l).attr("y", 14).attr("class", "diag-title").text(title);
+    svg.append("line").attr("x1", xs(0)).attr("y1", ys(0)).attr("x2", xs(s.domain()[1])).attr("y2", ys(s.domain()[1])).attr("stroke", "#9ca3af").attr("stroke-dasharray", "3,3");
+    svg.append("g").attr("class", "axis").attr("transform", `translate(0,${H - m.b})`).call(d3.axisBottom(xs).ticks(4));
+    svg.append("g").attr("class", "axis").attr("transform", `translate(${m.l},0)`).call(d3.axisLeft(ys).ticks(4));
+    svg.append("text").attr("x", (W + m.l) / 2).attr("y", H - 4).attr("text-anchor", "middle").attr("class", "axis-label").text("birth");
+    svg.append("text").attr("transform", `translate(11,${(H - m.b + m.t) / 2}) rotate(-90)`).attr("text-anchor", "middle").attr("class", "axis-label").text("death");
+    const col = { 0: "#2563eb", 1: "#dc2626", 2: "#059669" };
+    Object.entries(dg.dims).forEach(([dim, pts]) => {
+      svg.append("g").selectAll("circle").data(pts).join("circle").attr("cx", (p) => xs(p[0])).attr("cy", (p) => ys(p[1]))
+        .attr("r", 2).attr("fill", col[dim] || "#6b7280").attr("fill-opacity", 0.55).attr("class", `dim${dim}`);
+    });
+    const lg = svg.append("g").attr("transform", `translate(${W - m.r - 60},${H - m.b - 34})`);
+    Object.keys(dg.dims).forEach((dim, i) => {
+      lg.append("circle").attr("cx", 4).attr("cy", i * 14).attr("r", 4).attr("fill", col[dim] || "#6b7280");
+      lg.append("text").attr("x", 12).attr("y", i * 14 + 4).attr("class", "axis-label").text(`H${dim} (${dg.dims[dim].length})`);
+    });
   }
   function card(host, title, sub, wide) {
     const c = document.createElement("div"); c.className = "card" + (wide ? " wide" : "");
