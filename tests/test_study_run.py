@@ -219,3 +219,25 @@ def test_dask_executor_gives_the_same_results(first_run, tmp_path):
     pd.testing.assert_frame_equal(a.drop(columns=["confidence", "margin", "loss"]),
                                   b.drop(columns=["confidence", "margin", "loss"]))
     np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-3, atol=1e-4)
+
+
+def test_export_activations_reproduces_the_study_graph(first_run, tmp_path):
+    """`advtopo export-activations` + `advtopo mapper` rebuild exactly the graph the study stored."""
+    from advtopo.cli import main
+
+    out = tmp_path / "acts.npy"
+    assert main(["export-activations", str(first_run), "--model", "at", "--layer", "relu2", "--eps", "0.3",
+                 "--out", str(out)]) == 0
+    X, md = np.load(out), pd.read_csv(out.with_suffix(".csv"))
+    assert X.shape[0] == 120 and len(md) == 120 and md.is_adversarial.sum() == 60
+    assert list(md.sample_id[:60]) == list(range(60)) == list(md.sample_id[60:])
+    stored = json.loads((first_run / "mapper" / "at__relu2__pgd__0.3.json").read_text())
+    assert list(md.label) == stored["points"]["label"] and list(md.prediction) == stored["points"]["prediction"]
+    p = stored["params"]
+    assert main(["mapper", str(out), "--metadata", str(out.with_suffix(".csv")), "--out", str(tmp_path / "g.json"),
+                 "--n-intervals", str(p["n_intervals"]), "--overlap", str(p["overlap"]), "--eps", str(p["eps"]),
+                 "--min-samples", str(p["min_samples"]), "--metric", p["metric"], "--lens", p["lens"]]) == 0
+    rebuilt = json.loads((tmp_path / "g.json").read_text())
+    assert [n["members"] for n in rebuilt["nodes"]] == [n["members"] for n in stored["nodes"]]
+    assert main(["export-activations", str(first_run), "--model", "nope", "--layer", "relu2", "--out",
+                 str(out)]) == 2

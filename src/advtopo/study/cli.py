@@ -23,6 +23,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", help="run directory")
     p.set_defaults(func=_show)
 
+    p = sub.add_parser("export-activations",
+                       help="write a run's stored activations (+ per-row metadata) for `advtopo mapper` or other tools")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--model", required=True)
+    p.add_argument("--layer", required=True)
+    p.add_argument("--attack", default=None, help="attack name (default: the run's first)")
+    p.add_argument("--eps", type=float, default=0.0,
+                   help="0 = clean activations only; > 0 = clean rows followed by the adversarial rows")
+    p.add_argument("--out", required=True, help=".npy file for the N x D (or 2N x D) array")
+    p.add_argument("--metadata-out", default=None,
+                   help="CSV of per-row sample_id, label, prediction, is_adversarial (default: OUT with .csv)")
+    p.set_defaults(func=_export_activations)
+
     p = sub.add_parser("demo", help="run the built-in MNIST study, then open the web app")
     p.add_argument("--out", default=None, help="run directory (default: runs/demo)")
     p.add_argument("--no-serve", action="store_true", help="do not start the web app (scripts, tests)")
@@ -32,6 +45,43 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
     p.set_defaults(func=_demo)
+
+
+def _export_activations(args: argparse.Namespace) -> int:
+    """The same point cloud the study's mapper stage uses (clean rows, then adversarial ones)."""
+    import numpy as np
+
+    from advtopo.errors import AdvtopoError
+    from advtopo.study.results import open_run
+
+    run = open_run(args.run)
+    if args.eps < 0:
+        raise AdvtopoError(f"--eps {args.eps} must be >= 0")
+    clean = run.activations(args.model, args.layer)
+    samples = run.samples
+    rows = [clean]
+    sel = samples[(samples.model == args.model) & ~samples.is_adversarial.astype(bool)].drop_duplicates("sample_id")
+    meta = [sel.sort_values("sample_id")]
+    if args.eps > 0:
+        attack = args.attack or run.index["attacks"][0]["name"]
+        rows.append(run.activations(args.model, args.layer, attack, args.eps))
+        adv = samples[(samples.model == args.model) & (samples.attack == attack) &
+                      ((samples.eps - args.eps).abs() < 1e-9) & samples.is_adversarial.astype(bool)]
+        meta.append(adv.sort_values("sample_id"))
+    X = np.concatenate(rows)
+    import pandas as pd
+
+    md = pd.concat(meta)[["sample_id", "label", "prediction", "is_adversarial"]]
+    if len(md) != len(X):
+        raise AdvtopoError(f"the sample table has {len(md)} rows for these activations, expected {len(X)}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, X)
+    meta_out = Path(args.metadata_out) if args.metadata_out else out.with_suffix(".csv")
+    md.to_csv(meta_out, index=False)
+    print(f"wrote {out} ({X.shape[0]} x {X.shape[1]}) and {meta_out}")
+    print(f"next: advtopo mapper {out} --metadata {meta_out} --out graph.json")
+    return 0
 
 
 def _executor(args):
