@@ -445,7 +445,12 @@ def _progress(total: int, desc: str, quiet: bool):
         from tqdm.auto import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
+    import sys
+
+    # in a log file (not a terminal) redraw every 30 s instead of many times a second
+    interactive = getattr(sys.stderr, "isatty", lambda: False)()
+    return tqdm(total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True,
+                mininterval=0.1 if interactive else 30.0)
 
 
 def _read_state_config(path: Path) -> dict[str, Any] | None:
