@@ -383,7 +383,7 @@ def train_model(arch_or_model: str | nn.Module, train_ds, test_ds, config: Train
             if bar is not None:
                 bar.update(1)
                 if b % 10 == 0 or b == steps_per_epoch - 1:
-                    bar.set_postfix(loss=f"{loss.item():.3f}", eps=f"{eps:.3g}",
+                    bar.set_postfix(refresh=False, loss=f"{loss.item():.3f}", eps=f"{eps:.3g}",
                                     img_s=f"{seen / (time.perf_counter() - t0):.0f}")
         if device.type == "cuda":
             torch.cuda.synchronize(device)
