@@ -574,3 +574,25 @@ def test_to_dict_without_metadata_is_strict_json():
     assert d["points"]["sample_id"] == list(range(300)) and d["points"]["label"][0] is None
     assert d["stats"]["mean_purity"] is None and d["nodes"][0]["purity"] is None
     assert MapperGraph.from_dict(json.loads(text)).to_dict() == json.loads(text)
+
+
+def test_weak_components_equal_scipy_public_call():
+    """The 1-byte-transpose path into scipy's undirected kernel gives the same partition."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from advtopo.mapper.clusterers import _weak_components
+
+    rng = np.random.default_rng(3)
+    for m, k in [(1, 0), (7, 0), (50, 30), (400, 500), (2000, 1500)]:
+        u = np.sort(rng.integers(0, m, k))
+        v = rng.integers(0, m, k)
+        keep = u < v
+        u, v = u[keep], v[keep].astype(np.int32)
+        indptr = np.searchsorted(u, np.arange(m + 1)).astype(np.int32)
+        ours = _weak_components(m, indptr, v)
+        g = csr_matrix((np.ones(len(v)), v, indptr), shape=(m, m))
+        _, ref = connected_components(g, directed=True, connection="weak")
+        # same partition: a bijection between the two labellings
+        pairs = np.unique(np.stack([ours, ref]), axis=1)
+        assert len(np.unique(pairs[0])) == len(np.unique(pairs[1])) == pairs.shape[1]

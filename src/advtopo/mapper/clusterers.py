@@ -59,6 +59,49 @@ def _ones(k: int) -> np.ndarray:
     return _ONES[:k]
 
 
+try:  # scipy's undirected kernel, fed a transpose built with 1-byte data (see _weak_components)
+    from scipy.sparse._sparsetools import csr_tocsc as _csr_tocsc
+    from scipy.sparse.csgraph._traversal import _connected_components_undirected as _cc_undirected
+except ImportError:  # pragma: no cover - private scipy API moved
+    _csr_tocsc = _cc_undirected = None
+
+_BOOL_ONES = np.ones(0, dtype=bool)
+
+
+def _bool_ones(k: int) -> np.ndarray:
+    global _BOOL_ONES
+    if len(_BOOL_ONES) < k:
+        _BOOL_ONES = np.ones(max(k, 2 * len(_BOOL_ONES)), dtype=bool)
+        _BOOL_ONES.flags.writeable = False
+    return _BOOL_ONES[:k]
+
+
+def _weak_components(m: int, indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Weakly connected component ids of the directed CSR graph (indptr, indices), m x m.
+
+    Same labels as ``connected_components(csr, directed=True, connection="weak")``; that call
+    transposes with float64 data (24 bytes moved per edge), the biggest per-element cost after
+    the pair build. Here the transpose carries 1-byte data and goes straight to scipy's
+    undirected kernel. Falls back to the public call if scipy's private names move.
+    """
+    nnz = len(indices)
+    if _cc_undirected is None or _csr_tocsc is None:
+        g = csr_matrix((_ones(nnz), indices, indptr), shape=(m, m))
+        return connected_components(g, directed=True, connection="weak")[1]
+    try:
+        idx_t = indices.dtype
+        tp = np.empty(m + 1, dtype=idx_t)
+        ti = np.empty(nnz, dtype=idx_t)
+        tx = np.empty(nnz, dtype=bool)
+        _csr_tocsc(m, m, indptr, indices, _bool_ones(nnz), tp, ti, tx)
+        labels = np.full(m, -1, dtype=np.int32)
+        _cc_undirected(indices, indptr, ti, tp, labels)
+        return labels
+    except (TypeError, ValueError):  # pragma: no cover - private signature changed
+        g = csr_matrix((_ones(nnz), indices, indptr), shape=(m, m))
+        return connected_components(g, directed=True, connection="weak")[1]
+
+
 def dbscan_labels(m: int, u: np.ndarray, v: np.ndarray, orig: np.ndarray, min_samples: int,
                   u_counts: np.ndarray | None = None) -> np.ndarray:
     """sklearn's DBSCAN labels for m points given their eps-neighbour pairs (u, v), u != v.
@@ -81,6 +124,7 @@ def dbscan_labels(m: int, u: np.ndarray, v: np.ndarray, orig: np.ndarray, min_sa
     core = deg >= min_samples - 1
     if not core.any():
         return labels
+    known_sorted = sorted_u
     if core.all():  # common at the k-distance knee: every pair is core-core, no filtering
         cu = cv = None
         uc, vc = u, v
@@ -91,18 +135,16 @@ def dbscan_labels(m: int, u: np.ndarray, v: np.ndarray, orig: np.ndarray, min_sa
         cu = np.repeat(core, u_counts) if sorted_u else core[u]
         cv = core[v]
         cc = cu & cv
-        uc, vc = u[cc], v[cc]
+        uc, vc = u[cc], v[cc]  # a boolean mask keeps u's order: still sorted if u was
         sorted_u = False
     if not sorted_u:
-        if len(uc) > 1 and np.any(uc[1:] < uc[:-1]):
+        if not known_sorted and len(uc) > 1 and np.any(uc[1:] < uc[:-1]):
             o = np.argsort(uc, kind="stable")
             uc, vc = uc[o], vc[o]
         # rows already sorted: build the CSR directly (no COO sort / duplicate summing)
         indptr = np.searchsorted(uc, np.arange(m + 1), side="left")
     idx_t = np.int32 if len(uc) < 2**31 - 1 else np.int64
-    g = csr_matrix((_ones(len(uc)), vc.astype(idx_t, copy=False), indptr.astype(idx_t, copy=False)),
-                   shape=(m, m))
-    _, comp = connected_components(g, directed=True, connection="weak")
+    comp = _weak_components(m, indptr.astype(idx_t, copy=False), vc.astype(idx_t, copy=False))
     core_idx = np.flatnonzero(core)
     # clusters in sklearn's discovery order: by the smallest row id among their core points
     by_orig = core_idx[np.argsort(orig[core_idx], kind="stable")]
