@@ -254,15 +254,13 @@ class AppHandler(BaseHTTPRequestHandler):
 
 
 def _json_default(obj: Any) -> Any:
-    import numpy as np
+    """numpy scalars/arrays as in advtopo.utils.io; anything else as text (an API never 500s on it)."""
+    from advtopo.utils.io import _json_default as numpy_default
 
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
+    try:
+        return numpy_default(obj)
+    except TypeError:
+        return str(obj)
 
 
 class AppServer:
