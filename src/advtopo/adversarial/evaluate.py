@@ -91,18 +91,19 @@ def evaluate(model: nn.Module, dataset, attack: str = "pgd", eps_list: Sequence[
     return pd.DataFrame(rows, columns=["attack", "eps", "accuracy", "n"])
 
 
-def check_input(model: nn.Module, dataset, device: torch.device | None = None) -> None:
-    """Raise a one-line error when ``model`` cannot take ``dataset``'s images."""
+def check_input(model: nn.Module, dataset, device: torch.device | None = None, name: str | None = None) -> None:
+    """Raise a one-line error when ``model`` (called ``name`` in the message) cannot take ``dataset``'s images."""
     device = device or _device(model, None)
+    who = f"model {name!r}" if name else "the model"
     try:
         with torch.no_grad(), eval_mode(model):
             out = model(dataset.x[:2].to(device))
     except RuntimeError as exc:
-        raise AdvtopoError(f"the model cannot take {dataset.name!r} images of shape {tuple(dataset.image_shape)} "
+        raise AdvtopoError(f"{who} cannot take {dataset.name!r} images of shape {tuple(dataset.image_shape)} "
                            f"({str(exc).splitlines()[0][:160]})") from None
     n_classes = int(dataset.y.max()) + 1 if len(dataset) else 0
     if out.ndim != 2 or out.shape[1] < n_classes:
-        raise AdvtopoError(f"the model outputs {tuple(out.shape[1:])} logits but {dataset.name!r} has {n_classes} classes")
+        raise AdvtopoError(f"{who} outputs {tuple(out.shape[1:])} logits but {dataset.name!r} has {n_classes} classes")
 
 
 def _device(model: nn.Module, device: str | torch.device | None) -> torch.device:

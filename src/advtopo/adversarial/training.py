@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from advtopo.adversarial.attacks import FGSM, PGD
 from advtopo.adversarial.attacks.base import eval_mode, frozen_params
+from advtopo.adversarial.evaluate import check_input
 from advtopo.errors import AdvtopoError, check_choice, did_you_mean
 from advtopo.utils.io import atomic_write_bytes, atomic_write_text
 from advtopo.utils.device import resolve_device
@@ -198,18 +199,6 @@ def _trades_adv(model: nn.Module, x: torch.Tensor, eps: float, alpha: float, ste
     return x_adv.detach()
 
 
-def _input_check(model: nn.Module, ds, device: torch.device, arch: str) -> None:
-    try:
-        with torch.no_grad(), eval_mode(model):
-            out = model(ds.x[:2].to(device))
-    except RuntimeError as exc:
-        raise AdvtopoError(f"model {arch!r} cannot take {ds.name!r} images of shape {tuple(ds.image_shape)}: "
-                           f"{str(exc).splitlines()[0]}") from None
-    if out.ndim != 2 or out.shape[1] < int(ds.y.max()) + 1:
-        raise AdvtopoError(f"model {arch!r} outputs {tuple(out.shape[1:])} logits but dataset {ds.name!r} "
-                           f"has {int(ds.y.max()) + 1} classes")
-
-
 @torch.no_grad()
 def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int, autocast) -> float:
     correct = 0
@@ -311,7 +300,7 @@ def train_model(arch_or_model: str | nn.Module, train_ds, test_ds, config: Train
     if fresh_model:  # re-create under the seed so the initial weights depend on it only
         model = create_model(arch, num_classes=num_classes, in_channels=c, input_size=h)
     model.to(device)
-    _input_check(model, train_ds, device, arch)
+    check_input(model, train_ds, device, name=arch)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
 
