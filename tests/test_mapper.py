@@ -432,6 +432,73 @@ def test_dbscan_labels_sorted_fast_path_equal():
         assert np.array_equal(a, b)
 
 
+def test_compiled_element_dbscan_equals_numpy_labels():
+    """The numba kernel (reads the sorted keys in place) gives dbscan_labels' exact labels on
+    random geometric graphs, random element ranges, min_samples 1..7 and shuffled orig ids."""
+    from advtopo.mapper._kernels import HAVE_NUMBA, _element_dbscan_py, element_dbscan
+    from advtopo.mapper.neighbors import EdgeList
+
+    assert HAVE_NUMBA, "numba is a dependency; the compiled path must be the one under test"
+    rng = np.random.default_rng(11)
+    for trial in range(200):
+        n = int(rng.integers(2, 150))
+        P = rng.random((n, 2))
+        d = np.sqrt(((P[:, None] - P[None]) ** 2).sum(-1))
+        p, q = np.nonzero(np.triu(d <= rng.uniform(0.02, 0.3), 1))
+        el = EdgeList(np.sort(p.astype(np.int64) * n + q), n)
+        a = int(rng.integers(0, n))
+        b = int(rng.integers(a, n + 1))
+        orig = rng.permutation(10 * n)[:b - a]
+        ms = int(rng.integers(1, 8))
+        u, v, c = el.restrict(a, b)
+        want = dbscan_labels(b - a, u, v, orig, ms, u_counts=c)
+        assert np.array_equal(element_dbscan(el.key, el.indptr, n, a, b, orig, ms), want), trial
+        if trial < 20:  # the same function uncompiled (what numba compiles), for coverage and sanity
+            got = np.empty(b - a, dtype=np.int64)
+            _element_dbscan_py(el.key, el.indptr, n, a, b, orig.astype(np.int64), ms, got)
+            assert np.array_equal(got, want)
+
+
+def test_compiled_block_scan_equals_numpy_build():
+    """The numba block scan of the pair build keeps exactly the pairs, scores and order of the
+    numpy passes, across block shapes, column chunking and output growth."""
+    from advtopo.mapper.neighbors import _build_numpy, _Prepared
+
+    rng = np.random.default_rng(12)
+    for trial in range(25):
+        n, d = int(rng.integers(2, 2500)), int(rng.integers(1, 30))
+        X = rng.normal(size=(n, d)).astype(np.float32)
+        prep = _Prepared(X, "euclidean")
+        reach = np.minimum(np.arange(1, n + 1) + rng.integers(0, n, size=n), n).astype(np.int64)
+        thr = float(rng.uniform(0.2, 1.5)) * d
+        br, cc = int(rng.integers(1, 300)), int(rng.integers(1, 700))
+        a = _build_numpy(prep.left, prep.right, reach, thr, br, cc, np.int32, compiled=False)
+        b = _build_numpy(prep.left, prep.right, reach, thr, br, cc, np.int32, compiled=True)
+        for x, y in zip(a, b):
+            assert np.array_equal(x, y), trial
+    # small integer points: float32 scores are exact, so many pairs sit exactly on the threshold
+    P = rng.integers(0, 4, size=(600, 3)).astype(np.float32)
+    sq = (P ** 2).sum(1, keepdims=True)
+    left = np.hstack([-2 * P, sq, np.ones_like(sq)]).astype(np.float32)
+    right = np.hstack([P, np.ones_like(sq), sq]).astype(np.float32)
+    reach = np.full(600, 600, dtype=np.int64)
+    a = _build_numpy(left, right, reach, 2.0, 64, 256, np.int32, compiled=False)
+    b = _build_numpy(left, right, reach, 2.0, 64, 256, np.int32, compiled=True)
+    assert np.any(a[2] == 2.0)
+    for x, y in zip(a, b):
+        assert np.array_equal(x, y)
+
+
+def test_n_jobs_does_not_change_the_graph_and_is_validated():
+    X, md = synthetic_activations(2000, 16, seed=13)
+    one = Mapper(n_intervals=9, overlap=0.4, eps=1.0, n_jobs=1).fit(X, md)
+    two = Mapper(n_intervals=9, overlap=0.4, eps=1.0, n_jobs=2).fit(X, md)
+    assert one.n_nodes > 3 and one.to_dict() == two.to_dict()
+    for bad in (0, -2, 1.5, "all"):
+        with pytest.raises(AdvtopoError, match="n_jobs"):
+            Mapper(n_jobs=bad).fit(X)
+
+
 @needs_kmapper
 def test_kmapper_sweep_equals_fits_and_kmapper():
     """A sweep (one shared compact edge list, every element restricted by binary search)

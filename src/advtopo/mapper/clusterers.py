@@ -32,6 +32,10 @@ class GraphClusterer:
                           u_counts: np.ndarray | None = None) -> np.ndarray:
         raise NotImplementedError
 
+    def finish(self, labels: np.ndarray) -> np.ndarray:
+        """Post-process DBSCAN-style labels (single linkage drops small clusters); identity here."""
+        return labels
+
 
 def _check_eps(eps: Any) -> Any:
     if isinstance(eps, str):
@@ -214,8 +218,11 @@ class SingleLinkage(GraphClusterer):
         return f"SingleLinkage(threshold={self.eps!r}, min_cluster_size={self.min_cluster_size})"
 
     def labels_from_graph(self, m, u, v, orig, u_counts=None):
-        labels = dbscan_labels(m, u, v, orig, 1, u_counts=u_counts)
-        if self.min_cluster_size > 1 and m:
+        return self.finish(dbscan_labels(m, u, v, orig, 1, u_counts=u_counts))
+
+    def finish(self, labels: np.ndarray) -> np.ndarray:
+        """Clusters smaller than ``min_cluster_size`` become noise; the rest are renumbered in order."""
+        if self.min_cluster_size > 1 and len(labels) and labels.max() >= 0:
             sizes = np.bincount(labels, minlength=labels.max() + 1)
             small = sizes[labels] < self.min_cluster_size
             labels[small] = -1

@@ -7,6 +7,8 @@ clusterers run per element on the element's rows.
 from __future__ import annotations
 
 import itertools
+import os
+from concurrent.futures import ThreadPoolExecutor
 import time
 import warnings
 from typing import Any
@@ -14,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from advtopo.errors import AdvtopoError, check_choice
+from advtopo.mapper._kernels import HAVE_NUMBA, element_dbscan
 from advtopo.mapper.clusterers import GraphClusterer, SklearnClusterer, make_clusterer, sklearn_dbscan_metric
 from advtopo.mapper.cover import Cover, CoverElements, make_cover
 from advtopo.mapper.graph import MapperGraph, normalize_metadata
@@ -63,6 +66,7 @@ def _cluster_cover(
     engine: Any = None,
     eps: float | None = None,
     edges: EdgeList | None = None,
+    n_jobs: int = 1,
 ) -> tuple[list[np.ndarray], list[tuple], list[int], list[dict]]:
     """Cluster every element: returns node members, node elements, node cluster ids, element info.
 
@@ -71,6 +75,10 @@ def _cluster_cover(
     """
     members, node_el, node_cl, elements = [], [], [], []
     a_all, b_all = srt.ranges(ce)
+    compiled = None
+    if (isinstance(clusterer, GraphClusterer) and engine is None and edges is not None and HAVE_NUMBA
+            and ce.lo.shape[1] == 1):
+        compiled = _compiled_labels(edges, a_all, b_all, srt.order, clusterer, n_jobs)
     for e in range(len(ce)):
         a, b = int(a_all[e]), int(b_all[e])
         mask = srt.member_mask(ce, e, a, b)
@@ -81,6 +89,9 @@ def _cluster_cover(
             raw = engine.labels(pos, orig, eps, clusterer.min_samples, strict=clusterer.strict)
             labels = clusterer.labels_from_graph(m, *_relabel_only(raw)) if clusterer.name == "single" and \
                 getattr(clusterer, "min_cluster_size", 1) > 1 else raw
+            rows_sorted = orig
+        elif compiled is not None:
+            labels = compiled[e]
             rows_sorted = orig
         elif isinstance(clusterer, GraphClusterer) and edges is not None and mask is None:
             u, v, counts = edges.restrict(a, b)
@@ -125,6 +136,23 @@ def _cluster_cover(
     return members, node_el, node_cl, elements
 
 
+def _compiled_labels(edges: EdgeList, a_all: np.ndarray, b_all: np.ndarray, order: np.ndarray,
+                     clusterer: GraphClusterer, n_jobs: int) -> list[np.ndarray]:
+    """Labels of every 1-D element by the numba kernel, elements spread over ``n_jobs`` threads
+    (the kernel releases the GIL; each element is independent, so the result does not depend
+    on the thread count)."""
+    def one(e: int) -> np.ndarray:
+        a, b = int(a_all[e]), int(b_all[e])
+        return clusterer.finish(element_dbscan(edges.key, edges.indptr, edges.n, a, b, order[a:b],
+                                               clusterer.min_samples))
+
+    n_el = len(a_all)
+    if n_jobs <= 1 or n_el < 2:
+        return [one(e) for e in range(n_el)]
+    with ThreadPoolExecutor(max_workers=min(n_jobs, n_el)) as pool:
+        return list(pool.map(one, range(n_el)))
+
+
 def _relabel_only(labels: np.ndarray):
     """(m, u, v, orig) of a graph whose components are the given clusters (for min_cluster_size filtering)."""
     m = len(labels)
@@ -148,6 +176,8 @@ class Mapper:
     min_samples: DBSCAN min_samples (the row itself counts, as in sklearn).
     metric: ``"euclidean"`` or ``"cosine"``.
     backend/device: ``"numpy"`` (BLAS) or ``"torch"`` (``device="cuda"`` on a GPU) for the neighbour graph.
+    n_jobs: threads for clustering the cover elements (-1: all cores, like the BLAS pair build;
+        the graph does not depend on it).
     """
 
     def __init__(
@@ -166,6 +196,7 @@ class Mapper:
         keep_means: bool = False,
         random_state: int = 0,
         verbose: bool = False,
+        n_jobs: int = -1,
     ) -> None:
         self.lens = lens
         self.cover = cover
@@ -181,6 +212,7 @@ class Mapper:
         self.keep_means = keep_means
         self.random_state = random_state
         self.verbose = verbose
+        self.n_jobs = n_jobs
 
     def get_params(self) -> dict:
         return {k: getattr(self, k) for k in ("lens", "cover", "clusterer", "metric", "n_intervals", "overlap",
@@ -190,6 +222,17 @@ class Mapper:
         return "Mapper(" + ", ".join(f"{k}={v!r}" for k, v in self.get_params().items()) + ")"
 
     # ------------------------------------------------------------------ helpers
+    def _n_jobs(self) -> int:
+        n = self.n_jobs
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n == 0 or n < -1:
+            raise AdvtopoError(f"n_jobs={n!r} is not valid; allowed: -1 (all cores) or an integer >= 1")
+        if n == -1:
+            try:
+                return len(os.sched_getaffinity(0))
+            except AttributeError:  # pragma: no cover - not on Linux
+                return os.cpu_count() or 1
+        return int(n)
+
     def _metric(self) -> str:
         metric = sklearn_dbscan_metric(self.clusterer) or self.metric
         check_choice("metric", metric, METRICS)
@@ -207,6 +250,7 @@ class Mapper:
 
     def _prepare(self, X, metadata, lens):
         X = _as_float_matrix(X)
+        self._n_jobs()  # validated before any work
         md = normalize_metadata(metadata, len(X))
         metric = self._metric()
         check_choice("backend", self.backend, ("numpy", "torch"))
@@ -229,7 +273,8 @@ class Mapper:
     def _graph(self, X, md, lens_arr, srt, ce, clusterer, eps_graph, edge_mask, params, engine=None,
                eps=None, edges=None) -> MapperGraph:
         members, node_el, node_cl, elements = _cluster_cover(X, srt, ce, clusterer, eps_graph, edge_mask,
-                                                             engine=engine, eps=eps, edges=edges)
+                                                             engine=engine, eps=eps, edges=edges,
+                                                             n_jobs=self._n_jobs())
         if getattr(self, "_row_l2_for", None) is not X:
             self._row_l2 = np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))
             self._row_l2_for = X

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from advtopo.errors import AdvtopoError, check_choice
+from advtopo.mapper._kernels import HAVE_NUMBA, scan_block
 
 METRICS = ("euclidean", "cosine")
 _REL_TOL = 3e-5  # relative float32 GEMM error band, generous (sqrt(d) * 2^-23 is ~2e-6 at d=512)
@@ -462,7 +463,8 @@ class _Grow:
 
 
 def _build_numpy(left: np.ndarray, right: np.ndarray, reach: np.ndarray, thr_hi: float, block_rows: int,
-                 col_chunk: int, idx_t) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                 col_chunk: int, idx_t, compiled: bool = HAVE_NUMBA
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Candidate pairs p < q < reach[p] with float32 score <= thr_hi, in (p, q) order, and per-row counts.
 
     Everything after the GEMM happens inside the block: the pairs outside the triangle / reach
@@ -470,6 +472,10 @@ def _build_numpy(left: np.ndarray, right: np.ndarray, reach: np.ndarray, thr_hi:
     only the kept pairs are then turned into columns (per-row repeats, no divmod) written
     straight into preallocated int32 output (sized from the density seen so far). The row of
     each pair is one ``np.repeat`` of the per-row counts at the end. No full-length filter pass.
+
+    ``compiled`` (numba, the default when available): one scan of each block replaces the
+    masking, comparison, flatnonzero, take and column arithmetic (100k x 512, one graph:
+    the work outside the GEMM fell from ~4.5 s to the figure in docs/benchmarks-mapper.md).
     """
     n = len(left)
     thr32 = _f32_up(thr_hi)
@@ -498,6 +504,20 @@ def _build_numpy(left: np.ndarray, right: np.ndarray, reach: np.ndarray, thr_hi:
             w = c1 - c0
             S = sbuf[:b * w].reshape(b, w)
             np.matmul(left[s:t], right[c0:c1].T, out=S)
+            if compiled:
+                cnt = np.zeros(b, dtype=np.int64)
+                pos = scan_block(S, s, c0, rch, thr32, out.cols, out.score, out.n, cnt)
+                if pos < 0:  # output too short: grow to fit (density estimate), scan again
+                    kk = -pos - 1
+                    done = area_done + b * (R - s)
+                    est = int(2.0 * (out.n + kk) * (area_total - done) / max(done, 1))
+                    out.reserve(min(kk + est + (1 << 16), area_total - area_done))
+                    pos = scan_block(S, s, c0, rch, thr32, out.cols, out.score, out.n, cnt)
+                if pos > out.n:
+                    counts[s:t] += cnt
+                    chunk_cnts.append(cnt)
+                    out.n = pos
+                continue
             if c0 < t:  # columns at or left of the diagonal: c0 + j <= s + i
                 k = min(w, t - c0)
                 off = c0 - s
