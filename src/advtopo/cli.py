@@ -21,6 +21,7 @@ STAGE_CLIS = [
     "advtopo.activations.cli",
     "advtopo.mapper.cli",
     "advtopo.persistence.cli",
+    "advtopo.datapaths.cli",
     "advtopo.study.cli",
     "advtopo.app.cli",
 ]

@@ -119,6 +119,24 @@ class VulnerabilityConfig:
 
 
 @dataclass
+class DatapathsConfig:
+    """Critical datapaths of clean vs adversarial samples (advtopo.datapaths); off by default."""
+
+    enabled: bool = False
+    model: str | None = None  # default: the first model
+    layers: list[str] | None = None  # gated modules (or study layer names); default: the study's layers
+    attack: str | None = None  # default: the first attack
+    eps: list[float] | None = None  # default: the attack's eps > 0
+    n_samples: int = 100  # the first n samples of the study subset
+    lam: float | None = None  # None: DatapathExtractor's defaults
+    steps: int | None = None
+    lr: float | None = None
+    threshold: float = 0.5
+    top_k: int = 10  # flow edges per layer pair in the per-sample detail
+    n_detail: int = 20  # samples with critical neuron ids and flow edges in datapaths.json
+
+
+@dataclass
 class StudyConfig:
     """A whole study: data, models, attacks x eps, layers, mapper sets, persistence."""
 
@@ -134,6 +152,7 @@ class StudyConfig:
     mapper: list[MapperConfig] = field(default_factory=lambda: [MapperConfig()])
     persistence: PersistenceConfig = field(default_factory=PersistenceConfig)
     vulnerability: VulnerabilityConfig = field(default_factory=VulnerabilityConfig)
+    datapaths: DatapathsConfig = field(default_factory=DatapathsConfig)
     source_text: str | None = field(default=None, repr=False, compare=False)
 
     # -- construction ---------------------------------------------------------------------
@@ -268,6 +287,8 @@ class StudyConfig:
             check_choice("vulnerability.layer", v.layer, keys)
         if v.attack is not None:
             check_choice("vulnerability.attack", v.attack, attack_names)
+        if self.datapaths.enabled:
+            _check_datapaths(self.datapaths, names, self.attacks, keys)
 
     def check_layers_against_models(self) -> None:
         """Layer names must exist in every model (one cheap model build per arch)."""
@@ -279,6 +300,18 @@ class StudyConfig:
                 check_layers(model, [layer.module for layer in self.layers])
             except AdvtopoError as exc:
                 raise AdvtopoError(f"layers: {exc} (model arch {arch!r})") from None
+        if self.datapaths.enabled:
+            arch = self.models[self.model_names.index(self.datapaths.model or self.model_names[0])].arch
+            try:
+                check_layers(create_model(arch), self.datapath_layers())
+            except AdvtopoError as exc:
+                raise AdvtopoError(f"datapaths.layers: {exc} (model arch {arch!r})") from None
+
+    def datapath_layers(self) -> list[str]:
+        """The modules the datapaths stage gates (study layer names map to their modules)."""
+        by_key = {la.key: la.module for la in self.layers}
+        names = self.datapaths.layers if self.datapaths.layers else [la.key for la in self.layers]
+        return list(dict.fromkeys(by_key.get(n, n) for n in names))
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -312,6 +345,41 @@ def _check_train_recipe(i: int, recipe: dict) -> None:
         raise AdvtopoError(f"models[{i}].train: {exc}") from None
     except (TypeError, ValueError) as exc:
         raise AdvtopoError(f"models[{i}].train: {exc}") from None
+
+
+def _check_datapaths(d: "DatapathsConfig", models: list[str], attacks: list[AttackConfig], layer_keys: list[str]) -> None:
+    """Cross-references and values of [datapaths]; the extractor checks its own parameters."""
+    if d.model is not None:
+        check_choice("datapaths.model", d.model, models)
+    if d.attack is not None:
+        check_choice("datapaths.attack", d.attack, [a.name for a in attacks])
+    attack = next(a for a in attacks if a.name == (d.attack or attacks[0].name))
+    if d.eps is not None:
+        for j, e in enumerate(d.eps):
+            _check_eps(f"datapaths.eps[{j}]", e)
+            if not e > 0:
+                raise AdvtopoError(f"datapaths.eps[{j}]={e} must be > 0 (the clean datapaths are always computed)")
+            if float(e) not in [float(x) for x in attack.eps]:
+                raise AdvtopoError(f"datapaths.eps[{j}]={e} is not an eps of attack {attack.name!r}; "
+                                   f"allowed: {', '.join(_fmt(x) for x in attack.eps if x > 0)}")
+    elif not any(e > 0 for e in attack.eps):
+        raise AdvtopoError(f"datapaths: attack {attack.name!r} has no eps > 0 to compare against")
+    if d.layers is not None and not d.layers:
+        raise AdvtopoError("datapaths.layers is empty; leave it out to gate the study's layers")
+    for key in ("n_samples", "top_k"):
+        if getattr(d, key) < 1:
+            raise AdvtopoError(f"datapaths.{key}={getattr(d, key)} must be >= 1")
+    if d.n_detail < 0:
+        raise AdvtopoError(f"datapaths.n_detail={d.n_detail} must be >= 0")
+    try:
+        from advtopo.datapaths import DatapathExtractor
+    except ImportError:
+        return
+    kw = {k: getattr(d, k) for k in ("lam", "steps", "lr") if getattr(d, k) is not None}
+    try:
+        DatapathExtractor(d.layers or layer_keys, threshold=d.threshold, **kw).validate()
+    except AdvtopoError as exc:
+        raise AdvtopoError(f"datapaths: {exc}") from None
 
 
 def _check_mapper_params(i: int, params: dict) -> None:

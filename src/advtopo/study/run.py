@@ -249,6 +249,9 @@ def publish(root: Path, cfg: StudyConfig, plan: Plan) -> dict[str, Any]:
     if plan.vulnerability is not None:
         _place(t_dir(plan.vulnerability) / "vulnerability.json", root / "vulnerability.json")
         index["vulnerability"] = "vulnerability.json"
+    if getattr(plan, "datapaths", None) is not None:
+        _place(t_dir(plan.datapaths) / "datapaths.json", root / "datapaths.json")
+        index["datapaths"] = "datapaths.json"
     atomic_write_json(root / "index.json", index)
     return index
 

@@ -282,6 +282,30 @@ def run_vulnerability(params, inputs, out_dir: Path, runtime) -> dict:
     return {"auc": auc, "auc_eps": auc_eps, "n_fooled": int(fooled.sum())}
 
 
+# --- datapaths -----------------------------------------------------------------------------
+
+def run_datapaths(params, inputs, out_dir: Path, runtime) -> dict:
+    """Critical datapaths of the first n samples, clean and at each eps, compared layer by layer."""
+    import torch
+
+    from advtopo.datapaths import DatapathExtractor, datapath_report
+
+    device = _device(runtime)
+    model = _load_model(inputs["model"], device)
+    y = _load_npy(inputs["data"] / "y.npy")
+    n = min(int(params["n_samples"]), len(y))
+    x = torch.from_numpy(_load_npy(inputs["data"] / "x.npy", mmap=True)[:n].copy())
+    x_adv = {float(r["eps"]): torch.from_numpy(_load_npy(inputs[r["role"]] / "x_adv.npy", mmap=True)[:n].copy())
+             for r in params["eps_roles"]}
+    ext = DatapathExtractor(params["layers"], device=str(device), **params["extractor"])
+    doc = datapath_report(model, x, y[:n], x_adv, ext, top_k=params["top_k"], n_detail=params["n_detail"],
+                          sample_ids=np.arange(n))
+    doc = {"model": params["model"], "attack": params["attack"], **doc}
+    _json(out_dir / "datapaths.json", doc)
+    return {"n_samples": n, "retained_accuracy": doc["clean"]["retained_accuracy"],
+            "kept_fraction_total": doc["clean"]["kept_fraction_total"]}
+
+
 def _graph_from_json(MapperGraph, path: Path):
     d = _read_json(path)
     if hasattr(MapperGraph, "from_dict"):
@@ -313,6 +337,7 @@ class Plan:
         self.graphs: dict[str, tuple[Task, dict[str, Any]]] = {}
         self.persistence: Task | None = None
         self.vulnerability: Task | None = None
+        self.datapaths: Task | None = None
 
     def add(self, task: Task) -> Task:
         self.tasks.append(task)
@@ -448,6 +473,34 @@ def plan_vulnerability(plan: Plan) -> None:
         {"model": model, "layer": layer, "attack": attack.name, "graph_id": gid, "eps_roles": eps_roles}, deps))
 
 
+def plan_datapaths(plan: Plan) -> None:
+    cfg = plan.cfg
+    d = cfg.datapaths
+    if not d.enabled:
+        return
+    import inspect
+
+    from advtopo.datapaths import DatapathExtractor
+
+    model = d.model or cfg.model_names[0]
+    attack = next(a for a in cfg.attacks if a.name == (d.attack or cfg.attacks[0].name))
+    eps_list = [float(e) for e in (d.eps if d.eps is not None else attack.eps) if e > 0]
+    defaults = inspect.signature(DatapathExtractor).parameters
+    extractor = {k: (getattr(d, k) if getattr(d, k) is not None else defaults[k].default)
+                 for k in ("lam", "steps", "lr")}
+    extractor.update(threshold=d.threshold, seed=cfg.seed, batch_size=256)
+    deps: dict[str, Task] = {"data": plan.data, "model": plan.models[model]}
+    eps_roles = []
+    for eps in eps_list:
+        t = plan.attacks[(model, attack.name, eps)]
+        deps[f"a_{t.key}"] = t
+        eps_roles.append({"eps": eps, "role": f"a_{t.key}"})
+    plan.datapaths = plan.add(Task(
+        "datapaths", f"datapaths {model} {attack.name}", f"{HERE}:run_datapaths",
+        {"model": model, "attack": attack.name, "layers": cfg.datapath_layers(), "eps_roles": eps_roles,
+         "n_samples": d.n_samples, "extractor": extractor, "top_k": d.top_k, "n_detail": d.n_detail}, deps))
+
+
 # The stage list: (name, plan function). Extend with STAGES.append(...) or insert.
 STAGES: list[tuple[str, Callable[[Plan], None]]] = [
     ("data", plan_data),
@@ -457,6 +510,7 @@ STAGES: list[tuple[str, Callable[[Plan], None]]] = [
     ("mapper", plan_mapper),
     ("persistence", plan_persistence),
     ("vulnerability", plan_vulnerability),
+    ("datapaths", plan_datapaths),
 ]
 
 

@@ -1,0 +1,114 @@
+"""Clean-vs-adversarial datapath report: the ``datapaths.json`` document of a study run
+(format in docs/architecture.md) and the table the ``advtopo datapaths`` command prints."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch.nn as nn
+
+from advtopo.datapaths.compare import compare_datapaths
+from advtopo.datapaths.extract import DatapathExtractor, Datapaths
+from advtopo.datapaths.flow import flow_edges, layer_connections
+from advtopo.errors import AdvtopoError
+
+
+def _r(v: float | None, nd: int = 4) -> float | None:
+    return None if v is None or not np.isfinite(v) else round(float(v), nd)
+
+
+def datapath_report(model: nn.Module, x: Any, y: Any, x_adv: Mapping[float, Any], extractor: DatapathExtractor,
+                    divergence_threshold: float = 0.5, top_k: int = 10, n_detail: int = 10,
+                    sample_ids: Sequence[int] | None = None) -> dict[str, Any]:
+    """Datapaths of ``x`` and of each ``x_adv[eps]`` (same rows), compared layer by layer.
+
+    An input counts as *fooled* at eps when its adversarial prediction differs from ``y``.
+    Critical neuron ids and the ``top_k`` flow edges are kept for the first ``n_detail`` inputs.
+    """
+    if not x_adv:
+        raise AdvtopoError("x_adv is empty: give at least one eps > 0")
+    y = np.asarray(y, np.int64)
+    n = len(y)
+    ids = np.arange(n) if sample_ids is None else np.asarray(sample_ids, np.int64)
+    clean = extractor.fit(model, x)
+    layers = list(clean.layers)
+    conns = layer_connections(model, layers, tuple(np.shape(x)[1:]))
+    eps_list = sorted(float(e) for e in x_adv)
+    adv: dict[float, Datapaths] = {}
+    comps = {}
+    for e in eps_list:
+        adv[e] = extractor.fit(model, x_adv[e])
+        comps[e] = compare_datapaths(clean, adv[e], fooled=adv[e].prediction != y, threshold=divergence_threshold)
+
+    def _state(d: Datapaths) -> dict[str, Any]:
+        s = d.summary()
+        return {"retained_accuracy": _r(s["retained_accuracy"]), "retained_accuracy_soft": _r(s["retained_accuracy_soft"]),
+                "kept_fraction": {k: _r(v) for k, v in s["kept_fraction"].items()},
+                "kept_fraction_total": _r(s["kept_fraction_total"]),
+                "mean_size": {k: _r(v, 2) for k, v in s["mean_size"].items()}}
+
+    summ = {e: comps[e].summary() for e in eps_list}
+    by_layer: dict[str, Any] = {}
+    for k in layers:
+        entry: dict[str, list] = {}
+        for metric in ("jaccard", "weighted_jaccard"):
+            for group in ("all", "fooled", "not_fooled"):
+                entry[f"{metric}_{group}"] = [_r(summ[e]["layers"][k][metric][group]) for e in eps_list]
+        by_layer[k] = entry
+    by_eps = []
+    for e in eps_list:
+        s = summ[e]
+        by_eps.append({"eps": e, "n_fooled": s["n_fooled"], "accuracy": _r(float(np.mean(adv[e].prediction == y))),
+                       **_state(adv[e]), "divergence_counts": s["divergence_counts"]})
+    samples = []
+    for i in range(n):
+        row: dict[str, Any] = {"sample_id": int(ids[i]), "label": int(y[i]), "clean_prediction": int(clean.prediction[i]),
+                               "eps": {}}
+        for e in eps_list:
+            c = comps[e]
+            row["eps"][f"{e:g}"] = {
+                "prediction": int(adv[e].prediction[i]), "fooled": bool(c.fooled[i]),
+                "divergence_layer": layers[c.divergence[i]] if c.divergence[i] >= 0 else None,
+                "jaccard": [_r(c.jaccard[k][i]) for k in layers],
+                "weighted_jaccard": [_r(c.weighted_jaccard[k][i]) for k in layers]}
+        samples.append(row)
+    detail = []
+    for i in range(min(n_detail, n)):
+        d = {"sample_id": int(ids[i]),
+             "clean": {"critical": clean.critical_ids(i), "flow": flow_edges(conns, clean, i, top_k)},
+             "adversarial": {f"{e:g}": {"critical": adv[e].critical_ids(i), "flow": flow_edges(conns, adv[e], i, top_k)}
+                             for e in eps_list}}
+        detail.append(d)
+    params = {k: v for k, v in extractor.get_params().items() if k not in ("layers", "batch_size")}
+    return {"layers": layers, "widths": clean.widths, "params": params,
+            "divergence_threshold": float(divergence_threshold), "n_samples": n, "eps": eps_list,
+            "clean": _state(clean), "by_layer": by_layer, "by_eps": by_eps,
+            "connections": [c.to_dict() for c in conns], "samples": samples, "detail": detail}
+
+
+def format_table(report: Mapping[str, Any]) -> str:
+    """The layer-wise comparison as a text table (one block per eps)."""
+    layers = report["layers"]
+    c = report["clean"]
+    lines = [f"clean: retained {c['retained_accuracy']:.3f} (hard mask), kept {c['kept_fraction_total']:.3f} "
+             f"of {sum(report['widths'].values())} gated neurons"]
+    head = f"{'layer':>12} {'width':>6} {'kept clean':>10} {'kept adv':>9} {'J all':>7} {'J fooled':>9} " \
+           f"{'J not':>7} {'wJ fooled':>10} {'wJ not':>7}"
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    for j, e in enumerate(report["eps"]):
+        b = report["by_eps"][j]
+        lines.append("")
+        lines.append(f"eps {e:g}: accuracy {b['accuracy']:.3f}, fooled {b['n_fooled']}/{report['n_samples']}, "
+                     f"adversarial retained {b['retained_accuracy']:.3f}")
+        lines.append(head)
+        for k in layers:
+            bl = report["by_layer"][k]
+            lines.append(f"{k:>12} {report['widths'][k]:>6} {fmt(c['kept_fraction'][k]):>10} "
+                         f"{fmt(b['kept_fraction'][k]):>9} {fmt(bl['jaccard_all'][j]):>7} "
+                         f"{fmt(bl['jaccard_fooled'][j]):>9} {fmt(bl['jaccard_not_fooled'][j]):>7} "
+                         f"{fmt(bl['weighted_jaccard_fooled'][j]):>10} {fmt(bl['weighted_jaccard_not_fooled'][j]):>7}")
+        div = b["divergence_counts"]["fooled"]
+        lines.append("first layer with J < {:g} (fooled): ".format(report["divergence_threshold"])
+                     + ", ".join(f"{k} {v}" for k, v in div.items()))
+    return "\n".join(lines)
