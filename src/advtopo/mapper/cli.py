@@ -79,7 +79,7 @@ def run_mapper(args: argparse.Namespace) -> int:
     md = _load_metadata(args.metadata, len(X))
     mapper = Mapper(lens=_lens_spec(args), cover=args.cover, clusterer=args.clusterer, metric=args.metric,
                     n_intervals=args.n_intervals, overlap=args.overlap, eps=args.eps, min_samples=args.min_samples,
-                    backend=args.backend, device=args.device)
+                    backend=args.backend, device=args.device, n_jobs=args.n_jobs)
     graph = mapper.fit(X, md)
     out = Path(args.out)
     graph.save(out, format=args.format)
@@ -109,6 +109,7 @@ def register(subparsers) -> None:
     p.add_argument("--metric", default="euclidean", help="euclidean | cosine")
     p.add_argument("--backend", default="numpy", help="numpy | torch")
     p.add_argument("--device", default="cpu", help="torch device for --backend torch (cpu, cuda, auto)")
+    p.add_argument("--n-jobs", type=int, default=-1, help="threads clustering the cover elements (-1: all cores)")
     p.add_argument("--format", default="json", choices=FORMATS)
     p.add_argument("--out", required=True, help="output file")
     p.set_defaults(func=run_mapper)
