@@ -66,7 +66,7 @@ def test_flow_edges_are_the_absolute_weights_between_critical_neurons():
     net = Tiny()
     conns = layer_connections(net, ["relu1", "relu2"], (4,))
     assert len(conns) == 1 and conns[0].via == "fc2"
-    np.testing.assert_allclose(conns[0].strength, net.fc2.weight.abs().numpy())
+    np.testing.assert_allclose(conns[0].strength, net.fc2.weight.detach().abs().numpy())
     dp = DatapathExtractor(["relu1", "relu2"], steps=60).fit(net, torch.ones(1, 4))
     (flow,) = flow_edges(conns, dp, 0, top_k=5)
     assert flow["source"] == "relu1" and flow["target"] == "relu2"
