@@ -178,12 +178,12 @@ def test_gates_of_one_sample_do_not_depend_on_the_batch(lenet):
     one = ext.fit(model, test.x[:1])
     eight = ext.fit(model, test.x[:8])
     for k in LAYERS:
-        np.testing.assert_allclose(one.gates[k][0], eight.gates[k][0], atol=2e-3)
+        np.testing.assert_allclose(one.gates[k][0], eight.gates[k][0], atol=1e-4)
     assert one.critical_ids(0) == eight.critical_ids(0)
     # batch_size splits the work, not the problem
     split = DatapathExtractor(LAYERS, steps=80, batch_size=3).fit(model, test.x[:8])
     for k in LAYERS:
-        np.testing.assert_allclose(split.gates[k], eight.gates[k], atol=2e-3)
+        np.testing.assert_allclose(split.gates[k], eight.gates[k], atol=1e-4)
 
 
 def test_same_inputs_same_gates_bit_for_bit(lenet, tmp_path):
@@ -262,12 +262,13 @@ def test_datapaths_config_is_validated():
 
 
 def test_study_writes_datapaths_json(tmp_path):
-    from advtopo.study import StudyConfig, run_study
+    from advtopo.study import StudyConfig, open_run, run_study
 
     root = run_study(StudyConfig.from_dict(tiny_study()), out=tmp_path / "run", verbose=False)
     idx = json.loads((root / "index.json").read_text())
     assert idx["datapaths"] == "datapaths.json"
     doc = json.loads((root / "datapaths.json").read_text())
+    assert open_run(root).datapaths() == doc
     assert doc["model"] == "std" and doc["attack"] == "pgd" and doc["layers"] == ["relu2", "fc1"]
     assert doc["eps"] == [0.1, 0.3] and doc["n_samples"] == 12 and doc["widths"] == {"relu2": 64, "fc1": 200}
     for k in ("jaccard_fooled", "jaccard_not_fooled", "weighted_jaccard_fooled", "weighted_jaccard_all"):

@@ -96,6 +96,11 @@ class Run:
         rel = self.index.get("vulnerability")
         return json.loads((self.root / rel).read_text()) if rel else None
 
+    def datapaths(self) -> dict[str, Any] | None:
+        """datapaths.json (clean vs adversarial critical datapaths), or None when not computed."""
+        rel = self.index.get("datapaths")
+        return json.loads((self.root / rel).read_text()) if rel else None
+
 
 def open_run(path: str | os.PathLike[str]) -> Run:
     return Run(path)
