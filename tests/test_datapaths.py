@@ -138,6 +138,8 @@ def test_bad_parameters_are_clear_errors():
             DatapathExtractor(["relu1"], **kw).fit(net, x)
     with pytest.raises(AdvtopoError, match="needs the labels y"):
         DatapathExtractor(["relu1"], target="label").fit(net, x)
+    with pytest.raises(AdvtopoError, match="non-empty batch"):
+        DatapathExtractor(["relu1"]).fit(net, x[:0])
     with pytest.raises(AdvtopoError, match="non-empty list"):
         DatapathExtractor([]).validate()
 

@@ -206,7 +206,7 @@ class DatapathExtractor:
         ``"distribution"`` (KL to the model's own output distribution).
     batch_size : inputs optimised together (memory only; results do not depend on it).
     seed : seeds torch's RNG while fitting (the objective itself draws no random numbers).
-    device : where to compute ("cpu", "cuda", "auto").
+    device : where to compute ("cpu", "cuda", "auto"); ``fit`` moves the model there.
     verbose : show a tqdm progress bar.
     """
 
@@ -264,8 +264,8 @@ class DatapathExtractor:
         if hasattr(x, "x") and hasattr(x, "y"):
             x, y = x.x, (x.y if y is None else y)
         x = _tensor(x, torch.float32, "x")
-        if x.dim() < 2:
-            raise AdvtopoError(f"x must be a batch [N, ...], got shape {tuple(x.shape)}")
+        if x.dim() < 2 or len(x) == 0:
+            raise AdvtopoError(f"x must be a non-empty batch [N, ...], got shape {tuple(x.shape)}")
         if self.target == "label":
             if y is None:
                 raise AdvtopoError("target='label' needs the labels y")
