@@ -65,7 +65,12 @@ class AttackConfig:
 
 @dataclass
 class LayerConfig:
-    """A named module of the model, reduced per sample by ``summary``."""
+    """A named module of the model, reduced per sample by ``summary``.
+
+    Same fields as ``advtopo.activations.LayerSpec`` on purpose: importing that module pulls
+    in torch (1.9 s here), and this config module must stay importable without it (0.17 s)
+    so that ``advtopo run`` reports config errors before any heavy import.
+    """
 
     module: str
     summary: str = "flatten"
