@@ -22,6 +22,11 @@ ATTACK = "pgd"
 EPS = [0.0, 0.1, 0.3]
 LAYERS = ["conv2", "fc1"]
 IMG = 14
+# datapaths.json (docs/architecture.md): gated layers of the first model, compared at these eps
+DP_LAYERS = ["relu1", "relu2", "fc1"]
+DP_WIDTHS = {"relu1": 10, "relu2": 16, "fc1": 32}
+DP_VIA = {("relu1", "relu2"): "conv2", ("relu2", "fc1"): "fc1"}
+DP_EPS = [0.1, 0.3]
 
 
 def graph_id(model: str, layer: str, attack: str, eps: float) -> str:
@@ -149,12 +154,134 @@ def mini_mapper(
     }
 
 
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _rnd(v: float | None, nd: int = 4) -> float | None:
+    return None if v is None else round(float(v), nd)
+
+
+def _group_mean(v: np.ndarray, mask: np.ndarray) -> float | None:
+    return _rnd(v[mask].mean()) if mask.any() else None
+
+
+def make_datapaths(labels: np.ndarray, sample_ids: np.ndarray, model: str = "cnn_std", attack: str = ATTACK,
+                   eps_list: tuple[float, ...] = tuple(DP_EPS), n_detail: int = 3, top_k: int = 6,
+                   threshold: float = 0.5, divergence_threshold: float = 0.5, seed: int = 1) -> dict:
+    """A ``datapaths.json`` in the documented format (docs/architecture.md), self-consistent:
+    gates -> critical sets (gate >= threshold) -> per-sample Jaccard / weighted Jaccard,
+    divergence layer, fooled flag -> the aggregates; flow edges = the ``top_k`` strongest
+    [source, target, |W|] between critical neurons of consecutive layers. The adversarial
+    gates drift away from the clean ones more with eps, with depth and with a per-sample
+    fragility, so later layers diverge more and fooled samples diverge earlier."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels, int)
+    n, layers = len(labels), list(DP_LAYERS)
+    fragility = rng.permutation(np.linspace(0.3, 1.6, n))
+    clean_pred = labels.copy()
+    wrong = int(np.argmax(fragility))  # the most fragile sample is misclassified even clean
+    clean_pred[wrong] = (labels[wrong] + 3) % len(CLASS_NAMES)
+    logit_c = {k: rng.normal(-0.4, 2.0, (n, DP_WIDTHS[k])) for k in layers}
+    for k in layers:  # every clean path keeps at least one neuron per layer
+        rows = np.arange(n)
+        top = logit_c[k].argmax(1)
+        logit_c[k][rows, top] = np.maximum(logit_c[k][rows, top], 0.5)
+    gates_c = {k: _sigmoid(v) for k, v in logit_c.items()}
+    W = {pair: rng.uniform(0.05, 1.0, (DP_WIDTHS[pair[1]], DP_WIDTHS[pair[0]])) for pair in DP_VIA}
+
+    def state(gates: dict, pred: np.ndarray, target: np.ndarray) -> dict:
+        crit = {k: gates[k] >= threshold for k in layers}
+        ok = (pred == target)
+        return {"retained_accuracy": _rnd(ok.mean() - 0.08 * rng.random()),
+                "retained_accuracy_soft": _rnd(1.0),
+                "kept_fraction": {k: _rnd(crit[k].mean()) for k in layers},
+                "kept_fraction_total": _rnd(sum(crit[k].sum() for k in layers) / (n * sum(DP_WIDTHS.values()))),
+                "mean_size": {k: _rnd(crit[k].sum(1).mean(), 2) for k in layers}}
+
+    def flow(gates: dict, i: int) -> list[dict]:
+        out = []
+        for (a, b), w in W.items():
+            src = np.flatnonzero(gates[a][i] >= threshold)
+            dst = np.flatnonzero(gates[b][i] >= threshold)
+            sub = w[np.ix_(dst, src)].ravel()
+            order = np.argsort(-sub, kind="stable")[:top_k]
+            out.append({"source": a, "target": b,
+                        "edges": [[int(src[o % len(src)]), int(dst[o // len(src)]), round(float(sub[o]), 6)] for o in order]})
+        return out
+
+    adv_gates, jac, wjac, fooled, pred_adv, div = {}, {}, {}, {}, {}, {}
+    for e in eps_list:
+        g_a, J, WJ = {}, np.zeros((n, len(layers))), np.zeros((n, len(layers)))
+        for d, k in enumerate(layers):
+            mix = np.clip(e * (0.25 + 1.1 * d) * fragility * 2.2, 0, 0.95)[:, None]
+            g_a[k] = _sigmoid((1 - mix) * logit_c[k] + mix * rng.normal(-0.6, 2.0, logit_c[k].shape))
+            A, B = gates_c[k] >= threshold, g_a[k] >= threshold
+            inter, union = (A & B).sum(1), (A | B).sum(1)
+            J[:, d] = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+            mx = np.maximum(gates_c[k], g_a[k]).sum(1)
+            WJ[:, d] = np.where(mx > 0, np.minimum(gates_c[k], g_a[k]).sum(1) / np.maximum(mx, 1e-12), 1.0)
+        flip = e * fragility * 4 > 0.5
+        pred_adv[e] = np.where(flip, (labels + 1 + np.arange(n) % 9) % len(CLASS_NAMES), clean_pred)
+        fooled[e] = pred_adv[e] != labels
+        below = J < divergence_threshold
+        div[e] = np.where(below.any(1), below.argmax(1), -1)
+        adv_gates[e], jac[e], wjac[e] = g_a, J, WJ
+
+    groups = lambda e: {"all": np.ones(n, bool), "fooled": fooled[e], "not_fooled": ~fooled[e]}  # noqa: E731
+    by_layer = {}
+    for d, k in enumerate(layers):
+        entry = {}
+        for metric, vals in (("jaccard", jac), ("weighted_jaccard", wjac)):
+            for gname in ("all", "fooled", "not_fooled"):
+                entry[f"{metric}_{gname}"] = [_group_mean(vals[e][:, d], groups(e)[gname]) for e in eps_list]
+        by_layer[k] = entry
+    by_eps = []
+    for e in eps_list:
+        counts = {}
+        for gname, m in groups(e).items():
+            c = {k: int(np.sum(div[e][m] == d)) for d, k in enumerate(layers)}
+            c["none"] = int(np.sum(div[e][m] < 0))
+            counts[gname] = c
+        by_eps.append({"eps": float(e), "n_fooled": int(fooled[e].sum()),
+                       "accuracy": _rnd((pred_adv[e] == labels).mean()),
+                       **state(adv_gates[e], pred_adv[e], pred_adv[e]), "divergence_counts": counts})
+    samples = []
+    for i in range(n):
+        row = {"sample_id": int(sample_ids[i]), "label": int(labels[i]), "clean_prediction": int(clean_pred[i]), "eps": {}}
+        for e in eps_list:
+            row["eps"][f"{e:g}"] = {
+                "prediction": int(pred_adv[e][i]), "fooled": bool(fooled[e][i]),
+                "divergence_layer": layers[div[e][i]] if div[e][i] >= 0 else None,
+                "jaccard": [_rnd(v) for v in jac[e][i]], "weighted_jaccard": [_rnd(v) for v in wjac[e][i]]}
+        samples.append(row)
+    detail = []
+    for i in range(min(n_detail, n)):
+        crit = lambda g: {k: np.flatnonzero(g[k][i] >= threshold).tolist() for k in layers}  # noqa: E731
+        detail.append({"sample_id": int(sample_ids[i]),
+                       "clean": {"critical": crit(gates_c), "flow": flow(gates_c, i)},
+                       "adversarial": {f"{e:g}": {"critical": crit(adv_gates[e]), "flow": flow(adv_gates[e], i)}
+                                       for e in eps_list}})
+    return {
+        "model": model, "attack": attack, "layers": layers, "widths": dict(DP_WIDTHS),
+        "params": {"lam": 2.0, "steps": 150, "lr": 0.1, "threshold": threshold, "target": "prediction", "seed": 0},
+        "divergence_threshold": divergence_threshold, "n_samples": n, "eps": [float(e) for e in eps_list],
+        "clean": state(gates_c, clean_pred, clean_pred),
+        "by_layer": by_layer, "by_eps": by_eps,
+        "connections": [{"source": a, "target": b, "via": v, "supported": True, "reason": None}
+                        for (a, b), v in DP_VIA.items()],
+        "samples": samples, "detail": detail,
+    }
+
+
 def make_fixture_run(root: str | Path, n_per_class: int = 10, seed: int = 0,
-                     with_extras: bool = True) -> Path:
+                     with_extras: bool = True, with_datapaths: bool | None = None) -> Path:
     """Write a run directory under ``root`` and return its path.
 
     3 models (training eps 0, 0.1, 0.3) x attack eps (0, 0.1, 0.3) x 2 layers = 18 graphs.
-    ``with_extras`` adds ``vulnerability.json`` and a ``persistence`` section.
+    ``with_extras`` adds ``vulnerability.json`` and a ``persistence`` section;
+    ``with_datapaths`` (default: ``with_extras``) adds ``datapaths.json`` (10 samples, one
+    per class, 3 gated layers, eps 0.1 and 0.3, the first 3 with critical ids and flow).
     """
     rng = np.random.default_rng(seed)
     run = Path(root)
@@ -260,6 +387,11 @@ def make_fixture_run(root: str | Path, n_per_class: int = 10, seed: int = 0,
                 np.save(run / rel, np.stack([births, deaths, dims], axis=1))
                 diagrams[f"{m}/fc1/pgd/{eps}"] = rel
         index["persistence"]["diagrams"] = diagrams
+    if with_extras if with_datapaths is None else with_datapaths:
+        pick = np.linspace(0, N - 1, min(10, N)).round().astype(int)
+        dp = make_datapaths(labels[pick], sample_ids[pick], model=MODELS[0][0])
+        (run / "datapaths.json").write_text(json.dumps(dp))
+        index["datapaths"] = "datapaths.json"
     (run / "index.json").write_text(json.dumps(index, indent=1))
     (run / "manifest.json").write_text(json.dumps({"config": {}, "fixture": True}))
     return run

@@ -38,6 +38,17 @@ def _eps_equal(a: Any, b: Any) -> bool:
         return False
 
 
+def _finite(obj: Any) -> Any:
+    """``obj`` with NaN / +-inf floats replaced by None (nested dicts and lists)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 class RunData:
     """The run directory as the app sees it (thread-safe, cached)."""
 
@@ -54,6 +65,7 @@ class RunData:
         self._arrays: dict[str, np.ndarray] = {}
         self._png: OrderedDict[tuple, bytes] = OrderedDict()
         self._samples = None
+        self._datapaths: tuple | None = None  # ((path, mtime_ns), data)
         self._index_mtime = None
         self._index: dict = {}
         self._extra: list[dict] = []  # graphs recomputed by the app (app-cache/), not in index.json
@@ -299,6 +311,35 @@ class RunData:
         if isinstance(data, list):
             data = {"samples": data}
         return data if isinstance(data, dict) else {"samples": []}
+
+    def datapaths(self) -> dict:
+        """``datapaths.json`` (the optional datapaths stage, format in docs/architecture.md) plus
+        ``"available": true``; ``{"available": false}`` (with ``error`` when the file is broken)
+        when the run has none. Same confinement as every other file: the path named by
+        index.json ``"datapaths"`` (default ``datapaths.json``) must lie inside the run dir.
+        Non-finite numbers become null (the JSON we send is strict)."""
+        rel = self.index().get("datapaths") or "datapaths.json"
+        try:
+            path = self.safe_path(rel if isinstance(rel, str) else "datapaths.json")
+        except NotFound:
+            return {"available": False}
+        key = (str(path), path.stat().st_mtime_ns)
+        with self._lock:
+            if self._datapaths and self._datapaths[0] == key:
+                return self._datapaths[1]
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            out: dict = {"available": False, "error": "datapaths.json is not valid JSON"}
+        else:
+            if not isinstance(data, dict) or not isinstance(data.get("layers"), list) \
+                    or not isinstance(data.get("samples"), list) or not isinstance(data.get("eps"), list):
+                out = {"available": False, "error": "datapaths.json lacks layers / eps / samples"}
+            else:
+                out = {**_finite(data), "available": True}
+        with self._lock:
+            self._datapaths = (key, out)
+        return out
 
     # ---- images ------------------------------------------------------------------------
     def image_relpath(self, kind: str, model: str | None = None, attack: str | None = None,

@@ -52,7 +52,10 @@ def build_html(run: RunData, graph_ids: list[str] | None = None, state: str | No
     idx["graphs"] = [g for g in index["graphs"] if isinstance(g, dict) and g.get("id") in graphs]
     idx["app"] = {"mode": "static", "recompute": {"available": False, "reason": "static export"}}
     vul = run.vulnerability()
+    dp = run.datapaths()
     embed: dict[str, Any] = {"index": idx, "graphs": graphs, "vulnerability": vul, "images": {}}
+    if dp.get("available"):
+        embed["datapaths"] = dp
     if state:
         try:
             embed["state"] = json.loads(state)
@@ -62,7 +65,7 @@ def build_html(run: RunData, graph_ids: list[str] | None = None, state: str | No
     if isinstance(st, dict) and not st.get("graphs"):
         st["graphs"] = ids[:4] if graph_ids else []
     if images:
-        embed["images"] = _thumbnails(run, graphs, vul)
+        embed["images"] = _thumbnails(run, graphs, vul, dp if dp.get("available") else None)
     html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
     css = (STATIC_DIR / "app.css").read_text(encoding="utf-8")
     d3 = (STATIC_DIR / "vendor" / "d3.min.js").read_text(encoding="utf-8")
@@ -80,9 +83,10 @@ def build_html(run: RunData, graph_ids: list[str] | None = None, state: str | No
     return html.encode("utf-8")
 
 
-def _thumbnails(run: RunData, graphs: dict[str, dict], vul: dict) -> dict:
-    """data: URIs for the clean images of every sample in the graphs, then the adversarial
-    images of the exported (model, attack, eps) combinations, within IMAGE_BUDGET."""
+def _thumbnails(run: RunData, graphs: dict[str, dict], vul: dict, datapaths: dict | None = None) -> dict:
+    """data: URIs for the clean images of every sample in the graphs (and of the vulnerable
+    and datapaths samples), then the adversarial images of the exported (model, attack, eps)
+    combinations and of the datapaths' (model, attack, eps), within IMAGE_BUDGET."""
     index = run.index()
     sids: set[int] = set()
     for g in graphs.values():
@@ -90,21 +94,31 @@ def _thumbnails(run: RunData, graphs: dict[str, dict], vul: dict) -> dict:
     for s in vul.get("samples", [])[:100] if isinstance(vul.get("samples"), list) else []:
         if isinstance(s, dict) and isinstance(s.get("sample_id"), int):
             sids.add(s["sample_id"])
+    dp_sids: set[int] = set()
+    dp_combos: set[tuple] = set()
+    if datapaths:
+        dp_sids = {int(s["sample_id"]) for s in datapaths.get("samples") or []
+                   if isinstance(s, dict) and isinstance(s.get("sample_id"), int) and s["sample_id"] >= 0}
+        dp_combos = {(datapaths.get("model"), datapaths.get("attack"), e) for e in datapaths.get("eps") or []}
     out: dict[str, Any] = {"clean": {}, "adversarial": {}}
     used = 0
-    sets: list[tuple[str, str]] = []
+    sets: list[tuple[str, str, set[int]]] = []
     try:
-        sets.append(("clean", run.image_relpath("clean")))
+        sets.append(("clean", run.image_relpath("clean"), sids | dp_sids))
     except NotFound:
         pass
     combos = {(e.get("model"), e.get("attack"), e.get("eps")) for e in index["graphs"] if e.get("id") in graphs}
     for key in (index.get("images") or {}).get("adversarial") or {}:
         parts = str(key).split("/")
-        if len(parts) == 3 and any(m == parts[0] and a == parts[1] and _same(eps, parts[2]) for m, a, eps in combos):
-            sets.append((key, index["images"]["adversarial"][key]))
-    for key, rel in sets:
+        if len(parts) != 3:
+            continue
+        match = lambda cs: any(m == parts[0] and a == parts[1] and _same(eps, parts[2]) for m, a, eps in cs)  # noqa: E731
+        want = (sids if match(combos) else set()) | (dp_sids if match(dp_combos) else set())
+        if want:
+            sets.append((key, index["images"]["adversarial"][key], want))
+    for key, rel, want in sets:
         target = out["clean"] if key == "clean" else out["adversarial"].setdefault(key, {})
-        for sid in sorted(sids):
+        for sid in sorted(want):
             try:
                 png = run.image_png(rel, sid)
             except NotFound:

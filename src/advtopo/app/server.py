@@ -206,6 +206,8 @@ class AppHandler(BaseHTTPRequestHandler):
             return self._send_json(run.diagram(query.get("key", "")))
         if route == "vulnerability" and not rest:
             return self._send_json(run.vulnerability())
+        if route == "datapaths" and not rest:
+            return self._send_json(run.datapaths())
         if route == "export.html" and not rest:
             from .export import build_html
 
