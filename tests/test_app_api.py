@@ -190,6 +190,81 @@ def test_vulnerability(server):
     assert {"sample_id", "score", "fooled_at"} <= set(d["samples"][0])
 
 
+def test_datapaths(server, run_dir):
+    idx = json.loads((run_dir / "index.json").read_text())
+    assert idx["datapaths"] == "datapaths.json"
+    want = json.loads((run_dir / "datapaths.json").read_text())
+    status, d = get_json(server, "/api/datapaths")
+    assert status == 200 and d.pop("available") is True
+    assert d == want
+    assert d["layers"] == ["relu1", "relu2", "fc1"] and d["eps"] == [0.1, 0.3]
+    assert len(d["samples"]) == 10 and len(d["detail"]) == 3
+    # the fixture is self-consistent: a sample's Jaccard row matches its detail's critical sets
+    det = d["detail"][0]
+    row = next(s for s in d["samples"] if s["sample_id"] == det["sample_id"])
+    for e in ("0.1", "0.3"):
+        for k, layer in enumerate(d["layers"]):
+            a, b = set(det["clean"]["critical"][layer]), set(det["adversarial"][e]["critical"][layer])
+            assert row["eps"][e]["jaccard"][k] == pytest.approx(len(a & b) / len(a | b) if a | b else 1.0, abs=1e-4)
+
+
+def _dp_run(tmp_path, index_extra: dict | None = None, text: str | None = None) -> Path:
+    """A minimal run dir (index.json only, plus datapaths.json when ``text`` is given)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "index.json").write_text(json.dumps({"name": "dp", "graphs": [], **(index_extra or {})}))
+    if text is not None:
+        (run / "datapaths.json").write_text(text)
+    return run
+
+
+def test_datapaths_absent_is_not_an_error(tampered, tmp_path):
+    assert get_json(tampered, "/api/datapaths") == (200, {"available": False})
+    from advtopo.app.data import RunData
+
+    assert RunData(_dp_run(tmp_path, {"datapaths": "datapaths.json"})).datapaths() == {"available": False}
+
+
+@pytest.mark.parametrize("text, error", [
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "lacks"),
+    (json.dumps({"layers": ["fc1"], "samples": []}), "lacks"),  # no eps
+])
+def test_datapaths_invalid_file(tmp_path, text, error):
+    run = _dp_run(tmp_path, {"datapaths": "datapaths.json"}, text)
+    with serve(run, port=0, open_browser=False, block=False) as srv:
+        status, d = get_json(srv, "/api/datapaths")
+    assert status == 200 and d["available"] is False and error in d["error"]
+
+
+def test_datapaths_non_finite_numbers_become_null(tmp_path):
+    text = '{"layers": ["fc1"], "eps": [0.1], "samples": [], "by_layer": {"fc1": {"jaccard_all": [NaN], "x": Infinity}}}'
+    run = _dp_run(tmp_path, {"datapaths": "datapaths.json"}, text)
+    with serve(run, port=0, open_browser=False, block=False) as srv:
+        status, d = get_json(srv, "/api/datapaths")
+    assert status == 200 and d["available"] is True
+    assert d["by_layer"]["fc1"] == {"jaccard_all": [None], "x": None}
+
+
+@pytest.mark.parametrize("how", ["dotdot", "abs", "symlink", "linkdir", "backslash", "tilde", "null", "notstr"])
+def test_datapaths_path_outside_the_run_is_refused(tmp_path, how):
+    secret = tmp_path / "secret.json"
+    secret.write_text(json.dumps({"layers": ["stolen"], "eps": [0.1], "samples": []}))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "sub").mkdir()
+    (run / "link.json").symlink_to(secret)
+    (run / "sub" / "up").symlink_to(tmp_path, target_is_directory=True)
+    rel = {"dotdot": "../secret.json", "abs": str(secret), "symlink": "link.json", "linkdir": "sub/up/secret.json",
+           "backslash": "sub\\..\\..\\secret.json", "tilde": "~/secret.json", "null": "a\x00.json",
+           "notstr": {"path": "../secret.json"}}[how]
+    (run / "index.json").write_text(json.dumps({"name": "evil", "graphs": [], "datapaths": rel}))
+    with serve(run, port=0, open_browser=False, block=False) as srv:
+        status, headers, data = request(srv, "/api/datapaths")
+    assert status == 200 and json.loads(data) == {"available": False}
+    assert b"stolen" not in data
+
+
 def test_persistence_diagram(server, run_dir):
     idx = json.loads((run_dir / "index.json").read_text())
     key, rel = next(iter(idx["persistence"]["diagrams"].items()))
@@ -370,6 +445,13 @@ def test_export_html_is_self_contained(run_dir, tmp_path):
     embed = json.loads(html.split("window.ADVTOPO_EMBED=", 1)[1].split(";</script>", 1)[0])
     assert sorted(embed["graphs"]) == sorted(ids)
     assert embed["images"]["clean"]["0"].startswith("data:image/png;base64,")
+    # the datapaths data and the thumbnails of its samples (clean, and adversarial at its eps)
+    dp = json.loads((run_dir / "datapaths.json").read_text())
+    assert embed["datapaths"]["available"] is True and embed["datapaths"]["samples"] == dp["samples"]
+    for s in dp["samples"]:
+        assert str(s["sample_id"]) in embed["images"]["clean"]
+        for e in dp["eps"]:
+            assert str(s["sample_id"]) in embed["images"]["adversarial"][f"{dp['model']}/{dp['attack']}/{e}"]
     with pytest.raises(AdvtopoError, match="unknown graph"):
         export_html(run_dir, tmp_path / "y.html", graph_ids=["nope"])
 
