@@ -286,6 +286,10 @@ def test_study_writes_datapaths_json(tmp_path):
     crit = doc["detail"][0]["clean"]["critical"]
     assert {e[0] for e in flow[0]["edges"]} <= set(crit["relu2"])
     assert {e[1] for e in flow[0]["edges"]} <= set(crit["fc1"])
+    from advtopo.study import format_summary
+
+    text = format_summary(open_run(root))  # what `advtopo show` prints
+    assert "datapaths (std, pgd)" in text and "eps 0.3" in text and "J fooled" in text
 
 
 def test_cli_prints_the_layer_table(lenet, tmp_path, capsys):

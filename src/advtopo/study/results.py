@@ -166,4 +166,12 @@ def format_summary(run: Run) -> str:
         lines.append(head + (f"AUC {auc:.3f} for 'fooled at eps <= {v.get('auc_eps'):g}'" if auc is not None
                              else "AUC n/a (every sample or none is fooled)"))
         lines.append(f"most vulnerable samples: {top}")
+    d = run.datapaths()
+    if d:
+        from advtopo.datapaths import format_table  # a stage to the left of the study
+
+        lines.append("")
+        lines.append(f"datapaths ({d.get('model')}, {d.get('attack')}): clean vs adversarial critical neurons, "
+                     f"Jaccard per layer")
+        lines.append(format_table(d))
     return "\n".join(lines)
