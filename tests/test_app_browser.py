@@ -301,7 +301,127 @@ def test_static_export_opens_offline(run_dir, index, browser, tmp_path):
         pg.click("#locate-btn")
         assert pg.locator("g.node.located").count() > 0
         p.shot("static-export")
+        # the datapaths view works offline too: charts, flow, embedded thumbnails
+        dp = json.loads((run_dir / "datapaths.json").read_text())
+        pg.click("#tab-datapaths")
+        assert pg.locator("svg.dp-overlap-chart >> nth=0").locator("path.dp-line").count() == len(dp["eps"])
+        sid = dp["detail"][0]["sample_id"]
+        pg.click(f"tr.dp-row[data-sid='{sid}']")
+        sets, edges = _flow_sets(dp, sid, f"{dp['eps'][-1]:g}")
+        assert pg.locator("svg.dp-flow-chart circle.dp-neuron").count() == sum(len(v) for k in sets.values() for v in k.values())
+        assert pg.locator("svg.dp-flow-chart path.dp-edge").count() == len(edges)
+        srcs = pg.eval_on_selector_all(".dp-thumbs img", "els => els.map(e => e.getAttribute('src'))")
+        assert len(srcs) == 2 and all(s.startswith("data:image/png;base64,") for s in srcs)
+        wait_until(pg, "Array.from(document.querySelectorAll('.dp-thumbs img')).every(i => i.complete && i.naturalWidth > 0)")
+        p.shot("static-export-datapaths")
         assert blocked == []
         assert p.errors == []
     finally:
         p.close()
+
+
+# ------------------------------------------------------------------------------ datapaths
+def _flow_sets(dp, sid, eps_key):
+    """What the flow view of sample ``sid`` at ``eps_key`` must draw: per layer the shared /
+    clean-only / adversarial-only neuron ids, and the union of the clean and adversarial
+    top-k edges."""
+    det = next(d for d in dp["detail"] if d["sample_id"] == sid)
+    cl, adv = det["clean"], det["adversarial"][eps_key]
+    sets = {}
+    for layer in dp["layers"]:
+        a, b = set(cl["critical"][layer]), set(adv["critical"][layer])
+        sets[layer] = {"shared": a & b, "clean-only": a - b, "adv-only": b - a}
+    edges = {(f["source"], i, f["target"], j) for flow in (cl["flow"], adv["flow"]) for f in flow
+             for i, j, _ in (f["edges"] or [])}
+    return sets, edges
+
+
+def test_datapaths_view(server, page, run_dir):
+    dp = json.loads((run_dir / "datapaths.json").read_text())
+    pg = page.open(server.url)
+    wait_until(pg, "!document.querySelector('#tab-datapaths').classList.contains('hidden')")
+    pg.click("#tab-datapaths")
+    assert pg.is_visible("#view-datapaths") and not pg.is_visible("#view-graphs")
+    assert pg.get_attribute("#tab-datapaths", "aria-selected") == "true"
+    # layer-wise overlap: fooled | not fooled small multiples, one line per eps in each
+    charts = pg.locator("svg.dp-overlap-chart")
+    assert charts.count() == 2
+    for k in range(2):
+        eps = charts.nth(k).locator("path.dp-line").evaluate_all("els => els.map(e => +e.dataset.eps)")
+        assert eps == dp["eps"]
+    # points = the non-null values of by_layer (a null = no sample in that group is a gap)
+    n_pts = sum(v is not None for layer in dp["layers"] for g in ("fooled", "not_fooled")
+                for v in dp["by_layer"][layer][f"jaccard_{g}"])
+    assert pg.locator("svg.dp-overlap-chart circle").count() == n_pts
+    d_j = pg.get_attribute("svg.dp-overlap-chart >> nth=0 >> path.dp-line >> nth=0", "d")
+    pg.click("#dp-metric button[data-v='weighted_jaccard']")
+    assert pg.get_attribute("svg.dp-overlap-chart >> nth=0 >> path.dp-line >> nth=0", "d") != d_j
+    pg.click("#dp-split button[data-v='all']")
+    assert charts.count() == 1 and charts.nth(0).locator("path.dp-line").count() == len(dp["eps"])
+    pg.click("#dp-split button[data-v='split']")
+    pg.click("#dp-metric button[data-v='jaccard']")
+    # divergence layer: one bar chart per eps, bars = layers + 'none' with the stored counts
+    div = pg.locator("svg.dp-div-chart")
+    assert div.count() == len(dp["eps"])
+    for k, b in enumerate(dp["by_eps"]):
+        labels = div.nth(k).locator("text.dp-count").evaluate_all("els => els.map(e => e.textContent)")
+        assert [int(x) for x in labels] == [b["divergence_counts"]["all"][c] for c in dp["layers"] + ["none"]]
+    pg.click("#dp-divgroup button[data-v='fooled']")
+    labels = div.nth(1).locator("text.dp-count").evaluate_all("els => els.map(e => e.textContent)")
+    assert [int(x) for x in labels] == [dp["by_eps"][1]["divergence_counts"]["fooled"][c] for c in dp["layers"] + ["none"]]
+    # the sample list: one focusable row per sample
+    rows = pg.locator("tr.dp-row")
+    assert rows.count() == len(dp["samples"])
+    assert rows.nth(0).get_attribute("tabindex") == "0" and rows.nth(0).get_attribute("aria-label")
+    # clicking a sample with detail draws its flow: circles = the critical sets, edges = the top-k union
+    sid = dp["detail"][1]["sample_id"]
+    pg.click(f"tr.dp-row[data-sid='{sid}']")
+    for j, e in enumerate(dp["eps"]):
+        key = f"{e:g}"
+        pg.click(f"#dp-eps button[data-v='{e}']")
+        assert pg.get_attribute("svg.dp-flow-chart", "data-eps") == str(e)
+        sets, edges = _flow_sets(dp, sid, key)
+        for layer, kinds in sets.items():
+            for kind, ids in kinds.items():
+                got = pg.locator(f"svg.dp-flow-chart g.dp-col[data-layer='{layer}'] circle.dp-neuron.{kind}") \
+                    .evaluate_all("els => els.map(e => +e.dataset.id)")
+                assert sorted(got) == sorted(ids), (e, layer, kind)
+        total = sum(len(ids) for kinds in sets.values() for ids in kinds.values())
+        assert pg.locator("svg.dp-flow-chart circle.dp-neuron").count() == total
+        assert pg.locator("svg.dp-flow-chart path.dp-edge").count() == len(edges)
+        # the clean | adversarial thumbnails come from the image endpoint
+        srcs = pg.eval_on_selector_all(".dp-thumbs img", "els => els.map(e => e.getAttribute('src'))")
+        assert srcs == [f"api/image/clean/{sid}.png", f"api/image/adversarial/{dp['model']}/{dp['attack']}/{e}/{sid}.png"]
+        wait_until(pg, "Array.from(document.querySelectorAll('.dp-thumbs img')).every(i => i.complete && i.naturalWidth > 0)")
+    assert pg.locator(".dp-flow-legend .item").count() == 6  # 3 neuron kinds + 3 edge kinds
+    page.page.set_viewport_size({"width": 1600, "height": 1300})
+    page.shot("datapaths")
+    # keyboard: a sample without detail, opened with Enter, shows its Jaccard row and a note
+    nodet = next(s["sample_id"] for s in dp["samples"] if s["sample_id"] not in {d["sample_id"] for d in dp["detail"]})
+    pg.focus(f"tr.dp-row[data-sid='{nodet}']")
+    pg.keyboard.press("Enter")
+    wait_until(pg, f"document.querySelector('#dp-flow').dataset.sample === '{nodet}'")
+    assert pg.locator(".dp-note").count() == 1 and pg.locator("svg.dp-flow-chart").count() == 0
+    assert pg.locator(".dp-jrow tr").count() == 1 + len(dp["eps"])
+    assert pg.get_attribute(f"tr.dp-row[data-sid='{nodet}']", "aria-pressed") == "true"
+    page.shot("datapaths-no-detail")
+    # other tabs still work, the datapaths view hides the graph sidebar only while shown
+    pg.click(".tab[data-tab='graphs']")
+    assert pg.is_visible("#sidebar") and pg.locator(".panel").count() >= 1
+    assert page.errors == []
+
+
+def test_datapaths_tab_hidden_without_datapaths(browser, tmp_path_factory):
+    run = make_fixture_run(tmp_path_factory.mktemp("nodp") / "run", n_per_class=3, with_datapaths=False)
+    assert not (run / "datapaths.json").exists()
+    with serve(run, port=0, open_browser=False, block=False) as srv:
+        assert api(srv, "/api/datapaths") == {"available": False}
+        p = Page(browser)
+        try:
+            pg = p.open(srv.url)
+            assert pg.locator("#tab-datapaths").count() == 1 and not pg.is_visible("#tab-datapaths")
+            pg.click(".tab[data-tab='summary']")
+            assert pg.locator("#summary .card").count() >= 1
+            assert p.errors == []
+        finally:
+            p.close()

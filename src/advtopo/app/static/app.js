@@ -1043,7 +1043,7 @@
         .attr("x", (k) => xs(k)).attr("width", xs.bandwidth()).attr("y", (k) => ys(+c[k] || 0)).attr("height", (k) => ys(0) - ys(+c[k] || 0))
         .attr("fill", (k) => (k === "none" ? DPCOL.none : dpEpsColor(j)))
         .append("title").text((k) => (k === "none" ? `ε = ${e}: ${+c[k] || 0} samples never diverge` : `ε = ${e}: ${+c[k] || 0} samples diverge first at ${k}`));
-      bars.append("text").attr("x", (k) => xs(k) + xs.bandwidth() / 2).attr("y", (k) => ys(+c[k] || 0) - 3).attr("text-anchor", "middle").attr("class", "axis-label").text((k) => +c[k] || 0);
+      bars.append("text").attr("x", (k) => xs(k) + xs.bandwidth() / 2).attr("y", (k) => ys(+c[k] || 0) - 3).attr("text-anchor", "middle").attr("class", "axis-label dp-count").text((k) => +c[k] || 0);
     });
   }
 
@@ -1143,7 +1143,9 @@
       return { layer: l, nodes, n: { shared: shared.length, clean: conly.length, adv: aonly.length } };
     });
     const nmax = d3.max(cols, (c) => c.nodes.length) || 1;
-    const W = Math.max(560, Math.min(1100, 190 * L.length + 40)), m = { l: 100, r: 100, t: 46, b: 16 };
+    // as wide as the card (columns 150-260 px apart), fixed once drawn
+    const avail = host.clientWidth ? host.clientWidth - 26 : 700;
+    const W = Math.max(480, Math.min(avail, 260 * L.length + 200)), m = { l: 100, r: 100, t: 46, b: 16 };
     const step = Math.max(5, Math.min(20, 560 / nmax)), H = m.t + m.b + Math.max(step * nmax, 60);
     const r = Math.max(2, Math.min(6.5, step * 0.36));
     const xs = d3.scalePoint().domain(L).range([m.l, W - m.r]);
