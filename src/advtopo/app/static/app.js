@@ -1187,7 +1187,7 @@
     gaps.filter((f, i) => gaps.findIndex((g) => g.source === f.source && g.target === f.target) === i).forEach((f) => {
       if (xs(f.source) == null || xs(f.target) == null) return;
       const c = conn.get(`${f.source}>${f.target}`) || {};
-      svg.append("text").attr("x", (xs(f.source) + xs(f.target)) / 2).attr("y", m.t - 4).attr("text-anchor", "middle").attr("class", "axis-label dp-noflow")
+      svg.append("text").attr("x", (xs(f.source) + xs(f.target)) / 2).attr("y", (m.t + H - m.b) / 2).attr("text-anchor", "middle").attr("class", "axis-label dp-noflow")
         .text("no flow edges").append("title").text(c.reason || "this layer pair is not joined by one Conv2d/Linear module");
     });
     cols.forEach((c) => {
