@@ -1,6 +1,7 @@
 """Mapper engine: exactness vs sklearn/KeplerMapper, covers, statistics, exports, sweeps, CLI."""
 from __future__ import annotations
 
+import functools
 import json
 
 import networkx as nx
@@ -487,6 +488,24 @@ def test_compiled_block_scan_equals_numpy_build():
     assert np.any(a[2] == 2.0)
     for x, y in zip(a, b):
         assert np.array_equal(x, y)
+
+
+def test_numpy_fallback_without_numba_gives_the_same_graphs(monkeypatch):
+    """Where numba cannot be imported the numpy path runs; it must give the same graphs."""
+    import advtopo.mapper.mapper as mm
+    import advtopo.mapper.neighbors as nb
+
+    X, md = synthetic_activations(1800, 16, seed=14)
+    grid = dict(n_intervals=[5, 9], overlap=[0.25, 0.5], eps=[0.8, 1.1])
+    compiled = Mapper(min_samples=4).sweep(X, metadata=md, **grid)
+    monkeypatch.setattr(mm, "HAVE_NUMBA", False)
+    monkeypatch.setattr(nb, "HAVE_NUMBA", False)
+    monkeypatch.setattr(nb, "_build_numpy", functools.partial(nb._build_numpy, compiled=False))
+    fallback = Mapper(min_samples=4).sweep(X, metadata=md, **grid)
+    assert list(compiled) == list(fallback)
+    assert any(g.n_nodes > 2 for g in compiled.values())
+    for key, g in compiled.items():
+        assert g.to_dict() == fallback[key].to_dict(), key
 
 
 def test_n_jobs_does_not_change_the_graph_and_is_validated():
