@@ -46,6 +46,7 @@ bench: setup browser
 	$(BIN)/python benchmarks/adversarial_training.py
 	$(BIN)/python benchmarks/mapper.py
 	$(BIN)/python benchmarks/persistence.py
+	$(BIN)/python benchmarks/datapaths.py
 	$(BIN)/python benchmarks/app_render.py --repeat 5
 
 clean:
