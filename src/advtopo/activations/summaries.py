@@ -34,10 +34,16 @@ def _positions(sample_ids: np.ndarray, n_positions: int, seed: int) -> np.ndarra
     return (z % np.uint64(n_positions)).astype(np.int64)
 
 
-def summarize(t: torch.Tensor, summary: str, sample_ids: np.ndarray | None = None, seed: int = 0) -> torch.Tensor:
-    """Reduce a batch of layer outputs to N x D (float32)."""
+def summarize(t: torch.Tensor, summary: str, sample_ids: np.ndarray | None = None, seed: int = 0,
+              differentiable: bool = False) -> torch.Tensor:
+    """Reduce a batch of layer outputs to N x D (float32).
+
+    ``differentiable=True`` keeps the autograd graph (feature visualisation optimises an input
+    through the same summary the capture stored); the values are the same either way.
+    """
     check_choice("summary", summary, SUMMARIES)
-    t = t.detach()
+    if not differentiable:
+        t = t.detach()
     if t.ndim <= 2:
         return t.reshape(t.shape[0], -1).float()
     if summary == "flatten":
