@@ -5,7 +5,7 @@ activation "looks like" by optimising an input image whose (summarised) layer ac
 points in that direction. Objective, as Lucid's ``direction_neuron_cossim``, per image k
 with target direction d_k and a = summarize(layer(jitter(x_k))):
 
-    maximise  <a, d_k / |d_k|> * cos(a, d_k) ** cossim_pow  -  tv * TV(x_k)
+    maximise  <a, d_k / |d_k|> * cos(a, d_k) ** cossim_pow  -  tv * TV(x_k)  -  l1 * mean(x_k)
 
 with x_k = sigmoid(p_k) (pixels stay in the data range [0, 1]), random integer jitter of up
 to ``jitter`` pixels per step, Adam on the logits p. All K images are optimised at once
@@ -35,7 +35,7 @@ class FeatureVisualizer:
     """Images whose activation at ``layer`` (reduced by ``summary``) points along given directions."""
 
     def __init__(self, model: nn.Module, layer: str, summary: str = "flatten", steps: int = 128,
-                 lr: float = 0.05, jitter: int = 1, tv: float = 0.05, cossim_pow: float = 1.0,
+                 lr: float = 0.05, jitter: int = 1, tv: float = 0.05, l1: float = 0.0, cossim_pow: float = 1.0,
                  seed: int = 0, device: str = "cpu") -> None:
         self.model = model
         self.layer = layer
@@ -44,6 +44,7 @@ class FeatureVisualizer:
         self.lr = lr
         self.jitter = jitter
         self.tv = tv
+        self.l1 = l1
         self.cossim_pow = cossim_pow
         self.seed = seed
         self.device = device
@@ -54,7 +55,7 @@ class FeatureVisualizer:
             raise AdvtopoError(f"steps={self.steps!r} is not valid; allowed: an integer >= 1")
         if not (self.lr > 0):
             raise AdvtopoError(f"lr={self.lr!r} is not valid; allowed: a number > 0")
-        if int(self.jitter) < 0 or self.tv < 0 or self.cossim_pow < 0:
+        if int(self.jitter) < 0 or self.tv < 0 or self.l1 < 0 or self.cossim_pow < 0:
             raise AdvtopoError(f"jitter={self.jitter!r}, tv={self.tv!r}, cossim_pow={self.cossim_pow!r}: "
                                "allowed: numbers >= 0")
         return resolve_modules(self.model, [LayerSpec(self.layer)])[self.layer]
@@ -100,7 +101,8 @@ class FeatureVisualizer:
                     captured.clear()
                     model(xj)
                     a = summarize(captured[0], self.summary, differentiable=True)
-                    loss = -self._objective(a, unit).sum() + self.tv * _total_variation(x).sum()
+                    loss = -self._objective(a, unit).sum() + self.tv * _total_variation(x).sum() \
+                        + self.l1 * x.mean(dim=(1, 2, 3)).sum()
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()

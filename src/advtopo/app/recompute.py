@@ -52,6 +52,16 @@ def _missing_activations(index: dict, e: dict) -> str | None:
     return None
 
 
+def point_cloud(handle: Any, e: dict) -> np.ndarray:
+    """A graph's rows as the study built them: the clean activations of its model and layer,
+    then (eps > 0) the adversarial ones of the same samples. ``handle``: ``open_run(...)``."""
+    eps = float(e.get("eps") or 0)
+    X = [np.asarray(handle.activations(e["model"], e["layer"], eps=0.0))]
+    if eps > 0:
+        X.append(np.asarray(handle.activations(e["model"], e["layer"], attack=e.get("attack"), eps=eps)))
+    return np.concatenate(X).astype(np.float32, copy=False)
+
+
 class RecomputeUnavailable(Exception):
     """-> HTTP 501."""
 
@@ -144,11 +154,7 @@ class RecomputeManager:
             job.update(state="running", progress=0.05, message="loading activations")
             base = self.run.graph(e["id"])
             pts = base.get("points", {})
-            eps = float(e.get("eps") or 0)
-            X = [np.asarray(handle.activations(e["model"], e["layer"], eps=0.0))]
-            if eps > 0:
-                X.append(np.asarray(handle.activations(e["model"], e["layer"], attack=e.get("attack"), eps=eps)))
-            X = np.concatenate(X).astype(np.float32, copy=False)
+            X = point_cloud(handle, e)
             md = {k: np.asarray(pts[k]) for k in ("label", "prediction", "is_adversarial", "sample_id") if k in pts}
             if any(len(v) != len(X) for v in md.values()):
                 raise ValueError("the stored activations do not match the graph's points")

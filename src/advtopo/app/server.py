@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from advtopo.errors import AdvtopoError
 
 from .data import BadRequest, NotFound, RunData
+from .featurevis import FeatureVisService
 from .recompute import RecomputeManager, RecomputeUnavailable
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -206,6 +207,15 @@ class AppHandler(BaseHTTPRequestHandler):
             return self._send_json(run.diagram(query.get("key", "")))
         if route == "vulnerability" and not rest:
             return self._send_json(run.vulnerability())
+        if route == "featurevis" and len(rest) == 2:
+            rows = query.get("rows", "auto")
+            if rest[1].endswith(".png"):
+                return self._send_bytes(self.featurevis.png(rest[0], rest[1][:-4], rows), "image/png",
+                                        extra={"Cache-Control": "max-age=3600"})
+            try:
+                return self._send_json({"available": True, **self.featurevis.info(rest[0], rest[1], rows)})
+            except RecomputeUnavailable as exc:  # no model / activations in this run: not an error
+                return self._send_json({"available": False, "reason": str(exc)})
         if route == "datapaths" and not rest:
             return self._send_json(run.datapaths())
         if route == "export.html" and not rest:
@@ -272,6 +282,7 @@ class AppServer:
         self.run = RunData(run_dir)
         handler = type("Handler", (AppHandler,), {
             "run": self.run, "recompute": RecomputeManager(self.run), "quiet": quiet,
+            "featurevis": FeatureVisService(self.run),
             "check_host": host in LOOPBACK_HOSTS,
         })
         ThreadingHTTPServer.allow_reuse_address = True

@@ -233,6 +233,7 @@ def publish(root: Path, cfg: StudyConfig, plan: Plan) -> dict[str, Any]:
         "attacks": [{"name": a.name, "eps": [float(e) for e in a.eps], "steps": a.steps} for a in cfg.attacks],
         "layers": [la.key for la in cfg.layers],
         "layer_summaries": {la.key: la.summary for la in cfg.layers},
+        "layer_modules": {la.key: la.module for la in cfg.layers},
         "accuracy": accuracy,
         "images": {"clean": "images/clean.npy", "adversarial": adv_images},
         "graphs": graphs,

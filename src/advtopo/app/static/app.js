@@ -56,6 +56,7 @@
       return `api/image/adversarial/${enc(g.model)}/${enc(g.attack)}/${enc(String(g.eps))}/${sid}.png`;
     },
     csvUrl: (gid, nid) => `api/node/${enc(gid)}/${enc(nid)}/members.csv`,
+    featurevis: (gid, nid) => api.json(`api/featurevis/${enc(gid)}/${enc(nid)}`),
   };
   const enc = encodeURIComponent;
   function advKey(entry) {
@@ -619,6 +620,10 @@
     if (DS.csvUrl) html += `<a class="btn small" id="d-csv" href="${DS.csvUrl(gid, nid)}" download>Members CSV</a>`;
     else html += `<button class="btn small" id="d-csv">Members CSV</button>`;
     html += `<button class="btn small" id="d-comp">Select component</button><button class="btn small" id="d-path">Shortest path to…</button></div>`;
+    html += `<h4>Feature visualisation</h4><div class="fv" id="d-fv">`;
+    html += DS.featurevis ? `<span class="spinner"></span> <span class="muted">optimising an image for the node's mean activation…</span>`
+      : `<span class="muted">feature visualisation needs the model: open the run with <code>advtopo serve</code></span>`;
+    html += `</div>`;
     html += `<h4>Members by class</h4><table class="t members-by-class"><tr><th>class</th><th class="num">clean</th><th class="num">adv</th><th></th></tr>`;
     rows.forEach((r) => {
       html += `<tr data-class="${r.c}"><td><span class="bar" style="width:9px;background:${CCOLOR(r.c)};border-radius:50%"></span> ${esc(cname(r.c))}</td>
@@ -657,6 +662,18 @@
       a.href = URL.createObjectURL(new Blob([lines.join("\n") + "\n"], { type: "text/csv" }));
       a.download = `${gid}_${nid}_members.csv`; a.click();
     });
+    if (DS.featurevis) {
+      const fvBox = $("#d-fv");
+      DS.featurevis(gid, nid).then((fv) => {
+        if (!fvBox.isConnected) return;  // another node was opened meanwhile
+        if (!fv.available) { fvBox.innerHTML = `<span class="muted">not available: ${esc(fv.reason || "")}</span>`; return; }
+        fvBox.innerHTML = `<img class="fv-img" src="${fv.png}" alt="feature visualisation of node ${esc(nid)}" width="112" height="112">
+          <div class="fv-cap">the input that points layer <b>${esc(fv.layer)}</b> (${esc(fv.summary)}) along the node's mean activation
+          over its ${fv.n_rows} ${esc(fv.rows)} members; cosine <b id="d-fv-cos">${fv.cosine.toFixed(2)}</b></div>`;
+      }).catch((err) => {
+        if (fvBox.isConnected) fvBox.innerHTML = `<span class="muted">not available: ${esc(err.message)}</span>`;
+      });
+    }
     $("#d-comp").addEventListener("click", () => {
       const c = component(g, i);
       state.highlight = { gid, nodes: c.nodes, edges: c.edges, label: "component" };

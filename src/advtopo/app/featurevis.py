@@ -1,0 +1,128 @@
+"""Feature visualisation of a mapper node's mean activation (``GET /api/featurevis/...``).
+
+TopoAct's node view: the image whose summarised activation at the graph's layer points
+along the node's mean activation (``advtopo.activations.FeatureVisualizer``). Needs the
+run's model checkpoint and stored activations (both named in index.json) and torch;
+computed on first request (~0.2 s for lenet5 on 2 CPU cores), then cached as
+``RUN_DIR/app-cache/featurevis/<key>.png`` + ``.json`` (key = hash of graph, node, rows and
+parameters), so a second request is a file read.
+
+``rows``: ``auto`` (default: the node's clean members when it has any, else all), ``clean``,
+``adversarial`` or ``all`` — a node of an attacked graph mixes clean and adversarial rows.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from typing import Any
+
+import numpy as np
+
+from advtopo.utils.io import atomic_write_json
+
+from .data import BadRequest, NotFound, RunData
+from .recompute import RecomputeUnavailable, point_cloud
+
+CACHE_DIR = "app-cache/featurevis"
+ROWS = ("auto", "clean", "adversarial", "all")
+PARAMS = {"steps": 128, "lr": 0.05, "jitter": 1, "tv": 0.05, "cossim_pow": 1.0, "seed": 0}
+
+
+class FeatureVisService:
+    def __init__(self, run: RunData) -> None:
+        self.run = run
+        self._lock = threading.Lock()
+        self._models: dict[str, Any] = {}
+        self._clouds: dict[str, np.ndarray] = {}
+
+    def _model(self, name: str):
+        if name not in self._models:
+            from advtopo.models import load_checkpoint
+
+            entry = next((m for m in self.run.index().get("models", []) if m.get("name") == name), None)
+            rel = (entry or {}).get("checkpoint")
+            if not rel:
+                raise RecomputeUnavailable(f"the run has no checkpoint for model {name!r}; "
+                                           "feature visualisation needs the model")
+            path = self.run.safe_path(rel)
+            if not path.is_file():
+                raise RecomputeUnavailable(f"the checkpoint of model {name!r} ({rel}) is missing from the run")
+            model, _cfg = load_checkpoint(path)
+            self._models[name] = model.eval()
+        return self._models[name]
+
+    def _cloud(self, e: dict) -> np.ndarray:
+        gid = e["id"]
+        if gid not in self._clouds:
+            from advtopo.study import open_run
+
+            try:
+                X = point_cloud(open_run(self.run.root), e)
+            except Exception as exc:  # noqa: BLE001  (missing activations -> 501 with the reason)
+                raise RecomputeUnavailable(f"cannot read the activations of graph {gid!r}: {exc}") from None
+            if len(self._clouds) >= 4:
+                self._clouds.pop(next(iter(self._clouds)))
+            self._clouds[gid] = X
+        return self._clouds[gid]
+
+    def info(self, graph_id: str, node_id: str, rows: str = "auto") -> dict:
+        """Compute (or read from the cache) the node's image; returns its metadata."""
+        if rows not in ROWS:
+            raise BadRequest(f"rows={rows!r} is not valid; allowed: {', '.join(ROWS)}")
+        e = self.run.graph_entry(graph_id)
+        g = self.run.graph(graph_id)
+        node = self.run._find_node(g, node_id)
+        members = np.asarray(node.get("members", []), dtype=np.int64)
+        if len(members) == 0:
+            raise NotFound(f"node {node_id!r} has no members")
+        adv = np.asarray(g.get("points", {}).get("is_adversarial") or [], dtype=bool)
+        is_adv = adv[members] if len(adv) > int(members.max()) else np.zeros(len(members), dtype=bool)
+        used = rows
+        if rows == "auto":
+            used = "clean" if (~is_adv).any() else "all"
+        sel = {"clean": members[~is_adv], "adversarial": members[is_adv], "all": members}[used]
+        if len(sel) == 0:
+            raise NotFound(f"node {node_id!r} has no {used} members")
+        key_src = json.dumps({"graph": graph_id, "node": node_id, "rows": used, "params": PARAMS,
+                              "members": hashlib.sha1(sel.tobytes()).hexdigest()}, sort_keys=True)
+        key = hashlib.sha1(key_src.encode()).hexdigest()[:20]
+        meta_path = self.run.root / CACHE_DIR / f"{key}.json"
+        if meta_path.is_file():
+            return json.loads(meta_path.read_text())
+        index = self.run.index()
+        layer = e.get("layer")
+        summary = (index.get("layer_summaries") or {}).get(layer, "flatten")
+        module = (index.get("layer_modules") or {}).get(layer, layer)
+        shape = (index.get("dataset") or {}).get("image_shape")
+        if not shape or len(shape) != 3:
+            raise RecomputeUnavailable("the run's index.json gives no dataset image_shape [C, H, W]")
+        with self._lock:  # one optimisation at a time: the model is shared
+            if meta_path.is_file():
+                return json.loads(meta_path.read_text())
+            from advtopo.activations import FeatureVisualizer
+            from advtopo.app.png import encode_png
+
+            model = self._model(e["model"])
+            X = self._cloud(e)
+            if int(sel.max()) >= len(X):
+                raise RecomputeUnavailable("the stored activations do not match the graph's points")
+            mean = X[sel].mean(axis=0, dtype=np.float64).astype(np.float32)
+            fv = FeatureVisualizer(model, module, summary=summary,
+                                   **{k: v for k, v in PARAMS.items()})
+            res = fv.fit(mean[None], tuple(int(s) for s in shape))
+            png = encode_png(res.images[0])
+            (self.run.root / CACHE_DIR).mkdir(parents=True, exist_ok=True)
+            (self.run.root / CACHE_DIR / f"{key}.png").write_bytes(png)
+            meta = {"graph": graph_id, "node": node_id, "rows": used, "n_rows": int(len(sel)),
+                    "cosine": float(res.cosine[0]), "layer": layer, "summary": summary, "params": PARAMS,
+                    "png": f"api/featurevis/{graph_id}/{node_id}.png?rows={rows}", "key": key}
+            atomic_write_json(meta_path, meta)
+            return meta
+
+    def png(self, graph_id: str, node_id: str, rows: str = "auto") -> bytes:
+        meta = self.info(graph_id, node_id, rows)
+        path = self.run.root / CACHE_DIR / f"{meta['key']}.png"
+        if not path.is_file():
+            raise NotFound("feature visualisation not found")
+        return path.read_bytes()
