@@ -21,3 +21,34 @@ def cuda():
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     return torch.device("cuda")
+
+
+# --- a briefly trained lenet5 on sklearn digits (datapaths and feature-visualisation tests) ----
+
+@pytest.fixture(scope="session")
+def lenet():
+    """(model, test set): lenet5 trained 8 epochs on sklearn digits (8x8), > 85% test accuracy."""
+    import torch
+    import torch.nn.functional as F
+
+    from advtopo.data import load_dataset
+    from advtopo.models import create_model
+
+    torch.manual_seed(0)
+    train = load_dataset("digits", "train")
+    test = load_dataset("digits", "test")
+    model = create_model("lenet5", input_size=8)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(8):
+        perm = torch.randperm(len(train), generator=gen)
+        for s in range(0, len(perm), 64):
+            idx = perm[s:s + 64]
+            opt.zero_grad()
+            F.cross_entropy(model(train.x[idx]), train.y[idx]).backward()
+            opt.step()
+    model.eval()
+    with torch.no_grad():
+        acc = (model(test.x).argmax(1) == test.y).float().mean().item()
+    assert acc > 0.85
+    return model, test

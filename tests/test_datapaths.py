@@ -144,32 +144,7 @@ def test_bad_parameters_are_clear_errors():
         DatapathExtractor([]).validate()
 
 
-# --- a briefly trained lenet5 on sklearn digits --------------------------------------------------
-
-@pytest.fixture(scope="module")
-def lenet():
-    from advtopo.data import load_dataset
-    from advtopo.models import create_model
-
-    torch.manual_seed(0)
-    train = load_dataset("digits", "train")
-    test = load_dataset("digits", "test")
-    model = create_model("lenet5", input_size=8)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(8):
-        perm = torch.randperm(len(train), generator=gen)
-        for s in range(0, len(perm), 64):
-            idx = perm[s:s + 64]
-            opt.zero_grad()
-            F.cross_entropy(model(train.x[idx]), train.y[idx]).backward()
-            opt.step()
-    model.eval()
-    with torch.no_grad():
-        acc = (model(test.x).argmax(1) == test.y).float().mean().item()
-    assert acc > 0.85
-    return model, test
-
+# the briefly trained lenet5 on sklearn digits is the `lenet` fixture of conftest.py
 
 LAYERS = ["relu1", "relu2", "relu3"]
 

@@ -68,32 +68,17 @@ def test_summarize_differentiable_gives_the_stored_values():
         assert torch.equal(a.detach(), summarize(t, s))
 
 
-def test_class_mean_visualisation_is_read_as_that_class():
+def test_class_mean_visualisation_is_read_as_that_class(lenet):
     """On a briefly trained lenet5 (sklearn digits, 8x8), the visualisation of each class's mean
     relu3 activation is classified as that class for most classes (TopoAct's 'what a node shows')."""
-    from advtopo.data import load_dataset
-    from advtopo.models import create_model
-
-    torch.manual_seed(0)
-    train = load_dataset("digits", "train")
-    model = create_model("lenet5", input_size=8)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(8):
-        perm = torch.randperm(len(train), generator=gen)
-        for s in range(0, len(perm), 64):
-            idx = perm[s:s + 64]
-            opt.zero_grad()
-            F.cross_entropy(model(train.x[idx]), train.y[idx]).backward()
-            opt.step()
-    model.eval()
+    model, data = lenet
     acts = []
     hook = dict(model.named_modules())["relu3"].register_forward_hook(lambda m, i, o: acts.append(o.detach()))
     with torch.no_grad():
-        model(train.x)
+        model(data.x)
     hook.remove()
     A = acts[0].numpy()
-    means = np.stack([A[train.y.numpy() == c].mean(0) for c in range(10)])
+    means = np.stack([A[data.y.numpy() == c].mean(0) for c in range(10)])
     res = FeatureVisualizer(model, "relu3", summary="flatten", seed=0).fit(means, (1, 8, 8))
     with torch.no_grad():
         pred = model(torch.from_numpy(res.images)).argmax(1).numpy()
