@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from advtopo.datapaths import (DatapathExtractor, Datapaths, compare_datapaths, divergence_layer, flow_edges,
                                jaccard, layer_connections, weighted_jaccard)
