@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from advtopo.errors import AdvtopoError
 
 from .data import BadRequest, NotFound, RunData
+from .embedding import EmbeddingService
 from .featurevis import FeatureVisService
 from .recompute import RecomputeManager, RecomputeUnavailable
 
@@ -216,6 +217,12 @@ class AppHandler(BaseHTTPRequestHandler):
                 return self._send_json({"available": True, **self.featurevis.info(rest[0], rest[1], rows)})
             except RecomputeUnavailable as exc:  # no model / activations in this run: not an error
                 return self._send_json({"available": False, "reason": str(exc)})
+        if route == "embedding" and len(rest) == 1:
+            method = query.get("method", "pca")
+            try:
+                return self._send_json({"available": True, **self.embedding.get(rest[0], method)})
+            except RecomputeUnavailable as exc:  # no activations in this run: not an error
+                return self._send_json({"available": False, "reason": str(exc)})
         if route == "datapaths" and not rest:
             return self._send_json(run.datapaths())
         if route == "export.html" and not rest:
@@ -282,7 +289,7 @@ class AppServer:
         self.run = RunData(run_dir)
         handler = type("Handler", (AppHandler,), {
             "run": self.run, "recompute": RecomputeManager(self.run), "quiet": quiet,
-            "featurevis": FeatureVisService(self.run),
+            "featurevis": FeatureVisService(self.run), "embedding": EmbeddingService(self.run),
             "check_host": host in LOOPBACK_HOSTS,
         })
         ThreadingHTTPServer.allow_reuse_address = True

@@ -1,0 +1,89 @@
+"""A linked 2-D embedding of a graph's point cloud (``GET /api/embedding/<graph>?method=``).
+
+Mapper Interactive / TopoAct's linked scatter: one (x, y) per row of the graph's
+``points`` (clean rows, then adversarial rows), from the run's stored activations
+(``recompute.point_cloud``). ``pca`` (default): sklearn PCA, 2 components; ``tsne``:
+sklearn TSNE (perplexity min(30, (n-1)/3), init="pca", max_iter=500), both random_state 0
+so deterministic. Computed on first request, then cached as
+``RUN_DIR/app-cache/embedding/<key>.json`` (key = hash of graph id, method and parameters).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+
+import numpy as np
+
+from advtopo.utils.io import atomic_write_json
+
+from .data import BadRequest, RunData
+from .recompute import RecomputeUnavailable, point_cloud
+
+CACHE_DIR = "app-cache/embedding"
+METHODS = ("pca", "tsne")
+PARAMS = {"pca": {"n_components": 2, "random_state": 0},
+          "tsne": {"n_components": 2, "perplexity": "min(30,(n-1)/3)", "init": "pca", "random_state": 0,
+                   "max_iter": 500}}
+
+
+def embed(X: np.ndarray, method: str) -> np.ndarray:
+    """(n, 2) coordinates of ``X`` by ``method`` (deterministic)."""
+    X = np.asarray(X, dtype=np.float32)
+    n = len(X)
+    if n < 3:  # too few rows for either method: place them on a line
+        return np.column_stack([np.arange(n, dtype=np.float64), np.zeros(n)])
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        k = min(2, X.shape[1], n)
+        Y = PCA(n_components=k, random_state=0).fit_transform(X)
+        if k < 2:
+            Y = np.column_stack([Y, np.zeros(n)])
+        return Y
+    from sklearn.manifold import TSNE
+
+    kw = dict(n_components=2, perplexity=min(30.0, (n - 1) / 3), init="pca", random_state=0)
+    try:
+        return TSNE(max_iter=500, **kw).fit_transform(X)
+    except TypeError:  # sklearn < 1.5 names it n_iter
+        return TSNE(n_iter=500, **kw).fit_transform(X)
+
+
+class EmbeddingService:
+    def __init__(self, run: RunData) -> None:
+        self.run = run
+        self._lock = threading.Lock()
+
+    def get(self, graph_id: str, method: str = "pca") -> dict:
+        if method not in METHODS:
+            raise BadRequest(f"method={method!r} is not valid; allowed: {', '.join(METHODS)}")
+        e = self.run.graph_entry(graph_id)  # NotFound -> 404
+        key_src = json.dumps({"graph": graph_id, "method": method, "params": PARAMS[method]}, sort_keys=True)
+        key = hashlib.sha1(key_src.encode()).hexdigest()[:20]
+        path = self.run.root / CACHE_DIR / f"{key}.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+        with self._lock:  # one embedding at a time (t-SNE is CPU heavy)
+            if path.is_file():
+                return json.loads(path.read_text())
+            from advtopo.study import open_run
+
+            try:
+                X = point_cloud(open_run(self.run.root), e)
+            except Exception as exc:  # noqa: BLE001  (no activations -> available: false)
+                raise RecomputeUnavailable(f"cannot read the activations of graph {graph_id!r}: {exc}") from None
+            g = self.run.graph(graph_id)
+            n_pts = len((g.get("points") or {}).get("sample_id") or (g.get("points") or {}).get("label") or [])
+            if n_pts and n_pts != len(X):
+                raise RecomputeUnavailable(f"the stored activations ({len(X)} rows) do not match the graph's "
+                                           f"points ({n_pts})")
+            t0 = time.perf_counter()
+            Y = embed(X, method)
+            secs = time.perf_counter() - t0
+            out = {"graph": graph_id, "method": method, "n": int(len(Y)), "params": PARAMS[method],
+                   "seconds": round(secs, 3), "key": key,
+                   "x": [round(float(v), 4) for v in Y[:, 0]], "y": [round(float(v), 4) for v in Y[:, 1]]}
+            atomic_write_json(path, out, indent=None)
+            return out
