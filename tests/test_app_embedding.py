@@ -113,3 +113,70 @@ def test_embedding_unavailable_without_activations(tmp_path):
         assert status == 200 and info["available"] is False and info["reason"]
     finally:
         srv.shutdown()
+
+
+def test_linked_embedding_in_the_browser(server):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium not installed")
+    e, g = attacked_graph(server)
+    gid, n = e["id"], len(g["points"]["sample_id"])
+    node = max(g["nodes"], key=lambda x: x["size"])
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        pg = b.new_page(viewport={"width": 1400, "height": 900})
+        errors = []
+        pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        pg.on("pageerror", lambda ex: errors.append(str(ex)))
+        pg.goto(server.url + f"#graphs={gid}")
+        pg.wait_for_selector("body[data-ready='1']", timeout=20000)
+        if pg.locator(f".panel[data-graph='{gid}']").count() == 0:
+            pg.select_option(".panel[data-index='0'] select", gid)
+        panel = f".panel[data-graph='{gid}']"
+        assert pg.locator(f"{panel} .embed").count() == 0  # closed by default
+        pg.click(f"{panel} .emb-toggle")
+        pg.wait_for_selector(f"{panel} .embed[data-state='ready']", timeout=60000)
+        assert pg.locator(f"{panel} .embed .pt").count() == n
+        n_adv = sum(1 for a in g["points"]["is_adversarial"] if a)
+        assert pg.locator(f"{panel} .embed .pt.adv").count() == n_adv
+        # click a node -> its members are highlighted in the scatter, the others dimmed
+        pg.click(f"{panel} g.node[data-id='{node['id']}']")
+        hl = sorted(int(r) for r in pg.eval_on_selector_all(f"{panel} .embed .pt.hl", "els => els.map(e => e.dataset.row)"))
+        assert hl == sorted(node["members"])
+        assert pg.locator(f"{panel} .embed .pt.dim").count() == n - len(node["members"])
+        # brush the left half of the scatter -> every node holding a brushed row is outlined
+        box = pg.locator(f"{panel} .embed svg.emb-svg").bounding_box()
+        pg.mouse.move(box["x"] + 2, box["y"] + 2)
+        pg.mouse.down()
+        pg.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] - 2, steps=5)
+        pg.mouse.up()
+        rows = {int(r) for r in pg.eval_on_selector_all(f"{panel} .embed .pt.inbrush", "els => els.map(e => e.dataset.row)")}
+        assert 0 < len(rows) < n
+        want = {str(x["id"]) for x in g["nodes"] if rows & set(x["members"])}
+        got = set(pg.eval_on_selector_all(f"{panel} g.node.brushed", "els => els.map(e => e.dataset.id)"))
+        assert got == want and len(want) > 0
+        assert f"{len(rows)} points, {len(want)} nodes" in pg.inner_text(f"{panel} .emb-count")
+        # the brushed rows are the rows whose PCA coordinates lie in the left half (checked in Python)
+        emb = json.loads(get(server, f"api/embedding/{gid}")[1])
+        xs = np.asarray(emb["x"])
+        mid, tol = xs.min() + 0.5 * (xs.max() - xs.min()), 0.01 * (xs.max() - xs.min())
+        assert {r for r in range(n) if xs[r] < mid - tol} <= rows <= {r for r in range(n) if xs[r] <= mid + tol}
+        # t-SNE: switch method, spinner then a new scatter with the same number of marks
+        pg.click(f"{panel} .emb-method button[data-m='tsne']")
+        pg.wait_for_selector(f"{panel} .embed[data-state='ready'] .emb-method button.on[data-m='tsne']", timeout=60000)
+        assert pg.locator(f"{panel} .embed .pt").count() == n
+        # locate a sample: its rows are ringed in the scatter
+        sid = g["points"]["sample_id"][0]
+        pg.fill("#locate-input", str(sid))
+        pg.press("#locate-input", "Enter")
+        pg.wait_for_timeout(300)
+        loc = {int(r) for r in pg.eval_on_selector_all(f"{panel} .embed .pt.located", "els => els.map(e => e.dataset.row)")}
+        assert loc == {r for r, s in enumerate(g["points"]["sample_id"]) if s == sid}
+        ARTIFACTS.mkdir(exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / "app-embedding.png"))
+        # closing the embedding restores the panel
+        pg.click(f"{panel} .emb-toggle")
+        assert pg.locator(f"{panel} .embed").count() == 0
+        assert pg.locator(f"{panel} g.node.brushed").count() == 0
+        b.close()
+    assert errors == []
