@@ -158,6 +158,9 @@ def test_click_node_shows_members(server, page, index):
     with pg.expect_download() as dl:
         pg.click("#d-csv")
     assert dl.value.suggested_filename.endswith("_members.csv")
+    # the fixture run has no model checkpoint: the feature-visualisation slot says so, without errors
+    wait_until(pg, "document.querySelector('#d-fv') && /not available/.test(document.querySelector('#d-fv').textContent)")
+    assert "checkpoint" in pg.inner_text("#d-fv") and pg.locator("#d-fv img").count() == 0
     # component selection highlights nodes
     pg.click("#d-comp")
     assert pg.locator(".panel[data-index='0'] g.node.hl").count() >= 1
@@ -297,6 +300,8 @@ def test_static_export_opens_offline(run_dir, index, browser, tmp_path):
         node.click()
         pg.wait_for_selector("#d-size")
         wait_until(pg, "Array.from(document.querySelectorAll('#details img')).every(i => i.complete && i.naturalWidth > 0)")
+        # no torch in a static page: the feature visualisation is a note, not an image
+        assert "advtopo serve" in pg.inner_text("#d-fv") and pg.locator("#d-fv img").count() == 0
         pg.fill("#locate-input", "5")
         pg.click("#locate-btn")
         assert pg.locator("g.node.located").count() > 0
