@@ -44,6 +44,13 @@ def test_deterministic_and_batch_independent():
     # same seed -> same init noise per position in the batch, so compare image 0 alone vs in a batch
     one = FeatureVisualizer(model, "1", **kw).fit(d[:1], (1, 8, 8))
     assert np.allclose(one.images[0], a.images[0], atol=1e-5)
+    # every image of a batch depends only on its own direction (and its position's init noise):
+    # changing the other rows leaves image 2 as it was
+    other = d.copy()
+    other[[0, 1, 3]] = rng.normal(size=(3, 6))
+    c = FeatureVisualizer(model, "1", **kw).fit(other, (1, 8, 8))
+    assert not np.allclose(c.images[0], a.images[0], atol=1e-3)
+    assert np.allclose(c.images[2], a.images[2], atol=1e-5) and abs(c.cosine[2] - a.cosine[2]) < 1e-5
 
 
 def test_bad_inputs_are_clear_errors():
