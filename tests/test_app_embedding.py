@@ -180,3 +180,36 @@ def test_linked_embedding_in_the_browser(server):
         assert pg.locator(f"{panel} g.node.brushed").count() == 0
         b.close()
     assert errors == []
+
+
+def test_embedding_unavailable_and_static_export_in_the_browser(tmp_path):
+    """Without activations the scatter shows the reason (no console error); the static
+    export has no server to compute with, so the control is not shown."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium not installed")
+    from advtopo.app import export_html
+
+    run = make_fixture_run(tmp_path / "run")
+    srv = serve(run, port=0, open_browser=False, block=False)
+    try:
+        with sync_api.sync_playwright() as p:
+            b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            pg = b.new_page(viewport={"width": 1200, "height": 800})
+            errors = []
+            pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            pg.on("pageerror", lambda ex: errors.append(str(ex)))
+            pg.goto(srv.url)
+            pg.wait_for_selector("body[data-ready='1']", timeout=20000)
+            pg.click(".panel[data-index='0'] .emb-toggle")
+            pg.wait_for_selector(".panel[data-index='0'] .embed[data-state='unavailable']", timeout=20000)
+            assert "embedding unavailable" in pg.inner_text(".panel[data-index='0'] .embed")
+            idx = json.loads(get(srv, "api/index")[1])
+            out = export_html(run, tmp_path / "export.html", graph_ids=[idx["graphs"][0]["id"]])
+            pg.goto(out.as_uri())
+            pg.wait_for_selector("body[data-ready='1']", timeout=20000)
+            assert pg.locator(".panel").count() >= 1 and pg.locator(".emb-toggle").count() == 0
+            b.close()
+        assert errors == []
+    finally:
+        srv.shutdown()
