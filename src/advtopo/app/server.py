@@ -272,6 +272,18 @@ class AppHandler(BaseHTTPRequestHandler):
         self._send_bytes(full.read_bytes(), ctype)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A browser that drops a connection (a new page, a cancelled image) is not an error:
+    no traceback on stderr for those; everything else is still reported."""
+
+    allow_reuse_address = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)):
+            return
+        super().handle_error(request, client_address)
+
+
 def _json_default(obj: Any) -> Any:
     """numpy scalars/arrays as in advtopo.utils.io; anything else as text (an API never 500s on it)."""
     from advtopo.utils.io import _json_default as numpy_default
@@ -292,9 +304,8 @@ class AppServer:
             "featurevis": FeatureVisService(self.run), "embedding": EmbeddingService(self.run),
             "check_host": host in LOOPBACK_HOSTS,
         })
-        ThreadingHTTPServer.allow_reuse_address = True
         try:
-            self.httpd = ThreadingHTTPServer((host, port), handler)
+            self.httpd = _QuietServer((host, port), handler)
         except OSError as exc:
             raise AdvtopoError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; try --port") from exc
         self.httpd.daemon_threads = True
