@@ -52,3 +52,37 @@ def lenet():
         acc = (model(test.x).argmax(1) == test.y).float().mean().item()
     assert acc > 0.85
     return model, test
+
+
+# --- a tiny real study run (digits, lenet5, PGD eps 0 / 0.2) for the app's model-backed views --
+
+def tiny_study_config() -> dict:
+    return {"name": "tiny", "seed": 1, "device": "cpu",
+            "dataset": {"name": "digits", "split": "test", "subset": 60, "train_subset": 400},
+            "models": [{"name": "std", "arch": "lenet5",
+                        "train": {"method": "standard", "eps": 0.0, "epochs": 2, "batch_size": 64,
+                                  "eval_subset": 20, "eval_steps": 1}}],
+            "attacks": [{"name": "pgd", "eps": [0.0, 0.2], "steps": 2}],
+            "layers": [{"module": "relu2", "summary": "top_l2"}, {"module": "relu3"}],
+            "capture": {"batch_size": 60},
+            "mapper": [{"n_intervals": 4, "overlap": 0.3, "min_samples": 2}],
+            "persistence": {"enabled": False}, "vulnerability": {"enabled": False}}
+
+
+@pytest.fixture(scope="session")
+def study_run(tmp_path_factory):
+    """The run directory of ``tiny_study_config()`` (a checkpoint and stored activations)."""
+    from advtopo.study import StudyConfig, run_study
+
+    return run_study(StudyConfig.from_dict(tiny_study_config()), out=tmp_path_factory.mktemp("tiny") / "run",
+                     verbose=False)
+
+
+@pytest.fixture(scope="session")
+def study_server(study_run):
+    """The app serving ``study_run`` on a free loopback port."""
+    from advtopo.app import serve
+
+    srv = serve(study_run, port=0, open_browser=False, block=False)
+    yield srv
+    srv.shutdown()

@@ -19,31 +19,14 @@ CHROMIUM = os.environ.get("ADVTOPO_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
-def tiny_config() -> dict:
-    return {"name": "fv", "seed": 1, "device": "cpu",
-            "dataset": {"name": "digits", "split": "test", "subset": 60, "train_subset": 400},
-            "models": [{"name": "std", "arch": "lenet5",
-                        "train": {"method": "standard", "eps": 0.0, "epochs": 2, "batch_size": 64,
-                                  "eval_subset": 20, "eval_steps": 1}}],
-            "attacks": [{"name": "pgd", "eps": [0.0, 0.2], "steps": 2}],
-            "layers": [{"module": "relu2", "summary": "top_l2"}, {"module": "relu3"}],
-            "capture": {"batch_size": 60},
-            "mapper": [{"n_intervals": 4, "overlap": 0.3, "min_samples": 2}],
-            "persistence": {"enabled": False}, "vulnerability": {"enabled": False}}
+@pytest.fixture(scope="module")
+def run_root(study_run):  # conftest.py: a tiny real study run, shared with the other app views' tests
+    return study_run
 
 
 @pytest.fixture(scope="module")
-def run_root(tmp_path_factory):
-    from advtopo.study import StudyConfig, run_study
-
-    return run_study(StudyConfig.from_dict(tiny_config()), out=tmp_path_factory.mktemp("fv") / "run", verbose=False)
-
-
-@pytest.fixture(scope="module")
-def server(run_root):
-    srv = serve(run_root, port=0, open_browser=False, block=False)
-    yield srv
-    srv.shutdown()
+def server(study_server):
+    return study_server
 
 
 def get(server, path):
