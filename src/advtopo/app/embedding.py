@@ -2,7 +2,7 @@
 
 Mapper Interactive / TopoAct's linked scatter: one (x, y) per row of the graph's
 ``points`` (clean rows, then adversarial rows), from the run's stored activations
-(``recompute.point_cloud``). ``pca`` (default): sklearn PCA, 2 components; ``tsne``:
+(``recompute.cached_point_cloud``). ``pca`` (default): sklearn PCA, 2 components; ``tsne``:
 sklearn TSNE (perplexity min(30, (n-1)/3), init="pca", max_iter=500), both random_state 0
 so deterministic. Computed on first request, then cached as
 ``RUN_DIR/app-cache/embedding/<key>.json`` (key = hash of graph id, method and parameters).
@@ -19,7 +19,7 @@ import numpy as np
 from advtopo.utils.io import atomic_write_json
 
 from .data import BadRequest, RunData
-from .recompute import RecomputeUnavailable, point_cloud
+from .recompute import RecomputeUnavailable, cached_point_cloud
 
 CACHE_DIR = "app-cache/embedding"
 METHODS = ("pca", "tsne")
@@ -68,12 +68,7 @@ class EmbeddingService:
         with self._lock:  # one embedding at a time (t-SNE is CPU heavy)
             if path.is_file():
                 return json.loads(path.read_text())
-            from advtopo.study import open_run
-
-            try:
-                X = point_cloud(open_run(self.run.root), e)
-            except Exception as exc:  # noqa: BLE001  (no activations -> available: false)
-                raise RecomputeUnavailable(f"cannot read the activations of graph {graph_id!r}: {exc}") from None
+            X = cached_point_cloud(self.run, e)  # RecomputeUnavailable -> available: false
             g = self.run.graph(graph_id)
             n_pts = len((g.get("points") or {}).get("sample_id") or (g.get("points") or {}).get("label") or [])
             if n_pts and n_pts != len(X):

@@ -22,7 +22,7 @@ import numpy as np
 from advtopo.utils.io import atomic_write_json
 
 from .data import BadRequest, NotFound, RunData
-from .recompute import RecomputeUnavailable, point_cloud
+from .recompute import RecomputeUnavailable, cached_point_cloud
 
 CACHE_DIR = "app-cache/featurevis"
 ROWS = ("auto", "clean", "adversarial", "all")
@@ -34,7 +34,6 @@ class FeatureVisService:
         self.run = run
         self._lock = threading.Lock()
         self._models: dict[str, Any] = {}
-        self._clouds: dict[str, np.ndarray] = {}
 
     def _model(self, name: str):
         if name not in self._models:
@@ -51,20 +50,6 @@ class FeatureVisService:
             model, _cfg = load_checkpoint(path)
             self._models[name] = model.eval()
         return self._models[name]
-
-    def _cloud(self, e: dict) -> np.ndarray:
-        gid = e["id"]
-        if gid not in self._clouds:
-            from advtopo.study import open_run
-
-            try:
-                X = point_cloud(open_run(self.run.root), e)
-            except Exception as exc:  # noqa: BLE001  (missing activations -> 501 with the reason)
-                raise RecomputeUnavailable(f"cannot read the activations of graph {gid!r}: {exc}") from None
-            if len(self._clouds) >= 4:
-                self._clouds.pop(next(iter(self._clouds)))
-            self._clouds[gid] = X
-        return self._clouds[gid]
 
     def info(self, graph_id: str, node_id: str, rows: str = "auto") -> dict:
         """Compute (or read from the cache) the node's image; returns its metadata."""
@@ -104,7 +89,7 @@ class FeatureVisService:
             from advtopo.app.png import encode_png
 
             model = self._model(e["model"])
-            X = self._cloud(e)
+            X = cached_point_cloud(self.run, e)
             if int(sel.max()) >= len(X):
                 raise RecomputeUnavailable("the stored activations do not match the graph's points")
             mean = X[sel].mean(axis=0, dtype=np.float64).astype(np.float32)
