@@ -27,13 +27,18 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 setup: $(STAMP)
 
-# Browser tests drive Debian's chromium (Playwright's own browser download cannot work offline).
+# Browser tests drive Debian's chromium (Playwright's own browser download cannot work offline);
+# the zoo's Fashion-MNIST models are checked on Debian's dataset-fashion-mnist.
+SYSTEM_PKGS := chromium dataset-fashion-mnist
 browser:
-	@if [ ! -x /usr/bin/chromium ]; then \
+	@missing=; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -d /usr/share/datasets/fashion-mnist ] || missing="$$missing dataset-fashion-mnist"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium || \
-	  echo "warning: could not install chromium; browser tests will be skipped"; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing || \
+	  echo "warning: could not install$$missing; the tests that need them will be skipped"; \
 	fi
 
 demo: setup

@@ -17,6 +17,7 @@ from advtopo.errors import AdvtopoError
 STAGE_CLIS = [
     "advtopo.data.cli",
     "advtopo.models.cli",
+    "advtopo.models.pretrained.cli",
     "advtopo.adversarial.cli",
     "advtopo.activations.cli",
     "advtopo.mapper.cli",
