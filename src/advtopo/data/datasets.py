@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import inspect
 import os
 import pickle
 import struct
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from advtopo.errors import AdvtopoError, check_choice
+from advtopo.errors import AdvtopoError, check_choice, did_you_mean
 from advtopo.registry import Registry
 from advtopo.utils.io import atomic_path, cache_dir
 
@@ -77,19 +80,7 @@ class ImageDataset:
         """A deterministic subset of ``n`` samples (stratified by class by default)."""
         if n is None or n >= len(self):
             return self
-        if n < 1:
-            raise AdvtopoError(f"subset size n={n} must be >= 1")
-        rng = np.random.default_rng(seed)
-        if stratified:
-            y = self.y.numpy()
-            perm = rng.permutation(len(y))
-            # round-robin over classes in a random order: balanced and deterministic
-            by_class = [perm[y[perm] == c] for c in np.unique(y)]
-            order = np.stack([np.pad(b, (0, max(map(len, by_class)) - len(b)), constant_values=-1)
-                              for b in by_class], axis=1).ravel()
-            idx = np.sort(order[order >= 0][:n])
-        else:
-            idx = np.sort(rng.choice(len(self), size=n, replace=False))
+        idx = subset_indices(self.y.numpy(), n, seed=seed, stratified=stratified)
         return ImageDataset(self.x[idx], self.y[idx], self.class_names, self.name, self.split,
                             self.indices[idx])
 
@@ -102,16 +93,110 @@ class ImageDataset:
                           generator=gen, drop_last=drop_last)
 
 
+def subset_indices(y: np.ndarray, n: int, seed: int = 0, stratified: bool = True) -> np.ndarray:
+    """The sorted rows of a deterministic ``n``-sample subset, chosen from the labels alone.
+
+    Why a function of the labels only: loaders that can read single rows (image folders,
+    ``.npz``, CIFAR batches) choose the rows first and decode only those, and get exactly
+    the rows :meth:`ImageDataset.subset` would pick from the fully loaded split.
+    Stratified: a seeded permutation, then round-robin over the classes, so every class
+    gets ``n / num_classes`` rows (or all it has).
+    """
+    y = np.asarray(y)
+    if n < 1:
+        raise AdvtopoError(f"subset size n={n} must be >= 1")
+    if n >= len(y):
+        return np.arange(len(y))
+    rng = np.random.default_rng(seed)
+    if stratified:
+        perm = rng.permutation(len(y))
+        # round-robin over classes in a random order: balanced and deterministic
+        by_class = [perm[y[perm] == c] for c in np.unique(y)]
+        order = np.stack([np.pad(b, (0, max(map(len, by_class)) - len(b)), constant_values=-1)
+                          for b in by_class], axis=1).ravel()
+        return np.sort(order[order >= 0][:n])
+    return np.sort(rng.choice(len(y), size=n, replace=False))
+
+
+@dataclass
+class LazyDataset:
+    """A split whose labels are known before its images are read.
+
+    Loaders return one of these when they can read chosen rows without reading the whole
+    split; :func:`load_dataset` then picks the subset from the labels and decodes only
+    those rows. ``read(rows)`` returns float32 N x C x H x W in [0, 1] for sorted ``rows``;
+    ``read_all`` (optional) is a faster path for the whole split.
+    """
+
+    name: str
+    split: str
+    labels: np.ndarray
+    read: Callable[[np.ndarray], torch.Tensor] = field(repr=False)
+    class_names: list[str] | None = None
+    read_all: Callable[[], ImageDataset] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        if self.class_names is None:
+            self.class_names = [str(i) for i in range(int(self.labels.max()) + 1 if len(self.labels) else 0)]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, rows: np.ndarray) -> ImageDataset:
+        """Read only ``rows`` (sorted) of the split."""
+        rows = np.asarray(rows, dtype=np.int64)
+        x = self.read(rows)
+        return ImageDataset(x, torch.from_numpy(self.labels[rows].copy()), list(self.class_names or []),
+                            self.name, self.split, rows)
+
+    def load(self, subset: int | None = None, seed: int = 0) -> ImageDataset:
+        """The whole split, or the ``subset`` rows :meth:`ImageDataset.subset` would choose."""
+        if subset is None or subset >= len(self):
+            if self.read_all is not None:
+                return self.read_all()
+            return self.take(np.arange(len(self)))
+        return self.take(subset_indices(self.labels, subset, seed=seed))
+
+
 def list_datasets() -> list[str]:
     return DATASETS.names()
 
 
+def dataset_options(name: str) -> dict[str, Any]:
+    """The loader options of dataset ``name`` (keyword -> default), beyond split and root."""
+    sig = inspect.signature(DATASETS.get(name))
+    return {k: (None if p.default is inspect.Parameter.empty else p.default)
+            for k, p in sig.parameters.items()
+            if k not in ("split", "root") and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+
+
+def check_dataset_options(name: str, options: dict[str, Any]) -> None:
+    """Raise an error naming the dataset and its valid options if ``options`` has others."""
+    valid = dataset_options(name)
+    for key in options:
+        if key not in valid:
+            allowed = ", ".join(valid) if valid else "none"
+            raise AdvtopoError(f"dataset {name!r} has no option {key!r}{did_you_mean(key, valid)}; "
+                               f"its options: {allowed}")
+
+
 def load_dataset(name: str, split: str = "train", root: str | os.PathLike[str] | None = None,
-                 subset: int | None = None, seed: int = 0, **kwargs) -> ImageDataset:
-    """Load dataset ``name`` (see :func:`list_datasets`) for ``split`` ('train' or 'test')."""
+                 subset: int | None = None, seed: int = 0, **kwargs: Any) -> ImageDataset:
+    """Load dataset ``name`` (see :func:`list_datasets`) for ``split`` ('train' or 'test').
+
+    With ``subset``, a stratified seeded subset of that many rows (the same rows for the
+    same seed whichever loader); loaders that can read single rows decode only those.
+    """
     factory = DATASETS.get(name)
     check_choice("split", split, SPLITS)
+    check_dataset_options(name, kwargs)
+    subset = subset or None  # 0 / None: the whole split (as before)
+    if subset is not None and subset < 1:
+        raise AdvtopoError(f"subset size n={subset} must be >= 1")
     ds = factory(split=split, root=root, **kwargs)
+    if isinstance(ds, LazyDataset):
+        return ds.load(subset, seed=seed)
     return ds.subset(subset, seed=seed) if subset else ds
 
 
@@ -266,84 +351,215 @@ def _unpickle_cifar(path: Path) -> dict:
                            "expected a python-pickle batch (dict with b'data' N x 3072 uint8 and labels)") from None
 
 
+def _cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """One batch file: uint8 images N x 3 x 32 x 32 and int64 labels, checked."""
+    d = _unpickle_cifar(path)
+    if b"data" not in d or label_key not in d:
+        raise AdvtopoError(f"CIFAR file {path} lacks b'data' or {label_key!r}; keys: {list(d)}")
+    data = np.asarray(d[b"data"], dtype=np.uint8)
+    if data.ndim != 2 or data.shape[1] != 3072:
+        raise AdvtopoError(f"CIFAR file {path}: data has shape {data.shape}, expected (N, 3072)")
+    labels = np.asarray(d[label_key], dtype=np.int64)
+    if labels.shape != (len(data),):
+        raise AdvtopoError(f"CIFAR file {path}: {len(data)} images but labels of shape {labels.shape}")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
 def _cifar_arrays(batches: list[Path], label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
     xs, ys = [], []
     for path in batches:
-        d = _unpickle_cifar(path)
-        if b"data" not in d or label_key not in d:
-            raise AdvtopoError(f"CIFAR file {path} lacks b'data' or {label_key!r}; keys: {list(d)}")
-        data = np.asarray(d[b"data"], dtype=np.uint8)
-        if data.ndim != 2 or data.shape[1] != 3072:
-            raise AdvtopoError(f"CIFAR file {path}: data has shape {data.shape}, expected (N, 3072)")
-        xs.append(data.reshape(-1, 3, 32, 32))
-        ys.append(np.asarray(d[label_key], dtype=np.int64))
+        x, y = _cifar_batch(path, label_key)
+        xs.append(x)
+        ys.append(y)
     return np.concatenate(xs), np.concatenate(ys)
+
+
+def _cifar_lazy(files: list[Path], label_key: bytes, names: list[str], name: str, split: str) -> LazyDataset:
+    """CIFAR batches read one at a time: a labels pass, then only the batches holding chosen
+    rows, keeping only those rows (peak memory: one batch, not the split). The last batch of
+    the labels pass is kept, so a one-file split (test) is unpickled once."""
+    sizes, labels = [], []
+    last: dict[int, np.ndarray] = {}
+    for i, path in enumerate(files):
+        x, y = _cifar_batch(path, label_key)
+        sizes.append(len(y))
+        labels.append(y)
+        last.clear()
+        last[i] = x
+        del x
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+
+    def read(rows: np.ndarray) -> torch.Tensor:
+        parts = []
+        for i, path in enumerate(files):
+            sel = rows[(rows >= starts[i]) & (rows < starts[i + 1])] - starts[i]
+            if len(sel):
+                x = last[i] if i in last else _cifar_batch(path, label_key)[0]
+                parts.append(x[sel])
+        empty = np.zeros((0, 3, 32, 32), dtype=np.uint8)
+        return _to_tensor(np.concatenate(parts) if parts else empty)
+
+    def read_all() -> ImageDataset:
+        x, y = _cifar_arrays(files, label_key)
+        return ImageDataset(_to_tensor(x), torch.from_numpy(y), names, name, split)
+
+    return LazyDataset(name, split, np.concatenate(labels), read, list(names), read_all)
 
 
 def _cifar_root(root, sub: str, name: str) -> Path:
     if root is None:
         raise AdvtopoError(f"{name} needs root= the folder of the python-version batches ({sub}); "
                            "no registry ships CIFAR, download it from https://www.cs.toronto.edu/~kriz/cifar.html")
-    root = Path(root)
+    root = Path(root).expanduser()
     return root / sub if (root / sub).is_dir() else root
 
 
 @DATASETS.register("cifar10", help="CIFAR-10 from the python-pickle batches in a folder you name")
-def cifar10(split: str = "train", root=None) -> ImageDataset:
+def cifar10(split: str = "train", root=None) -> LazyDataset:
+    """CIFAR-10; a subset reads the batches one at a time and keeps only the chosen rows."""
     root = _cifar_root(root, "cifar-10-batches-py", "cifar10")
     files = [root / f"data_batch_{i}" for i in range(1, 6)] if split == "train" else [root / "test_batch"]
-    x, y = _cifar_arrays(files, b"labels")
     names = CIFAR10_CLASSES
     meta = root / "batches.meta"
     if meta.exists():
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in _unpickle_cifar(meta)[b"label_names"]]
-    return ImageDataset(_to_tensor(x), torch.from_numpy(y), names, "cifar10", split)
+    return _cifar_lazy(files, b"labels", names, "cifar10", split)
 
 
 @DATASETS.register("cifar100", help="CIFAR-100 (fine labels) from the python-pickle files in a folder you name")
-def cifar100(split: str = "train", root=None) -> ImageDataset:
+def cifar100(split: str = "train", root=None) -> LazyDataset:
+    """CIFAR-100 (fine labels); one file per split, unpickled once."""
     root = _cifar_root(root, "cifar-100-python", "cifar100")
-    x, y = _cifar_arrays([root / ("train" if split == "train" else "test")], b"fine_labels")
     names = [str(i) for i in range(100)]
     meta = root / "meta"
     if meta.exists():
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in _unpickle_cifar(meta)[b"fine_label_names"]]
-    return ImageDataset(_to_tensor(x), torch.from_numpy(y), names, "cifar100", split)
+    return _cifar_lazy([root / ("train" if split == "train" else "test")], b"fine_labels", names, "cifar100", split)
 
 
 # --- npz ------------------------------------------------------------------------------------
 
-@DATASETS.register("npz", help="arrays x, y (optional class_names) from an .npz file (root=path)")
-def npz(split: str = "train", root=None) -> ImageDataset:
+def _npz_images(x: np.ndarray, path: Path) -> torch.Tensor:
+    """uint8 (0..255) or float ([0, 1]) images in NHW / NHWC / NCHW -> float32 NCHW in [0, 1]."""
+    if x.dtype == np.uint8:
+        return _to_tensor(x)
+    xf = x.astype(np.float32)
+    if xf.ndim == 3:
+        xf = xf[:, None]
+    elif xf.ndim == 4 and xf.shape[-1] in (1, 3) and xf.shape[1] not in (1, 3):
+        xf = xf.transpose(0, 3, 1, 2)
+    if xf.size and (xf.min() < 0 or xf.max() > 1):
+        raise AdvtopoError(f"npz file {path}: float images must be in [0, 1], got [{xf.min():.3g}, {xf.max():.3g}]")
+    return torch.from_numpy(np.ascontiguousarray(xf))
+
+
+_NPZ_CHUNK_BYTES = 16 << 20
+
+
+def _npz_rows(path: Path, key: str, rows: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` (sorted) of array ``key`` of an .npz without reading the whole array.
+
+    An uncompressed member (``np.savez``) is memory-mapped at its offset in the zip file;
+    a compressed one (``np.savez_compressed``) is decompressed as a stream, chunk by chunk,
+    keeping only the chosen rows. Only a Fortran-ordered or pickled array is read whole.
+    """
+    fmt = np.lib.format
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(f"{key}.npy")
+        with zf.open(info) as fh:
+            version = fmt.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = fmt.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, fortran, dtype = fmt.read_array_header_2_0(fh)
+            else:  # a newer header: fall back to numpy's reader
+                with np.load(path, allow_pickle=False) as f:
+                    return np.asarray(f[key][rows])
+            if fortran or dtype.hasobject or len(shape) == 0:
+                with np.load(path, allow_pickle=False) as f:
+                    return np.asarray(f[key][rows])
+            header_len = fh.tell()
+            row_shape = tuple(shape[1:])
+            row_bytes = int(np.prod(row_shape, dtype=np.int64)) * dtype.itemsize
+            if len(rows) and (rows[0] < 0 or rows[-1] >= shape[0]):
+                raise AdvtopoError(f"npz file {path}: {key} has {shape[0]} rows, fewer than the labels in y "
+                                   f"(row {rows[-1]} asked for)")
+            if info.compress_type == zipfile.ZIP_STORED:
+                with open(path, "rb") as raw:
+                    raw.seek(info.header_offset)
+                    local = raw.read(30)  # the zip local file header: name and extra lengths at 26..29
+                    if local[:4] != b"PK\x03\x04":
+                        raise zipfile.BadZipFile(f"bad local header for member {key}.npy")
+                    name_len, extra_len = struct.unpack("<HH", local[26:30])
+                    offset = info.header_offset + 30 + name_len + extra_len + header_len
+                mm = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=tuple(shape))
+                out = np.array(mm[rows])
+                del mm
+                return out
+            out = np.empty((len(rows), *row_shape), dtype=dtype)
+            chunk = max(1, _NPZ_CHUNK_BYTES // max(row_bytes, 1))
+            done = 0
+            for start in range(0, shape[0], chunk):
+                if done == len(rows):
+                    break
+                stop = min(start + chunk, shape[0])
+                buf = fh.read((stop - start) * row_bytes)
+                if len(buf) != (stop - start) * row_bytes:
+                    raise AdvtopoError(f"npz file {path}: member {key} is truncated")
+                block = np.frombuffer(buf, dtype=dtype).reshape(stop - start, *row_shape)
+                sel = rows[(rows >= start) & (rows < stop)]
+                out[done:done + len(sel)] = block[sel - start]
+                done += len(sel)
+            return out
+
+
+def _npz_path(root, split: str) -> Path:
     if root is None:
         raise AdvtopoError("dataset 'npz' needs root= the path of an .npz file with arrays x and y")
-    path = Path(root)
+    path = Path(root).expanduser()
     if path.is_dir():
         path = path / f"{split}.npz"
     if not path.exists():
         raise AdvtopoError(f"npz file {path} does not exist")
+    return path
+
+
+_NPZ_ERRORS = (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile)
+
+
+@DATASETS.register("npz", help="arrays x, y (optional class_names) from an .npz file (root=path)")
+def npz(split: str = "train", root=None) -> LazyDataset:
+    """Your arrays. The labels (and class names) are read first; a subset then reads only its
+    rows of ``x`` (memory-mapped when stored uncompressed, streamed when compressed)."""
+    path = _npz_path(root, split)
     try:
         with np.load(path, allow_pickle=False) as f:
             if "x" not in f or "y" not in f:
                 raise AdvtopoError(f"npz file {path} must hold arrays 'x' and 'y'; found {list(f.keys())}")
-            x, y = f["x"], f["y"]
+            y = np.asarray(f["y"]).astype(np.int64)
             names = [str(c) for c in f["class_names"]] if "class_names" in f else None
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+    except _NPZ_ERRORS as exc:
         raise AdvtopoError(f"npz file {path} is corrupt or truncated ({exc})") from None
-    if x.dtype == np.uint8:
-        xt = _to_tensor(x)
-    else:
-        xf = x.astype(np.float32)
-        if xf.ndim == 3:
-            xf = xf[:, None]
-        elif xf.ndim == 4 and xf.shape[-1] in (1, 3) and xf.shape[1] not in (1, 3):
-            xf = xf.transpose(0, 3, 1, 2)
-        if xf.min() < 0 or xf.max() > 1:
-            raise AdvtopoError(f"npz file {path}: float images must be in [0, 1], got [{xf.min():.3g}, {xf.max():.3g}]")
-        xt = torch.from_numpy(np.ascontiguousarray(xf))
-    y = np.asarray(y).astype(np.int64)
     names = names or [str(i) for i in range(int(y.max()) + 1)]
-    return ImageDataset(xt, torch.from_numpy(y), names, path.stem, split)
+
+    def read(rows: np.ndarray) -> torch.Tensor:
+        try:
+            x = _npz_rows(path, "x", rows)
+        except _NPZ_ERRORS as exc:
+            raise AdvtopoError(f"npz file {path} is corrupt or truncated ({exc})") from None
+        return _npz_images(x, path)
+
+    def read_all() -> ImageDataset:
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                x = f["x"]
+        except _NPZ_ERRORS as exc:
+            raise AdvtopoError(f"npz file {path} is corrupt or truncated ({exc})") from None
+        if len(x) != len(y):
+            raise AdvtopoError(f"npz file {path}: {len(x)} images but {len(y)} labels")
+        return ImageDataset(_npz_images(x, path), torch.from_numpy(y), names, path.stem, split)
+
+    return LazyDataset(path.stem, split, y, read, names, read_all)
 
 
 # --- synthetic ------------------------------------------------------------------------------
