@@ -1,17 +1,17 @@
-"""``advtopo datasets``: what is available and where it comes from."""
+"""``advtopo datasets``: what is available, its options and where it comes from."""
 from __future__ import annotations
 
 import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("datasets", help="list datasets, their sources and licences")
+    p = sub.add_parser("datasets", help="list datasets, their options, sources and licences")
     p.add_argument("--check", action="store_true", help="also try loading each test split")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from advtopo.data import DATASETS, SOURCES, load_dataset
+    from advtopo.data import DATASETS, SOURCES, dataset_options, load_dataset
     from advtopo.errors import AdvtopoError
 
     for name in DATASETS.names():
@@ -24,4 +24,7 @@ def _run(args: argparse.Namespace) -> int:
                 status = f"  [unavailable: {exc}]"
         print(f"{name:14s} {DATASETS.help(name)}{status}")
         print(f"{'':14s} source: {SOURCES.get(name, '')}")
+        opts = dataset_options(name)
+        if opts:
+            print(f"{'':14s} options: {', '.join(f'{k}={v!r}' for k, v in opts.items())}")
     return 0
