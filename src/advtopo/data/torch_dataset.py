@@ -37,7 +37,7 @@ def _image(img: Any, i: int) -> torch.Tensor:
         if img.mode not in ("L", "RGB"):
             img = img.convert("L" if img.mode in ("1", "I", "I;16", "F", "LA") else "RGB")
         arr = np.asarray(img)
-        t = torch.from_numpy(np.ascontiguousarray(arr[:, :, None] if arr.ndim == 2 else arr)).permute(2, 0, 1)
+        t = torch.from_numpy(np.array(arr[:, :, None] if arr.ndim == 2 else arr)).permute(2, 0, 1)
     elif isinstance(img, np.ndarray):
         arr = img
         if arr.ndim == 2:

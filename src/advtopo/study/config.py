@@ -100,11 +100,16 @@ class MapperConfig:
     eps: float | str = "auto"
     min_samples: int = 5
     metric: str = "euclidean"
+    # the rows of a graph at eps > 0: "both" (clean + adversarial), "adversarial" or "clean";
+    # eps 0 graphs hold the clean rows whatever it says
+    rows: str = "both"
     options: dict = field(default_factory=dict)
 
     def params(self) -> dict:
+        """The advtopo.mapper.Mapper arguments (``rows`` is the study's, not Mapper's)."""
         d = dataclasses.asdict(self)
         d.pop("name")
+        d.pop("rows")
         d.update(d.pop("options"))
         return d
 
@@ -121,6 +126,33 @@ class VulnerabilityConfig:
     model: str | None = None  # default: the first model
     layer: str | None = None  # default: the last layer
     attack: str | None = None  # default: the first attack
+
+
+@dataclass
+class SeparabilityConfig:
+    """Mapper-free separability per (model, layer, attack, eps): cross-validated k-NN and
+    linear-probe accuracy of the true label, and silhouette by class, with bootstrap CIs."""
+
+    enabled: bool = True
+    k: int = 5
+    cv: int = 5
+    n_boot: int = 1000
+    level: float = 0.95
+    max_samples: int | None = None  # a seeded subsample (the same rows at every eps); None: all
+    metric: str = "euclidean"
+
+
+@dataclass
+class StabilityConfig:
+    """The mapper statistics over a grid of settings (other parameters from the first
+    [[mapper]] set), and bootstrap CIs of the study graphs' mean point purity."""
+
+    enabled: bool = True
+    n_intervals: list[int] = field(default_factory=lambda: [10, 20, 30])
+    overlap: list[float] = field(default_factory=lambda: [0.3, 0.45, 0.6])
+    metric: list[str] = field(default_factory=lambda: ["euclidean", "cosine"])
+    n_boot: int = 1000
+    level: float = 0.95
 
 
 @dataclass
@@ -158,6 +190,8 @@ class StudyConfig:
     persistence: PersistenceConfig = field(default_factory=PersistenceConfig)
     vulnerability: VulnerabilityConfig = field(default_factory=VulnerabilityConfig)
     datapaths: DatapathsConfig = field(default_factory=DatapathsConfig)
+    separability: SeparabilityConfig = field(default_factory=SeparabilityConfig)
+    stability: StabilityConfig = field(default_factory=StabilityConfig)
     source_text: str | None = field(default=None, repr=False, compare=False)
 
     # -- construction ---------------------------------------------------------------------
@@ -294,6 +328,7 @@ class StudyConfig:
             check_choice("vulnerability.attack", v.attack, attack_names)
         if self.datapaths.enabled:
             _check_datapaths(self.datapaths, names, self.attacks, keys)
+        _check_measures(self)
 
     def check_layers_against_models(self) -> None:
         """Layer names must exist in every model (one cheap model build per arch)."""
@@ -385,6 +420,40 @@ def _check_datapaths(d: "DatapathsConfig", models: list[str], attacks: list[Atta
         DatapathExtractor(d.layers or layer_keys, threshold=d.threshold, **kw).validate()
     except AdvtopoError as exc:
         raise AdvtopoError(f"datapaths: {exc}") from None
+
+
+def _check_measures(cfg: "StudyConfig") -> None:
+    """[[mapper]].rows, [separability] and [stability] (advtopo.study.measures)."""
+    for i, m in enumerate(cfg.mapper):
+        check_choice(f"mapper[{i}].rows", m.rows, ["both", "adversarial", "clean"])
+    metrics = ["euclidean", "cosine"]
+    s = cfg.separability
+    for key, low in (("k", 1), ("cv", 2), ("n_boot", 1)):
+        if getattr(s, key) < low:
+            raise AdvtopoError(f"separability.{key}={getattr(s, key)} must be >= {low}")
+    if s.max_samples is not None and s.max_samples < 3:
+        raise AdvtopoError(f"separability.max_samples={s.max_samples} must be >= 3 (or left out for all samples)")
+    check_choice("separability.metric", s.metric, metrics)
+    st = cfg.stability
+    if st.n_boot < 1:
+        raise AdvtopoError(f"stability.n_boot={st.n_boot} must be >= 1")
+    for sec, level in (("separability", s.level), ("stability", st.level)):
+        if not 0 < level < 1:
+            raise AdvtopoError(f"{sec}.level={level} must be in (0, 1), e.g. 0.95")
+    for key in ("n_intervals", "overlap", "metric"):
+        values = getattr(st, key)
+        if not values:
+            raise AdvtopoError(f"stability.{key} is empty; give at least one value (e.g. {getattr(StabilityConfig(), key)})")
+        if len(set(values)) != len(values):
+            raise AdvtopoError(f"stability.{key} has repeated values: {values}")
+    for j, v in enumerate(st.n_intervals):
+        if v < 1:
+            raise AdvtopoError(f"stability.n_intervals[{j}]={v} must be >= 1")
+    for j, v in enumerate(st.overlap):
+        if not 0 <= v < 1:
+            raise AdvtopoError(f"stability.overlap[{j}]={v} must be in [0, 1)")
+    for j, v in enumerate(st.metric):
+        check_choice(f"stability.metric[{j}]", v, metrics)
 
 
 def _check_mapper_params(i: int, params: dict) -> None:

@@ -101,6 +101,16 @@ class Run:
         rel = self.index.get("datapaths")
         return json.loads((self.root / rel).read_text()) if rel else None
 
+    def separability(self) -> dict[str, Any] | None:
+        """separability.json (k-NN / probe accuracy, silhouette with CIs), or None when not computed."""
+        rel = self.index.get("separability")
+        return json.loads((self.root / rel).read_text()) if rel else None
+
+    def stability(self) -> dict[str, Any] | None:
+        """stability.json (mapper statistics over a settings grid, point-purity CIs), or None."""
+        rel = self.index.get("stability")
+        return json.loads((self.root / rel).read_text()) if rel else None
+
 
 def open_run(path: str | os.PathLike[str]) -> Run:
     return Run(path)
@@ -174,4 +184,10 @@ def format_summary(run: Run) -> str:
         lines.append(f"datapaths ({d.get('model')}, {d.get('attack')}): clean vs adversarial critical neurons, "
                      f"Jaccard per layer")
         lines.append(format_table(d))
+    sep = run.separability()
+    if sep:
+        from advtopo.study.measures import format_separability
+
+        lines.append("")
+        lines.append(format_separability(sep))
     return "\n".join(lines)

@@ -211,7 +211,8 @@ def publish(root: Path, cfg: StudyConfig, plan: Plan) -> dict[str, Any]:
         keep.add(f"{gid}.json")
         done = _read(t_dir(t) / "DONE.json")["result"]
         graphs.append({**{k: info[k] for k in ("id", "model", "layer", "attack", "eps")}, "path": rel,
-                       "mapper_set": info["mapper_set"], "params": done.get("params"), "stats": done.get("stats")})
+                       "mapper_set": info["mapper_set"], "rows": info.get("rows", "both"),
+                       "params": done.get("params"), "stats": done.get("stats")})
     mdir = root / "mapper"
     if mdir.is_dir():  # graphs of an older config of this run are not listed any more
         for p in mdir.glob("*.json"):
@@ -253,6 +254,9 @@ def publish(root: Path, cfg: StudyConfig, plan: Plan) -> dict[str, Any]:
     if getattr(plan, "datapaths", None) is not None:
         _place(t_dir(plan.datapaths) / "datapaths.json", root / "datapaths.json")
         index["datapaths"] = "datapaths.json"
+    from advtopo.study.measures import publish_measures
+
+    index.update(publish_measures(root, plan))  # separability.json, stability.json
     atomic_write_json(root / "index.json", index)
     return index
 

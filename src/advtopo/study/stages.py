@@ -180,29 +180,44 @@ def load_stats(capture_dir: Path) -> dict[str, np.ndarray]:
 
 # --- mapper --------------------------------------------------------------------------------
 
-def run_mapper(params, inputs, out_dir: Path, runtime) -> dict:
-    """One mapper graph: clean activations (+ the adversarial ones when eps > 0)."""
-    from advtopo.activations import read_activations
-    from advtopo.mapper import Mapper
+MAPPER_ROWS = ("both", "adversarial", "clean")  # which rows a graph holds at eps > 0
 
-    layer = params["layer"]
+
+def mapper_rows(inputs: dict[str, Path], layer: str, rows: str = "both") -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(X, metadata) of a graph: the clean rows, then (rows="both") the adversarial ones, or
+    (rows="adversarial") the adversarial rows only. Without an "adv" input (eps 0): the clean rows."""
+    from advtopo.activations import read_activations
+
     y = _load_npy(inputs["data"] / "y.npy")
     n = len(y)
-    X = [read_activations(inputs["clean"] / "activations.zarr", layer)]
-    pred = [load_stats(inputs["clean"])["prediction"]]
-    adv = [np.zeros(n, bool)]
-    if "adv" in inputs:
+    X, pred, adv = [], [], []
+    if "adv" not in inputs or rows != "adversarial":
+        X.append(read_activations(inputs["clean"] / "activations.zarr", layer))
+        pred.append(load_stats(inputs["clean"])["prediction"])
+        adv.append(np.zeros(n, bool))
+    if "adv" in inputs and rows != "clean":
         X.append(read_activations(inputs["adv"] / "activations.zarr", layer))
         pred.append(load_stats(inputs["adv"])["prediction"])
         adv.append(np.ones(n, bool))
     reps = len(X)
     md = {"label": np.tile(y, reps), "prediction": np.concatenate(pred),
           "is_adversarial": np.concatenate(adv), "sample_id": np.tile(np.arange(n), reps)}
+    return np.concatenate(X).astype(np.float32, copy=False), md
+
+
+def run_mapper(params, inputs, out_dir: Path, runtime) -> dict:
+    """One mapper graph: clean activations (+ the adversarial ones when eps > 0), or only the
+    adversarial / clean rows at eps > 0 (``params["rows"]``, absent for "both" and at eps 0)."""
+    from advtopo.mapper import Mapper
+
+    rows = params.get("rows", "both")
+    X, md = mapper_rows(inputs, params["layer"], rows)
     mp = dict(params["mapper"])
     mp.setdefault("random_state", params["seed"] % (2**31))
-    X = np.concatenate(X).astype(np.float32, copy=False)
     graph = Mapper(**mp).fit(X, metadata=md)
     d = graph.to_dict()
+    if "rows" in params:  # default graphs keep their bytes: rows is recorded only when not "both"
+        d["params"]["rows"] = rows
     if str(mp.get("clusterer", "dbscan")) == "dbscan" and d["stats"].get("n_points", len(X)) > 1:
         d["k_distance"] = _k_distance_curve(X, mp, d["params"])
     _json(out_dir / "graph.json", d)
@@ -421,13 +436,16 @@ def plan_mapper(plan: Plan) -> None:
                 for eps in a.eps:
                     for ms in cfg.mapper:
                         deps = {"data": plan.data, "clean": plan.captures[(name, "clean", 0.0)]}
+                        params = {"layer": layer.key, "mapper": ms.params(), "seed": cfg.seed}
                         if eps > 0:
-                            deps["adv"] = plan.captures[(name, a.name, float(eps))]
+                            if ms.rows != "clean":
+                                deps["adv"] = plan.captures[(name, a.name, float(eps))]
+                            if ms.rows != "both":  # "both" adds no key: default task keys and graphs unchanged
+                                params["rows"] = ms.rows
                         gid = graph_id(name, layer.key, a.name, eps, ms.name, len(cfg.mapper))
-                        t = plan.add(Task("mapper", f"mapper {gid}", f"{HERE}:run_mapper",
-                                          {"layer": layer.key, "mapper": ms.params(), "seed": cfg.seed}, deps))
+                        t = plan.add(Task("mapper", f"mapper {gid}", f"{HERE}:run_mapper", params, deps))
                         plan.graphs[gid] = (t, {"id": gid, "model": name, "layer": layer.key, "attack": a.name,
-                                                "eps": float(eps), "mapper_set": ms.name})
+                                                "eps": float(eps), "mapper_set": ms.name, "rows": ms.rows})
 
 
 def plan_persistence(plan: Plan) -> None:
@@ -501,6 +519,13 @@ def plan_datapaths(plan: Plan) -> None:
          "n_samples": d.n_samples, "extractor": extractor, "top_k": d.top_k, "n_detail": d.n_detail}, deps))
 
 
+def _measures():
+    """advtopo.study.measures (separability and stability stages), imported when planned."""
+    from advtopo.study import measures
+
+    return measures
+
+
 # The stage list: (name, plan function). Extend with STAGES.append(...) or insert.
 STAGES: list[tuple[str, Callable[[Plan], None]]] = [
     ("data", plan_data),
@@ -511,6 +536,8 @@ STAGES: list[tuple[str, Callable[[Plan], None]]] = [
     ("persistence", plan_persistence),
     ("vulnerability", plan_vulnerability),
     ("datapaths", plan_datapaths),
+    ("separability", lambda plan: _measures().plan_separability(plan)),
+    ("stability", lambda plan: _measures().plan_stability(plan)),
 ]
 
 
