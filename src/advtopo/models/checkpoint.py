@@ -1,25 +1,37 @@
-"""Checkpoints that carry their config, loaded with ``weights_only=True`` (no arbitrary pickle).
+"""Checkpoints: advtopo's own (they carry their config) and foreign weight files, read with
+``weights_only=True`` (no arbitrary pickle).
 
-Foreign weights (a plain state_dict .pt/.pth or a .safetensors file from another codebase)
-are accepted for the same architecture: tensors whose names differ are matched by order
-and shape, and the mapping is reported.
+Foreign files load **strictly by name** (:func:`load_weights`): the usual wrappers
+(``{"state_dict": ...}``, ``{"model_state_dict": ...}``, ``{"model": ...}``, ``{"net": ...}``,
+nested once more), a ``module.`` (DataParallel) or ``_orig_mod.`` (``torch.compile``) prefix
+and ``.safetensors`` files are handled by :func:`read_state_dict`; a few *known layouts* of
+other code bases are translated by name (:data:`KNOWN_LAYOUTS`, e.g. advertorch's LeNet5
+``linear1/linear2`` -> ``fc1/fc2``). Anything else that does not fit is an error naming the
+first missing key, unexpected key or tensor whose shape differs. Matching by order and shape
+(the old behaviour) is kept only as an explicit opt-in, ``match="order"``.
 """
 from __future__ import annotations
 
 import io
 import json
 import os
+import pickle
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
 
-from advtopo.errors import AdvtopoError
-from advtopo.models.zoo import create_model
+from advtopo.errors import AdvtopoError, check_choice
 from advtopo.utils.io import atomic_write_bytes
 
 FORMAT = "advtopo-checkpoint-v1"
+WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net", "state_dict_ema", "model_ema")
+PREFIXES = ("module.", "_orig_mod.")
+MATCH_MODES = ("name", "order")
 
 
 def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, config: dict[str, Any],
@@ -40,37 +52,193 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, config: dict
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None, dict[str, Any]]:
+def _torch_load(path: Path) -> Any:
+    if path.stat().st_size == 0:
+        raise AdvtopoError(f"checkpoint {path} is empty (0 bytes)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise AdvtopoError(f"checkpoint {path} could not be loaded safely (weights_only=True): "
+                           f"{str(exc).splitlines()[0]}") from None
+    except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise AdvtopoError(f"checkpoint {path} is not a readable torch file (truncated or damaged?): {first}") from None
+
+
+def _tensor_dict(obj: Any) -> dict[str, torch.Tensor] | None:
+    """``obj`` itself, one wrapper key deep, or two: the first dict holding tensors by name."""
+    for _ in range(3):
+        if not isinstance(obj, dict):
+            return None
+        inner = next((obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), dict)), None)
+        if inner is None:  # a state_dict never holds dicts: these are the weights
+            return {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)} or None
+        obj = inner
+    return None
+
+
+def strip_prefixes(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Drop a ``module.``/``_orig_mod.`` prefix that *every* key carries (DataParallel, torch.compile)."""
+    stripped = []
+    changed = True
+    while changed and tensors:
+        changed = False
+        for p in PREFIXES:
+            if all(k.startswith(p) for k in tensors):
+                tensors = {k[len(p):]: v for k, v in tensors.items()}
+                stripped.append(p)
+                changed = True
+    return tensors, stripped
+
+
+def _read(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None, list[str]]:
+    path = Path(path)
     if not path.exists():
         raise AdvtopoError(f"checkpoint {path} does not exist")
+    if not path.is_file():
+        raise AdvtopoError(f"checkpoint {path} is not a file")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
+        if path.stat().st_size == 0:
+            raise AdvtopoError(f"checkpoint {path} is empty (0 bytes)")
         try:
-            return load_file(str(path)), None, {}
+            tensors = load_file(str(path))
         except Exception as exc:
             raise AdvtopoError(f"checkpoint {path} is not a valid safetensors file ({exc})") from None
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise AdvtopoError(f"checkpoint {path} could not be loaded safely (weights_only=True): "
-                           f"{str(exc).splitlines()[0]}") from None
+        tensors, stripped = strip_prefixes(tensors)
+        return tensors, None, stripped
+    obj = _torch_load(path)
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
-        return obj["state_dict"], json.loads(obj["config"]), obj
-    if isinstance(obj, dict):
-        for key in ("state_dict", "model_state_dict", "model", "net"):
-            if key in obj and isinstance(obj[key], dict):
-                obj = obj[key]
+        return dict(obj["state_dict"]), json.loads(obj["config"]), []
+    tensors = _tensor_dict(obj)
+    if not tensors:
+        keys = list(obj)[:8] if isinstance(obj, dict) else type(obj).__name__
+        raise AdvtopoError(f"checkpoint {path} holds no state_dict (a dict of tensors by name); found {keys}")
+    tensors, stripped = strip_prefixes(tensors)
+    return tensors, None, stripped
+
+
+def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint file by name, unwrapped and with DataParallel/compile prefixes removed.
+
+    Reads advtopo checkpoints, plain state_dicts, ``{"state_dict"|"model_state_dict"|"model"|"net": ...}``
+    (nested up to twice) and ``.safetensors``; always ``torch.load(weights_only=True)``.
+    """
+    return _read(path)[0]
+
+
+# --------------------------------------------------------------------------- known layouts
+@dataclass(frozen=True)
+class KnownLayout:
+    """Another code base's names for one of our architectures: key-prefix renames (theirs -> ours)."""
+
+    name: str
+    applies: Callable[[nn.Module], bool]
+    renames: tuple[tuple[str, str], ...]
+
+    def translate(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out = {}
+        for k, v in tensors.items():
+            for theirs, ours in self.renames:
+                if k.startswith(theirs):
+                    k = ours + k[len(theirs):]
+                    break
+            out[k] = v
+        return out
+
+
+def _is(cls_name: str) -> Callable[[nn.Module], bool]:
+    return lambda m: type(m).__name__ == cls_name and type(m).__module__ == "advtopo.models.zoo"
+
+
+#: translations tried (by name, never by order) when a checkpoint's keys differ from the model's
+KNOWN_LAYOUTS: list[KnownLayout] = [
+    KnownLayout("advertorch LeNet5 (linear1, linear2)", _is("LeNet5"), (("linear1.", "fc1."), ("linear2.", "fc2."))),
+    KnownLayout("TRADES SmallCNN (feature_extractor.*, classifier.*)", _is("SmallCNN"),
+                (("feature_extractor.", ""), ("classifier.", ""))),
+]
+
+#: RobustBench wrappers register the input normalisation as persistent buffers with these names
+NORMALIZATION_KEYS = (("mu", "sigma"), ("mean", "std"))
+
+
+def _first_diff(ours: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor]) -> str | None:
+    missing = [k for k in ours if k not in theirs]
+    unexpected = [k for k in theirs if k not in ours]
+    parts = []
+    if missing:
+        parts.append(f"missing key {missing[0]!r}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    if unexpected:
+        parts.append(f"unexpected key {unexpected[0]!r}"
+                     + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""))
+    if parts:
+        return "; ".join(parts)
+    for k, o in ours.items():
+        if tuple(theirs[k].shape) != tuple(o.shape):
+            return f"tensor {k!r} has shape {tuple(theirs[k].shape)} in the checkpoint but {tuple(o.shape)} in the model"
+    return None
+
+
+def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], *, match: str = "name",
+                 source: str = "checkpoint") -> dict[str, Any]:
+    """Load ``state_dict`` into ``model`` strictly by name; return what was translated.
+
+    ``match="name"`` (default): keys must be exactly the model's after removing DataParallel /
+    compile prefixes, BatchNorm ``num_batches_tracked`` counters (some code bases drop them),
+    a known layout's renames (:data:`KNOWN_LAYOUTS`) and RobustBench's normalisation buffers
+    (``mu``/``sigma`` kept in ``report["normalization"]`` for the caller to apply). A mismatch is an
+    error naming the first missing key, unexpected key or shape difference.
+    ``match="order"``: the old behaviour, tensors paired by order and shape (explicit opt-in).
+
+    Returns ``{"translation": name or None, "renamed": [(theirs, ours)], "stripped": [prefixes],
+    "normalization": {"mean", "std"} or None}``.
+    """
+    check_choice("match", match, MATCH_MODES)
+    report: dict[str, Any] = {"translation": None, "renamed": [], "stripped": [], "normalization": None}
+    theirs, report["stripped"] = strip_prefixes(dict(state_dict))
+    ours_all = model.state_dict()
+    if match == "order":
+        state, renames = match_state_dict(model, theirs)
+        model.load_state_dict(state)
+        report["renamed"] = renames
+        report["translation"] = "order" if renames else None
+        return report
+    ours = {k: v for k, v in ours_all.items() if not k.endswith("num_batches_tracked")}
+    counters = {k for k in ours_all if k.endswith("num_batches_tracked")}
+    theirs = {k: v for k, v in theirs.items() if not (k.endswith("num_batches_tracked") and k not in counters)}
+    for m_key, s_key in NORMALIZATION_KEYS:
+        if m_key in theirs and s_key in theirs and m_key not in ours and s_key not in ours:
+            report["normalization"] = {"mean": theirs.pop(m_key).flatten().tolist(),
+                                       "std": theirs.pop(s_key).flatten().tolist(), "keys": [m_key, s_key]}
+            break
+    compare = {k: v for k, v in theirs.items() if not k.endswith("num_batches_tracked")}
+    problem = _first_diff(ours, compare)
+    if problem is not None:
+        for layout in KNOWN_LAYOUTS:
+            if not layout.applies(model):
+                continue
+            translated = layout.translate(theirs)
+            if _first_diff(ours, {k: v for k, v in translated.items() if not k.endswith("num_batches_tracked")}) is None:
+                report["translation"] = layout.name
+                report["renamed"] = [(a, b) for a, b in zip(theirs, translated) if a != b]
+                theirs, problem = translated, None
                 break
-        tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-        if tensors:
-            return tensors, None, {}
-    raise AdvtopoError(f"checkpoint {path} holds no state_dict (a dict of tensors)")
+    if problem is not None:
+        raise AdvtopoError(
+            f"{source} does not fit {type(model).__name__} by name: {problem} "
+            f"(checkpoint: {len(compare)} tensors, model: {len(ours)}). Check the architecture and its "
+            f"arch_kwargs; to pair tensors by order and shape instead, load with match='order'")
+    state = {k: v.to(ours_all[k].dtype) if v.is_floating_point() else v for k, v in theirs.items()}
+    for k in counters:
+        state.setdefault(k, ours_all[k])
+    model.load_state_dict(state, strict=True)
+    return report
 
 
 def match_state_dict(model: nn.Module, tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[tuple[str, str]]]:
     """Map foreign tensors onto ``model``'s names: by name where all names match, else by
-    order and shape. Returns the state_dict to load and the (theirs -> ours) renames."""
+    order and shape (the ``match="order"`` opt-in). Returns the state_dict and the (theirs -> ours) renames."""
     ours = model.state_dict()
     # ignore BatchNorm counters, which some codebases drop
     ours_keys = [k for k in ours if not k.endswith("num_batches_tracked")]
@@ -100,13 +268,18 @@ def match_state_dict(model: nn.Module, tensors: dict[str, torch.Tensor]) -> tupl
 
 
 def load_checkpoint(path: str | os.PathLike[str], arch: str | None = None, verbose: bool = False,
-                    **model_kwargs: Any) -> tuple[nn.Module, dict[str, Any]]:
-    """Load a model. advtopo checkpoints know their architecture; foreign files need ``arch``.
+                    match: str = "name", **model_kwargs: Any) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a registry model. advtopo checkpoints know their architecture; foreign files need ``arch``.
 
-    Returns ``(model, config)``; for foreign files ``config['renamed']`` lists the mapping.
+    Foreign weights load strictly by name (see :func:`load_weights`); ``match="order"`` opts in
+    to pairing by order and shape. Returns ``(model in eval mode, config)``; ``config['renamed']``
+    lists the (theirs -> ours) renames and ``config['translation']`` the layout applied.
     """
+    from advtopo.models.zoo import create_model
+
+    check_choice("match", match, MATCH_MODES)
     path = Path(path)
-    tensors, config, _ = _read_tensors(path)
+    tensors, config, _stripped = _read(path)
     config = dict(config or {})
     arch = arch or config.get("arch")
     if not arch:
@@ -114,14 +287,19 @@ def load_checkpoint(path: str | os.PathLike[str], arch: str | None = None, verbo
     kw = {k: config[k] for k in ("num_classes", "in_channels", "input_size") if k in config}
     kw.update(model_kwargs)
     model = create_model(arch, **kw)
-    state, renames = match_state_dict(model, tensors)
-    model.load_state_dict(state)
+    report = load_weights(model, tensors, match=match, source=f"checkpoint {path}")
+    if report["normalization"] is not None:
+        from advtopo.models.spec import add_input_normalization
+
+        add_input_normalization(model, report["normalization"]["mean"], report["normalization"]["std"])
     config.setdefault("arch", arch)
     config["source"] = str(path)
-    config["renamed"] = renames
-    if verbose and renames:
-        print(f"matched {len(renames)} tensors by order and shape:")
-        for a, b in renames:
+    config["renamed"] = report["renamed"]
+    config["translation"] = report["translation"]
+    if verbose and report["renamed"]:
+        how = "by order and shape" if match == "order" else f"as {report['translation']}"
+        print(f"renamed {len(report['renamed'])} tensors {how}:")
+        for a, b in report["renamed"]:
             print(f"  {a} -> {b}")
     model.eval()
     return model, config

@@ -5,6 +5,8 @@ activation capture.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -186,15 +188,25 @@ def preact_resnet18(num_classes: int = 10, in_channels: int = 3, input_size: int
 
 
 def create_model(name: str, num_classes: int = 10, in_channels: int | None = None,
-                 input_size: int | None = None) -> nn.Module:
+                 input_size: int | None = None, **arch_kwargs: Any) -> nn.Module:
     """Build model ``name`` from the registry (see ``advtopo layers --help``).
 
-    ``in_channels``/``input_size`` default to the model's own (1x28 for MNIST nets, 3x32 for resnets).
+    ``in_channels``/``input_size`` default to the model's own (1x28 for MNIST nets, 3x32 for resnets);
+    ``arch_kwargs`` go to the factory (e.g. ``depth``/``widen_factor`` of ``wideresnet``).
     """
+    import inspect
+
     from advtopo.errors import AdvtopoError
 
-    MODELS.get(name)
-    kwargs = {"num_classes": num_classes}
+    factory = MODELS.get(name)
+    if arch_kwargs:
+        params = inspect.signature(factory).parameters
+        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            bad = sorted(set(arch_kwargs) - set(params))
+            if bad:
+                raise AdvtopoError(f"model {name!r} does not accept {', '.join(map(repr, bad))}; "
+                                   f"its arguments: {', '.join(p for p in params if p != 'self')}")
+    kwargs: dict[str, Any] = {"num_classes": num_classes}
     if in_channels is not None:
         kwargs["in_channels"] = in_channels
     if input_size is not None:
@@ -208,4 +220,7 @@ def create_model(name: str, num_classes: int = 10, in_channels: int | None = Non
         raise AdvtopoError(f"smallcnn needs input_size >= 16, got {input_size}")
     if name == "cff" and input_size is not None and input_size < 5:
         raise AdvtopoError(f"cff needs input_size >= 5 (5x5 conv), got {input_size}")
-    return MODELS.create(name, **kwargs)
+    try:
+        return MODELS.create(name, **kwargs, **arch_kwargs)
+    except (TypeError, AssertionError) as exc:
+        raise AdvtopoError(f"model {name!r} cannot be built with {kwargs | arch_kwargs}: {exc}") from None
