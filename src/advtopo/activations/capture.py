@@ -117,7 +117,12 @@ def iter_capture(model: nn.Module, data: Any, layers: Any, labels: Any = None, *
                 out = out[0]
             if spec.key in grabbed:  # a module called twice in one forward: keep the first call
                 return
-            grabbed[spec.key] = summarize(out, spec.summary, state["ids"], seed)
+            summary = summarize(out, spec.summary, state["ids"], seed)
+            if summary.untyped_storage().data_ptr() == out.untyped_storage().data_ptr():
+                # a view of the output: copy now, before a later in-place op (ReLU(inplace=True),
+                # `out += shortcut`) overwrites it in this same forward pass
+                summary = summary.clone()
+            grabbed[spec.key] = summary
         hooks.append(mods[spec.key].register_forward_hook(hook))
     was_training = model.training
     model.eval()
