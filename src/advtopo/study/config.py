@@ -244,6 +244,8 @@ class StudyConfig:
         _check_name("name", self.name)
         check_choice("device", self.device.split(":")[0], ["auto", "cpu", "cuda", "mps"])
         DATASETS.get(self.dataset.name)
+        from advtopo.data import check_dataset_options
+        check_dataset_options(self.dataset.name, self.dataset.options)  # a misspelt option, before any work
         check_choice("dataset.split", self.dataset.split, ["train", "test"])
         check_choice("dataset.train_split", self.dataset.train_split, ["train", "test"])
         for key in ("subset", "train_subset"):
