@@ -57,10 +57,18 @@ class AttackConfig:
 
     name: str = "pgd"
     eps: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3])
-    steps: int = 10
-    alpha: float | None = None  # step size; default 2.5 * eps / steps
-    random_start: bool = True
+    # None = not set: the attack's own default applies, and the argument is sent only when
+    # given (fgsm has no steps, cw no random_start: each attack gets only what it accepts)
+    steps: int | None = None
+    alpha: float | None = None  # step size; PGD's default is 2.5 * eps / steps
+    random_start: bool | None = None
     options: dict = field(default_factory=dict)  # extra keyword arguments of the attack
+
+    def kwargs(self) -> dict[str, Any]:
+        """The constructor arguments the user set (not eps, which the study sends per run)."""
+        kw = {k: getattr(self, k) for k in ("steps", "alpha", "random_start") if getattr(self, k) is not None}
+        kw.update(self.options)
+        return kw
 
 
 @dataclass
@@ -115,20 +123,6 @@ class MapperConfig:
 
 
 @dataclass
-class PersistenceConfig:
-    enabled: bool = True
-    settings: dict = field(default_factory=dict)  # passed to advtopo.persistence
-
-
-@dataclass
-class VulnerabilityConfig:
-    enabled: bool = True
-    model: str | None = None  # default: the first model
-    layer: str | None = None  # default: the last layer
-    attack: str | None = None  # default: the first attack
-
-
-@dataclass
 class SeparabilityConfig:
     """Mapper-free separability per (model, layer, attack, eps): cross-validated k-NN and
     linear-probe accuracy of the true label, and silhouette by class, with bootstrap CIs."""
@@ -153,6 +147,20 @@ class StabilityConfig:
     metric: list[str] = field(default_factory=lambda: ["euclidean", "cosine"])
     n_boot: int = 1000
     level: float = 0.95
+
+
+@dataclass
+class PersistenceConfig:
+    enabled: bool = True
+    settings: dict = field(default_factory=dict)  # passed to advtopo.persistence
+
+
+@dataclass
+class VulnerabilityConfig:
+    enabled: bool = True
+    model: str | None = None  # default: the first model
+    layer: str | None = None  # default: the last layer
+    attack: str | None = None  # default: the first attack
 
 
 @dataclass
@@ -281,14 +289,15 @@ class StudyConfig:
             _check_name(f"attacks[{i}].name", a.name)
             if not a.eps:
                 raise AdvtopoError(f"attacks[{i}].eps is empty; give a list such as [0.0, 0.1, 0.3]")
-            for j, e in enumerate(a.eps):
-                _check_eps(f"attacks[{i}].eps[{j}]", e)
-            if len(set(a.eps)) != len(a.eps):
-                raise AdvtopoError(f"attacks[{i}].eps has repeated values: {a.eps}")
-            if a.steps < 1:
+            if a.steps is not None and a.steps < 1:
                 raise AdvtopoError(f"attacks[{i}].steps={a.steps} must be >= 1")
             if a.alpha is not None and not a.alpha > 0:
                 raise AdvtopoError(f"attacks[{i}].alpha={a.alpha} must be > 0")
+            norm = _check_attack_args(i, a) if ATTACKS is not None else "Linf"
+            for j, e in enumerate(a.eps):
+                _check_eps(f"attacks[{i}].eps[{j}]", e, norm)
+            if len(set(a.eps)) != len(a.eps):
+                raise AdvtopoError(f"attacks[{i}].eps has repeated values: {a.eps}")
         if not self.layers:
             raise AdvtopoError("the study needs at least one [[layers]] entry (module = 'fc1', summary = 'flatten')")
         for i, layer in enumerate(self.layers):
@@ -368,9 +377,13 @@ def _check_name(param: str, name: str) -> None:
                            "(letters, digits, '.', '-', '_'; no '/', spaces or '__')")
 
 
-def _check_eps(param: str, eps: Any) -> None:
+def _check_eps(param: str, eps: Any, norm: str = "Linf") -> None:
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps):
         raise AdvtopoError(f"{param}={eps!r} must be a number")
+    if norm != "Linf":  # an L2 radius may exceed 1 (2.0 is usual on MNIST)
+        if float(eps) < 0:
+            raise AdvtopoError(f"{param}={eps} must be >= 0 (an {norm} radius on images in [0, 1])")
+        return
     if not 0.0 <= float(eps) <= 1.0:
         raise AdvtopoError(f"{param}={eps} is out of range; eps is an L-inf radius on images in [0, 1], "
                            "so it must be in [0, 1] (e.g. 8/255 = 0.031 or 0.3 for MNIST)")
@@ -387,6 +400,37 @@ def _check_train_recipe(i: int, recipe: dict) -> None:
         raise AdvtopoError(f"models[{i}].train: {exc}") from None
     except (TypeError, ValueError) as exc:
         raise AdvtopoError(f"models[{i}].train: {exc}") from None
+
+
+def _check_attack_args(i: int, a: AttackConfig) -> str:
+    """Each attack gets only the arguments its constructor accepts; anything else the user set
+    is an error now, not after hours of training. Values are checked by building the attack
+    once on a stand-in module (attacks only store and check their arguments when built).
+    Returns the attack's norm ("Linf" or "L2"), which decides the valid eps range."""
+    import torch.nn as nn
+
+    from advtopo.adversarial.attacks import TorchattacksAttack, check_attack_kwargs, create_attack
+
+    kw = a.kwargs()
+    for bad in ("eps", "model"):
+        if bad in a.options:
+            raise AdvtopoError(f"attacks[{i}].options.{bad}: set by the study, not an option "
+                               f"({'use attacks[].eps' if bad == 'eps' else 'the study passes each model'})")
+    check_attack_kwargs(a.name, kw, where=f"attacks[{i}]")
+    try:
+        atk = create_attack(a.name, nn.Identity(), eps=0.0, **kw)
+    except AdvtopoError as exc:
+        raise AdvtopoError(f"attacks[{i}] ({a.name}): {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise AdvtopoError(f"attacks[{i}] ({a.name}): {exc}") from None
+    if isinstance(atk, TorchattacksAttack):
+        from advtopo.adversarial.attacks.torchattacks_adapter import _torchattacks
+
+        try:
+            _torchattacks()
+        except AdvtopoError as exc:
+            raise AdvtopoError(f"attacks[{i}] ({a.name}): {exc}") from None
+    return str(getattr(atk, "norm", "Linf"))
 
 
 def _check_datapaths(d: "DatapathsConfig", models: list[str], attacks: list[AttackConfig], layer_keys: list[str]) -> None:

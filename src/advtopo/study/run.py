@@ -231,7 +231,8 @@ def publish(root: Path, cfg: StudyConfig, plan: Plan) -> dict[str, Any]:
         "dataset": {"name": meta["name"], "split": meta["split"], "class_names": meta["class_names"],
                     "image_shape": meta["image_shape"], "n_samples": n},
         "models": models,
-        "attacks": [{"name": a.name, "eps": [float(e) for e in a.eps], "steps": a.steps} for a in cfg.attacks],
+        "attacks": [{"name": a.name, "eps": [float(e) for e in a.eps], "steps": _attack_steps(a)}
+                    for a in cfg.attacks],
         "layers": [la.key for la in cfg.layers],
         "layer_summaries": {la.key: la.summary for la in cfg.layers},
         "layer_modules": {la.key: la.module for la in cfg.layers},
@@ -259,6 +260,16 @@ def publish(root: Path, cfg: StudyConfig, plan: Plan) -> dict[str, Any]:
     index.update(publish_measures(root, plan))  # separability.json, stability.json
     atomic_write_json(root / "index.json", index)
     return index
+
+
+def _attack_steps(a) -> int | None:
+    """The steps the attack ran: the user's value, else its constructor default (None: no steps)."""
+    from advtopo.adversarial.attacks import attack_params
+
+    if a.steps is not None:
+        return a.steps
+    p = attack_params(a.name).get("steps")
+    return p.default if p is not None and isinstance(p.default, int) else None
 
 
 def _link_or_copy(src: str, dst: str) -> None:

@@ -81,7 +81,6 @@ def run_train(params, inputs, out_dir: Path, runtime) -> dict:
     from advtopo.models import create_model, load_checkpoint, save_checkpoint
     from advtopo.study import _train
 
-    d = params["dataset"]
     meta = _read_json(inputs["data"] / "meta.json")
     shape = meta["image_shape"]
     kw = {"num_classes": len(meta["class_names"]), "in_channels": shape[0], "input_size": shape[1]}
@@ -91,6 +90,7 @@ def run_train(params, inputs, out_dir: Path, runtime) -> dict:
         save_checkpoint(out_dir / "checkpoint.pt", model, {"arch": params["arch"], **kw, "source": params["checkpoint"]})
         metrics: dict[str, Any] = {"loaded_from": params["checkpoint"]}
     else:
+        d = params["dataset"]  # only trained models need the training data (and carry it in their params)
         torch.manual_seed(params["seed"])
         model = create_model(params["arch"], **kw)
         train_ds = _load_ds(d, d["train_split"], d.get("train_subset"))
@@ -133,17 +133,16 @@ def run_attack(params, inputs, out_dir: Path, runtime) -> dict:
     model = _load_model(inputs["model"], device)
     x = torch.from_numpy(_load_npy(inputs["data"] / "x.npy"))
     y = torch.from_numpy(_load_npy(inputs["data"] / "y.npy"))
-    kw = {"eps": params["eps"], **params.get("options", {})}
-    for k in ("steps", "alpha", "random_start"):
-        if params.get(k) is not None:
-            kw[k] = params[k]
+    from advtopo.adversarial.attacks import supported_kwargs
+
+    # only what the user set (validated against the attack's signature) plus eps
+    kw = {"eps": params["eps"], **params.get("kwargs", {})}
     bs = params["batch_size"]
     out = np.empty(tuple(x.shape), dtype=np.float32)
     for b, start in enumerate(range(0, len(x), bs)):
-        try:
-            attack = create_attack(params["attack"], model, seed=params["seed"] + b, **kw)
-        except TypeError:  # attacks without a seed argument
-            attack = create_attack(params["attack"], model, **kw)
+        # a per-batch seed for attacks that take one (cw has none); a user-set seed wins
+        seed = supported_kwargs(params["attack"], {"seed": params["seed"] + b})
+        attack = create_attack(params["attack"], model, **{**seed, **kw})
         xb = x[start:start + bs].to(device)
         out[start:start + len(xb)] = attack(xb, y[start:start + bs].to(device)).detach().cpu().numpy()
     _save_npy(out_dir / "x_adv.npy", out)
@@ -404,8 +403,7 @@ def plan_attack(plan: Plan) -> None:
             for eps in a.eps:
                 if eps == 0:
                     continue
-                params = {"attack": a.name, "eps": float(eps), "steps": a.steps, "alpha": a.alpha,
-                          "random_start": a.random_start, "options": a.options, "seed": cfg.seed,
+                params = {"attack": a.name, "eps": float(eps), "kwargs": a.kwargs(), "seed": cfg.seed,
                           "batch_size": cfg.capture.batch_size}
                 plan.attacks[(name, a.name, float(eps))] = plan.add(
                     Task("attack", f"attack {name} {a.name} eps={eps_key(eps)}", f"{HERE}:run_attack", params,

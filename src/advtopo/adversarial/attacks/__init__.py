@@ -1,6 +1,8 @@
 """Attacks, one class per algorithm, all called as ``attack(x, y) -> x_adv``."""
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from typing import Any
 
 import torch.nn as nn
@@ -8,6 +10,7 @@ import torch.nn as nn
 from advtopo.adversarial.attacks.base import Attack, eval_mode, project
 from advtopo.adversarial.attacks.gradient import FGSM, PGD, PGDL2
 from advtopo.adversarial.attacks.torchattacks_adapter import TorchattacksAttack, apgd, autoattack, cw
+from advtopo.errors import AdvtopoError, did_you_mean
 from advtopo.registry import Registry
 
 ATTACKS: Registry = Registry("attack")
@@ -19,23 +22,41 @@ ATTACKS.register("apgd", help="APGD via torchattacks (optional dependency)")(apg
 ATTACKS.register("cw", help="Carlini-Wagner L2 via torchattacks (unbounded; optional dependency)")(cw)
 
 
+def attack_params(name: str) -> dict[str, inspect.Parameter]:
+    """The arguments attack ``name``'s constructor accepts (all but ``model``), read from its
+    signature, as scikit-learn's ``get_params`` and torchattacks do: no hand-kept list."""
+    factory = ATTACKS.get(name)
+    return {p: v for p, v in inspect.signature(factory).parameters.items()
+            if p not in ("self", "model") and v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)}
+
+
+def check_attack_kwargs(name: str, kwargs: Mapping[str, Any], where: str | None = None) -> None:
+    """Raise AdvtopoError when ``kwargs`` holds an argument attack ``name`` does not accept,
+    naming the attack and its valid arguments (``where`` prefixes the message, e.g. a config path)."""
+    params = attack_params(name)
+    for key in kwargs:
+        if key not in params:
+            prefix = f"{where}: " if where else ""
+            raise AdvtopoError(f"{prefix}attack {name!r} has no option {key!r}{did_you_mean(key, params)}; "
+                               f"valid options of {name!r}: {', '.join(params)}")
+
+
+def supported_kwargs(name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The subset of ``kwargs`` that attack ``name`` accepts: for defaults a caller offers to
+    every attack (a per-batch ``seed``), never for what a user asked for (check those)."""
+    params = attack_params(name)
+    return {k: v for k, v in kwargs.items() if k in params}
+
+
 def create_attack(name: str, model: nn.Module, **kwargs: Any) -> Attack:
     """Build attack ``name`` (see ``ATTACKS.names()``) for ``model``.
 
     Unknown options raise an error naming the attack's accepted options.
     """
-    import inspect
-
-    from advtopo.errors import AdvtopoError, did_you_mean
-
-    factory = ATTACKS.get(name)
-    params = [p for p in inspect.signature(factory).parameters if p not in ("self", "model")]
-    for key in kwargs:
-        if key not in params:
-            raise AdvtopoError(f"attack {name!r} has no option {key!r}{did_you_mean(key, params)}; "
-                               f"options: {', '.join(params)}")
-    return factory(model, **kwargs)
+    check_attack_kwargs(name, kwargs)
+    return ATTACKS.get(name)(model, **kwargs)
 
 
-__all__ = ["Attack", "FGSM", "PGD", "PGDL2", "TorchattacksAttack", "ATTACKS", "create_attack",
+__all__ = ["Attack", "FGSM", "PGD", "PGDL2", "TorchattacksAttack", "ATTACKS", "create_attack", "attack_params",
+           "check_attack_kwargs", "supported_kwargs",
            "autoattack", "apgd", "cw", "eval_mode", "project"]
