@@ -24,6 +24,7 @@ STAGE_CLIS = [
     "advtopo.persistence.cli",
     "advtopo.datapaths.cli",
     "advtopo.study.cli",
+    "advtopo.report.cli",
     "advtopo.app.cli",
 ]
 
