@@ -25,6 +25,7 @@ from .featurevis import FeatureVisService
 from .recompute import RecomputeManager, RecomputeUnavailable
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+REPORT_DIR = "report"  # advtopo report's default output folder inside the run
 MAX_URL = 8192
 MAX_BODY = 64 * 1024
 MAX_IDS = 10000
@@ -171,13 +172,16 @@ class AppHandler(BaseHTTPRequestHandler):
             return self._static(["index.html"])
         if parts and parts[0] == "static":
             return self._static(parts[1:])
+        if parts and parts[0] == "report":
+            return self._report(parts[1:])
         if parts[:1] != ["api"] or len(parts) < 2:
             raise NotFound("not found")
         run = self.run
         route, rest = parts[1], parts[2:]
         if route == "index" and not rest:
             idx = dict(run.index())
-            idx["app"] = {"mode": "server", "recompute": self.recompute.available()}
+            idx["app"] = {"mode": "server", "recompute": self.recompute.available(),
+                          "report": (self.run.root / REPORT_DIR / "report.html").is_file()}
             return self._send_json(idx)
         if route == "graph" and len(rest) == 1:
             return self._send_bytes(run.graph_text(rest[0]), "application/json; charset=utf-8")
@@ -269,6 +273,26 @@ class AppHandler(BaseHTTPRequestHandler):
         ctype = mimetypes.guess_type(full.name)[0] or "application/octet-stream"
         if ctype.startswith("text/") or ctype in ("application/javascript", "text/javascript"):
             ctype += "; charset=utf-8"
+        self._send_bytes(full.read_bytes(), ctype)
+
+    def _report(self, parts: list[str]) -> None:
+        """``advtopo report``'s page and figures (RUN/report/), confined to that folder."""
+        if parts in ([], [""]):
+            parts = ["report.html"]
+        if not (parts == ["report.html"] or (len(parts) == 2 and parts[0] == "figures"
+                                             and parts[1].endswith((".png", ".svg")))):
+            raise NotFound("not found")
+        if any(p in ("", ".", "..") or "/" in p or "\\" in p or "\x00" in p for p in parts):
+            raise NotFound("not found")
+        base = (self.run.root / REPORT_DIR).resolve()
+        full = base.joinpath(*parts).resolve()
+        try:
+            full.relative_to(base)
+        except ValueError:
+            raise NotFound("not found") from None
+        if not full.is_file():
+            raise NotFound("no report: run `advtopo report RUN` first" if parts == ["report.html"] else "not found")
+        ctype = {"html": "text/html; charset=utf-8", "png": "image/png", "svg": "image/svg+xml"}[full.suffix[1:]]
         self._send_bytes(full.read_bytes(), ctype)
 
 

@@ -181,8 +181,9 @@ def fig_layers(inp: dict, style: dict, arrays: dict) -> Any:
             for i in range(L):
                 for j in range(L):
                     if np.isfinite(M[i, j]):
+                        r, g, b, _ = im.cmap(im.norm(M[i, j]))
                         ax.text(j, i, f"{M[i, j]:.2f}", ha="center", va="center", fontsize=5.5,
-                                color="white" if M[i, j] < np.nanmean(M) else "black")
+                                color="black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white")
     rho = inp.get("spearman")
     fig.suptitle(f"Spearman ρ(distance, 1 − CKA) = {'n/a' if rho is None else f'{rho:.2f}'}", fontsize=9)
     fig.tight_layout()

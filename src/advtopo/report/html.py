@@ -29,11 +29,16 @@ def _cls(verdict: str | None) -> str:
     return re.sub(r"[^a-z]+", "-", (verdict or "absent").lower()).strip("-")
 
 
-def inline_svg(svg: str) -> str:
-    """matplotlib's SVG without the XML prolog, DOCTYPE and metadata (not needed inline)."""
+def inline_svg(svg: str, prefix: str) -> str:
+    """matplotlib's SVG without the XML prolog, DOCTYPE and metadata (not needed inline), its
+    ids prefixed so several figures in one page never share an id (glyphs, clip paths)."""
     svg = re.sub(r"<\?xml[^>]*\?>", "", svg)
     svg = re.sub(r"<!DOCTYPE[^>]*>", "", svg, flags=re.S)
     svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
+    p = re.sub(r"[^A-Za-z0-9_-]", "_", prefix)
+    svg = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{p}-{m.group(1)}"', svg)
+    svg = re.sub(r'href="#([^"]+)"', lambda m: f'href="#{p}-{m.group(1)}"', svg)
+    svg = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{p}-{m.group(1)})", svg)
     return svg.strip()
 
 
@@ -69,7 +74,7 @@ def render_page(meta: dict[str, Any], sections: list[dict[str, Any]], svgs: dict
             continue
         fig = s.get("figure")
         if fig and fig["name"] in svgs:
-            out.append(f"<div class='fig'>{inline_svg(svgs[fig['name']])}</div>")
+            out.append(f"<div class='fig'>{inline_svg(svgs[fig['name']], 'fig-' + fig['name'])}</div>")
             out.append(f"<p class='cap'>{e(s.get('caption', ''))} <span class='dl'>(<a href='{e(fig['png'])}'>PNG</a>, "
                        f"<a href='{e(fig['svg'])}'>SVG</a>)</span></p>")
         v = s.get("verdict")

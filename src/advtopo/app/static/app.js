@@ -772,6 +772,14 @@
     host.innerHTML = "";
     const models = uniq(INDEX.graphs.map((g) => g.model).concat((INDEX.models || []).map((m) => m.name)));
     const mcol = d3.scaleOrdinal(models, d3.schemeTableau10);
+    // the report of `advtopo report RUN` (served from RUN/report/ by the app's server)
+    if (INDEX.app && INDEX.app.mode === "server") {
+      const r = card(host, "Report", "", true);
+      r.id = "report-link";
+      r.insertAdjacentHTML("beforeend", INDEX.app.report
+        ? `<a href="report/report.html" target="_blank" rel="noopener">Open the report</a> — each paper's claim, its figure, and whether it holds on this run (with 95% CIs)`
+        : `<span class="hint">No report yet: run <code>advtopo report RUN</code>, then reload.</span>`);
+    }
     const acc = INDEX.accuracy || [];
     if (acc.length) {
       const series = uniq(acc.map((a) => `${a.model}|${a.attack}`)).map((k) => {
