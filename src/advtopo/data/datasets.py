@@ -124,39 +124,48 @@ class LazyDataset:
 
     Loaders return one of these when they can read chosen rows without reading the whole
     split; :func:`load_dataset` then picks the subset from the labels and decodes only
-    those rows. ``read(rows)`` returns float32 N x C x H x W in [0, 1] for sorted ``rows``;
-    ``read_all`` (optional) is a faster path for the whole split.
+    those rows. ``labels`` is an array, or a function computing it (called only when a
+    subset is asked for); ``read(rows)`` returns float32 N x C x H x W in [0, 1] for sorted
+    ``rows``; ``read_all`` (optional) is a faster path for the whole split.
     """
 
     name: str
     split: str
-    labels: np.ndarray
+    labels: np.ndarray | Callable[[], np.ndarray]
     read: Callable[[np.ndarray], torch.Tensor] = field(repr=False)
     class_names: list[str] | None = None
     read_all: Callable[[], ImageDataset] | None = field(default=None, repr=False)
 
-    def __post_init__(self) -> None:
+    def label_array(self) -> np.ndarray:
+        """The labels of every row of the split (computed once)."""
+        if callable(self.labels):
+            self.labels = self.labels()
         self.labels = np.asarray(self.labels, dtype=np.int64)
-        if self.class_names is None:
-            self.class_names = [str(i) for i in range(int(self.labels.max()) + 1 if len(self.labels) else 0)]
+        return self.labels
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.label_array())
+
+    def _class_names(self) -> list[str]:
+        if self.class_names is None:
+            y = self.label_array()
+            self.class_names = [str(i) for i in range(int(y.max()) + 1 if len(y) else 0)]
+        return list(self.class_names)
 
     def take(self, rows: np.ndarray) -> ImageDataset:
         """Read only ``rows`` (sorted) of the split."""
         rows = np.asarray(rows, dtype=np.int64)
+        y = self.label_array()
         x = self.read(rows)
-        return ImageDataset(x, torch.from_numpy(self.labels[rows].copy()), list(self.class_names or []),
-                            self.name, self.split, rows)
+        return ImageDataset(x, torch.from_numpy(y[rows].copy()), self._class_names(), self.name, self.split, rows)
 
     def load(self, subset: int | None = None, seed: int = 0) -> ImageDataset:
         """The whole split, or the ``subset`` rows :meth:`ImageDataset.subset` would choose."""
-        if subset is None or subset >= len(self):
-            if self.read_all is not None:
-                return self.read_all()
-            return self.take(np.arange(len(self)))
-        return self.take(subset_indices(self.labels, subset, seed=seed))
+        if subset is not None and subset < len(self):
+            return self.take(subset_indices(self.label_array(), subset, seed=seed))
+        if self.read_all is not None:
+            return self.read_all()
+        return self.take(np.arange(len(self)))
 
 
 def list_datasets() -> list[str]:
@@ -378,16 +387,19 @@ def _cifar_lazy(files: list[Path], label_key: bytes, names: list[str], name: str
     """CIFAR batches read one at a time: a labels pass, then only the batches holding chosen
     rows, keeping only those rows (peak memory: one batch, not the split). The last batch of
     the labels pass is kept, so a one-file split (test) is unpickled once."""
-    sizes, labels = [], []
+    starts: list[int] = []
     last: dict[int, np.ndarray] = {}
-    for i, path in enumerate(files):
-        x, y = _cifar_batch(path, label_key)
-        sizes.append(len(y))
-        labels.append(y)
-        last.clear()
-        last[i] = x
-        del x
-    starts = np.concatenate([[0], np.cumsum(sizes)])
+
+    def labels() -> np.ndarray:
+        ys = []
+        for i, path in enumerate(files):
+            x, y = _cifar_batch(path, label_key)
+            ys.append(y)
+            last.clear()
+            last[i] = x
+            del x
+        starts[:] = np.concatenate([[0], np.cumsum([len(y) for y in ys])]).tolist()
+        return np.concatenate(ys)
 
     def read(rows: np.ndarray) -> torch.Tensor:
         parts = []
@@ -403,7 +415,7 @@ def _cifar_lazy(files: list[Path], label_key: bytes, names: list[str], name: str
         x, y = _cifar_arrays(files, label_key)
         return ImageDataset(_to_tensor(x), torch.from_numpy(y), names, name, split)
 
-    return LazyDataset(name, split, np.concatenate(labels), read, list(names), read_all)
+    return LazyDataset(name, split, labels, read, list(names), read_all)
 
 
 def _cifar_root(root, sub: str, name: str) -> Path:
