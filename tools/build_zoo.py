@@ -153,15 +153,49 @@ def build(name: str, build_dir: Path, grid_n: int, aa_n: int) -> dict:
     return entry
 
 
+def markdown_table(index: dict) -> str:
+    """The docs/zoo.md tables, from index.json."""
+    pct = lambda v: "-" if v is None else f"{100 * v:.2f}"  # noqa: E731
+    lines = ["| name | train eps | clean (10k) | PGD-40 at train eps (10k) | PGD-40, 5 restarts (subset) | "
+             "AutoAttack (subset) | train time | SHA-256 (first 12) |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    grids = []
+    for m in index["models"]:
+        a = m["accuracy"]
+        full = a.get("pgd40_train_eps_full") or {}
+        g = a.get("pgd40_grid") or {}
+        rows = {r["eps"]: r for r in g.get("rows", [])}
+        r5 = rows.get(m["train_eps"], {}).get("restarts5")
+        aa = a.get("autoattack") or {}
+        lines.append(f"| `zoo:{m['name']}` | {m['train_eps']:g} | {pct(a['clean'])} | {pct(full.get('restarts1'))} | "
+                     f"{pct(r5)}{f' (n={g.get(chr(110))})' if r5 is not None else ''} | "
+                     f"{pct(aa.get('accuracy'))}{f' (n={aa.get(chr(110))})' if aa else ''} | "
+                     f"{m['train_seconds'] / 60:.1f} min | `{m['sha256'][:12]}` |")
+        grids.append(f"| `{m['name']}` | " + " | ".join(
+            f"{pct(r['restarts1'])} / {pct(r['restarts5'])}" for r in g.get("rows", [])) + " |")
+    out = "\n".join(lines) + "\n"
+    for ds in sorted({m["dataset"] for m in index["models"]}):
+        ms = [m for m in index["models"] if m["dataset"] == ds]
+        eps = [r["eps"] for r in ms[0]["accuracy"]["pgd40_grid"]["rows"]]
+        n = ms[0]["accuracy"]["pgd40_grid"]["n"]
+        out += (f"\n{ds}: PGD-40 accuracy (%) over the eps grid, 1 / 5 restarts, stratified test subset of {n}:\n\n"
+                "| model | " + " | ".join(f"eps {e:g}" for e in eps) + " |\n|---|" + "---:|" * len(eps) + "\n")
+        out += "\n".join(g for g, m in zip(grids, index["models"]) if m["dataset"] == ds) + "\n"
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("build_dir", type=Path)
     p.add_argument("--names", nargs="*")
     p.add_argument("--grid-n", type=int, default=500)
     p.add_argument("--aa-n", type=int, default=100)
+    p.add_argument("--table", action="store_true", help="print the docs/zoo.md tables from index.json and exit")
     a = p.parse_args()
     index_path = ZOO / "index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {"format": "advtopo-zoo-v1", "models": []}
+    if a.table:
+        print(markdown_table(index))
+        return
     names = a.names or sorted(d.name for d in a.build_dir.iterdir() if (d / "checkpoint.pt").exists())
     for name in names:
         print(f"== {name}", flush=True)
