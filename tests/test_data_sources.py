@@ -321,3 +321,21 @@ def test_from_torch_dataset_errors():
 
 def test_registry_has_imagefolder():
     assert "imagefolder" in DATASETS.names()
+
+
+def test_cli_lists_imagefolder_options(capsys):
+    from advtopo.cli import main
+
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    line = out[out.index("imagefolder"):].splitlines()
+    assert any("options: size=None, channels=3" in ln for ln in line[:4])
+
+
+def test_study_config_rejects_unknown_dataset_option(tmp_path):
+    from advtopo.study import StudyConfig
+
+    d = {"name": "x", "dataset": {"name": "imagefolder", "root": str(tmp_path), "options": {"size": 32, "chanels": 1}},
+         "models": [{"arch": "lenet5"}]}
+    with pytest.raises(AdvtopoError, match=r"no option 'chanels' \(did you mean 'channels'\?\)"):
+        StudyConfig.from_dict(d).validate()
