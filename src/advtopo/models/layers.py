@@ -75,7 +75,8 @@ def list_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerInf
 
     ``input_shape`` is one sample's shape (C, H, W). A shape that does not fit is a user error.
     """
-    modules = [(n, m) for n, m in model.named_modules() if n]
+    # every alias of a shared module (one ReLU object stored under two names) gets its own entry
+    modules = [(n, m) for n, m in model.named_modules(remove_duplicate=False) if n]
     calls: dict[str, int] = {n: 0 for n, _ in modules}
     first: dict[str, tuple[torch.Tensor, int, tuple[int, ...]]] = {}
     order: list[str] = []
@@ -133,7 +134,7 @@ def check_layers(model: nn.Module, layers: list[str], input_shape: tuple[int, ..
     one dummy forward also refuses a module that runs more than once per forward (a hook would mix
     the calls) or never runs (nothing to capture), saying how to fix it.
     """
-    valid = [n for n, _ in model.named_modules() if n]
+    valid = [n for n, _ in model.named_modules(remove_duplicate=False) if n]
     valid_set = set(valid)
     for layer in layers:
         if layer not in valid_set:

@@ -7,8 +7,9 @@ keys and values unchanged:
 
 - ReLUs are not in-place and every use has its own module (``relu1``, ``relu2``...), so that
   any layer can be captured without a later in-place op overwriting it;
-- the final ``F.avg_pool2d(out, 8 or 4)`` is an ``nn.AdaptiveAvgPool2d(1)`` module (``avgpool``)
-  followed by ``flatten``: identical on 32x32 inputs, and usable (and capturable) at other sizes.
+- the final ``F.avg_pool2d(out, 8 or 4)`` is a :class:`GlobalAvgPool` module (``avgpool``, the
+  same ``avg_pool2d`` over the whole map) followed by ``flatten``: bit-identical on 32x32 inputs,
+  usable at other sizes, and capturable.
 
 Layouts (the key names each one matches):
 
@@ -48,6 +49,13 @@ def _positive(name: str, value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise AdvtopoError(f"{name} must be a positive integer, got {value!r}")
     return value
+
+
+class GlobalAvgPool(nn.Module):
+    """``F.avg_pool2d`` over the whole feature map (the originals' ``avg_pool2d(out, 8)`` on 32x32 inputs)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(x, tuple(x.shape[-2:]))
 
 
 # --------------------------------------------------------------------------- WideResNet (RobustBench/TRADES)
@@ -108,7 +116,7 @@ class WideResNet(nn.Module):
         self.block3 = WRNGroup(n, ch[2], ch[3], 2, drop_rate)
         self.bn1 = nn.BatchNorm2d(ch[3])
         self.relu = nn.ReLU()
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.avgpool = GlobalAvgPool()
         self.flatten = nn.Flatten()
         self.fc = nn.Linear(ch[3], num_classes, bias=bias_last)
 
@@ -216,7 +224,7 @@ class DMWideResNet(nn.Module):
                                    DMBlockGroup(n, ch[2], ch[3], 2, act))
         self.batchnorm = nn.BatchNorm2d(ch[3])
         self.relu = act()
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.avgpool = GlobalAvgPool()
         self.flatten = nn.Flatten()
         self.logits = nn.Linear(ch[3], num_classes)
 
@@ -319,7 +327,7 @@ class KLResNet(nn.Module):
         if bn_before_fc:
             self.bn = nn.BatchNorm2d(512)
             self.relu_final = nn.ReLU()
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.avgpool = GlobalAvgPool()
         self.flatten = nn.Flatten()
         self.linear = nn.Linear(512, num_classes)
 
