@@ -70,53 +70,30 @@ class Section:
 
 # --- statistics -------------------------------------------------------------------------
 
-def bootstrap(data: tuple[np.ndarray, ...], statistic: Callable[..., float], *, n_boot: int = N_BOOT,
-              level: float = LEVEL, seed: int = SEED) -> dict[str, float]:
-    """Percentile bootstrap CI of ``statistic(*data)`` over the rows of the aligned arrays.
+def bootstrap(data: tuple[np.ndarray, ...], statistic: Callable[..., float], *, groups: Any = None,
+              n_boot: int = N_BOOT, level: float = LEVEL, seed: int = SEED) -> dict[str, Any]:
+    """``advtopo.stats.bootstrap_ci`` of ``statistic(*data)`` as a JSON-able dict.
 
-    Why here: the report needs CIs on numbers the study stores without them (accuracy, AUC,
-    datapath overlap). Uses :func:`advtopo.stats.bootstrap_ci` when that package exists
-    (the project's one bootstrap); the fallback below is its interim stand-in.
-    """
+    Why: the report puts 95% CIs on numbers the study stores without them (accuracy, AUC,
+    datapath overlap). A bound is None when resamples make the statistic undefined (an AUC
+    with one class only)."""
+    from advtopo.stats import bootstrap_ci
+
     data = tuple(np.asarray(a) for a in data)
-    n = len(data[0])
-    if n == 0:
+    if len(data[0]) == 0:
         return {"value": None, "lo": None, "hi": None, "n": 0}
-    try:
-        from advtopo.stats import bootstrap_ci  # type: ignore[attr-defined]
-    except ImportError:  # pragma: no cover - replaced once advtopo.stats lands
-        bootstrap_ci = None
-    if bootstrap_ci is not None:
-        ci = bootstrap_ci(data if len(data) > 1 else data[0], statistic, n_boot=n_boot, level=level, seed=seed)
-        return {"value": _num(ci.value), "lo": _num(ci.lo), "hi": _num(ci.hi), "n": int(n)}
-    rng = np.random.default_rng(seed)
-    stats = np.empty(n_boot)
-    for b in range(n_boot):
-        idx = rng.integers(0, n, n)
-        stats[b] = statistic(*(a[idx] for a in data))
-    a = (1 - level) / 2
-    lo, hi = (np.nanpercentile(stats, [100 * a, 100 * (1 - a)]) if np.isfinite(stats).any() else (np.nan, np.nan))
-    return {"value": _num(statistic(*data)), "lo": _num(lo), "hi": _num(hi), "n": int(n)}
+    ci = bootstrap_ci(data if len(data) > 1 else data[0], statistic, n_boot=n_boot, level=level, seed=seed,
+                      groups=groups)
+    return {"value": _num(ci.value), "lo": _num(ci.lo), "hi": _num(ci.hi), "n": int(ci.n)}
 
 
-def mean_ci(values: Any, groups: Any = None) -> dict[str, float]:
-    """Mean of ``values`` (NaN ignored) with a bootstrap CI over samples; rows sharing a
+def mean_ci(values: Any, groups: Any = None) -> dict[str, Any]:
+    """Mean of ``values`` (NaN rows left out) with a bootstrap CI over samples; rows sharing a
     ``groups`` id (the clean and adversarial rows of one sample) are resampled together."""
     v = np.asarray(values, dtype=np.float64)
-    g = np.arange(len(v)) if groups is None else np.asarray(groups)
     ok = np.isfinite(v)
-    v, g = v[ok], g[ok]
-    if not len(v):
-        return {"value": None, "lo": None, "hi": None, "n": 0}
-    uniq, inv = np.unique(g, return_inverse=True)
-    sums = np.bincount(inv, weights=v, minlength=len(uniq))
-    counts = np.bincount(inv, minlength=len(uniq)).astype(np.float64)
-    if len(uniq) == len(v):
-        out = bootstrap((v,), np.mean)
-    else:
-        out = bootstrap((sums, counts), lambda s, c: float(s.sum() / c.sum()))
-    out["n"] = int(len(uniq))
-    return out
+    g = None if groups is None else np.asarray(groups)[ok]
+    return bootstrap((v[ok],), np.mean, groups=g)
 
 
 def trend(eps: list[float], value: list[float | None], lo: list[float | None] | None = None,
@@ -254,7 +231,7 @@ def purity_section(run: Any) -> Section:
     from_stab = {g["graph_id"]: g["mean_point_purity"] for g in stab.get("graphs", []) if g.get("mean_point_purity")}
     groups: dict[tuple, list] = defaultdict(list)
     for g in graphs:
-        rows = (g.get("params") or {}).get("rows", "both")
+        rows = g.get("rows") or (g.get("params") or {}).get("rows", "both")
         groups[(g["model"], g["layer"], g["attack"], g.get("mapper_set", "default"), rows)].append(g)
     series = []
     for (model, layer, attack, mset, rows), gs in groups.items():
