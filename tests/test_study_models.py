@@ -64,3 +64,176 @@ def test_checkpoint_models_run_end_to_end(lenet_files, tmp_path):
     for name in files:  # the study used exactly the saved weights: same predictions
         pred = df[(df.model == name) & (df.eps == 0)].sort_values("sample_id")["prediction"].to_numpy()
         assert np.array_equal(pred, ref), name
+
+
+MODEL_FILE = '''
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self, width=16, num_classes=10):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(width * 16, 32), nn.ReLU(), nn.Linear(32, num_classes))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def make_net(width=16, num_classes=10):
+    return Net(width, num_classes)
+'''
+
+
+def _toml(models: str, layers: str = '[[layers]]\nmodule = "head.2"\n') -> str:
+    return f'''name = "custom"
+device = "cpu"
+[dataset]
+name = "digits"
+split = "test"
+subset = 30
+train_subset = 120
+{models}
+[[attacks]]
+name = "pgd"
+eps = [0.0, 0.2]
+steps = 2
+{layers}
+[[mapper]]
+n_intervals = 3
+min_samples = 2
+[persistence]
+enabled = false
+[vulnerability]
+enabled = false
+'''
+
+
+@pytest.fixture
+def custom_dir(tmp_path):
+    """A user's folder: nets/model.py with a factory, a checkpoint of it, a study config beside them."""
+    import importlib.util
+
+    (tmp_path / "nets").mkdir()
+    (tmp_path / "nets" / "model.py").write_text(MODEL_FILE)
+    spec = importlib.util.spec_from_file_location("user_model_ref", tmp_path / "nets" / "model.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    torch.manual_seed(5)
+    ref = mod.make_net(width=8).eval()
+    torch.save({"model_state_dict": ref.state_dict()}, tmp_path / "nets" / "net8.pt")
+    return tmp_path, ref
+
+
+def test_custom_file_factory_with_kwargs_checkpoint_and_normalisation(custom_dir):
+    """arch = "nets/model.py:make_net" and checkpoint relative to the config file's folder, arch_kwargs,
+    mean/std applied inside the model; a second model of the same file is trained with a recipe."""
+    d, ref = custom_dir
+    models = '''
+[[models]]
+name = "loaded"
+arch = "nets/model.py:make_net"
+arch_kwargs = { width = 8 }
+checkpoint = "nets/net8.pt"
+mean = [0.5]
+std = [0.25]
+
+[[models]]
+name = "trained"
+arch = "nets/model.py:make_net"
+train = { method = "standard", epochs = 1, batch_size = 32, eval_subset = 10, eval_steps = 1 }
+'''
+    (d / "study.toml").write_text(_toml(models, '[[layers]]\nmodule = "features.1"\nsummary = "top_l2"\n'
+                                                '[[layers]]\nmodule = "head.2"\n'))
+    root = run_study(d / "study.toml", out=d / "run", verbose=False)
+    run = open_run(root)
+    from advtopo.data import load_dataset
+
+    x = load_dataset("digits", "test", subset=30, seed=0).x
+    expected = _logits(ref, (x - 0.5) / 0.25).argmax(1)  # normalisation inside the model
+    df = run.samples
+    pred = df[(df.model == "loaded") & (df.eps == 0)].sort_values("sample_id")["prediction"].to_numpy()
+    assert np.array_equal(pred, expected)
+    idx = json.loads((root / "index.json").read_text())
+    assert {g["model"] for g in idx["graphs"]} == {"loaded", "trained"} and len(idx["graphs"]) == 2 * 2 * 2
+    # the activations are the real ones of layer head.2 (ReLU after the first Linear: 32 wide, >= 0)
+    acts = run.activations("loaded", "head.2", "pgd", 0.0)
+    assert acts.shape == (30, 32) and acts.min() >= 0
+
+
+def test_editing_the_model_file_or_checkpoint_changes_the_task_key(custom_dir):
+    from advtopo.study import StudyConfig, make_plan
+
+    d, ref = custom_dir
+    models = ('[[models]]\nname = "m"\narch = "nets/model.py:make_net"\narch_kwargs = { width = 8 }\n'
+              'checkpoint = "nets/net8.pt"\n')
+    (d / "study.toml").write_text(_toml(models))
+
+    def train_key() -> str:
+        return make_plan(StudyConfig.from_toml(d / "study.toml")).models["m"].key
+
+    k0 = train_key()
+    assert train_key() == k0  # deterministic
+    (d / "nets" / "model.py").write_text(MODEL_FILE + "\n# edited\n")
+    k1 = train_key()
+    assert k1 != k0
+    sd = ref.state_dict()
+    sd["head.3.bias"] = sd["head.3.bias"] + 1
+    torch.save(sd, d / "nets" / "net8.pt")
+    assert train_key() not in (k0, k1)
+
+
+@pytest.mark.parametrize("models, layers, message", [
+    ('arch = "nets/missing.py:make_net"', None, r"models\[0\] \(m\)\.arch: arch file .*missing.py does not exist"),
+    ('arch = "nets/model.py:make_nett"', None, r"has no attribute 'make_nett'.*did you mean 'make_net'"),
+    ('arch = "nets/model.py:make_net"\ncheckpoint = "nets/nope.pt"', None, r"checkpoint: .*nope.pt does not exist"),
+    ('arch = "nets/model.py:make_net"\narch_kwargs = { width = 16 }\ncheckpoint = "nets/net8.pt"', None,
+     r"models\[0\] \(m\): checkpoint .*net8.pt does not fit Net by name: .*features.0.weight.*\(8, 1, 3, 3\).*\(16, 1, 3, 3\)"),
+    ('arch = "nets/model.py:make_net"\narch_kwargs = { width = 8 }\ncheckpoint = "nets/net8.pt"',
+     '[[layers]]\nmodule = "head.9"\n', r"layers: unknown layer 'head.9'.*valid layers: features, features.0"),
+])
+def test_every_path_is_checked_before_work_starts(custom_dir, models, layers, message):
+    from advtopo.errors import AdvtopoError
+
+    d, _ = custom_dir
+    (d / "study.toml").write_text(_toml(f'[[models]]\nname = "m"\n{models}\n',
+                                        *([layers] if layers else [])))
+    with pytest.raises(AdvtopoError, match=message):
+        run_study(d / "study.toml", out=d / "run", verbose=False)
+    assert not (d / "run").exists()  # nothing was started
+
+
+def test_models_and_dataset_from_python(custom_dir, tmp_path):
+    """run_study(models={name: module}, dataset=...): objects used as is, cached by content."""
+    from advtopo.data import load_dataset
+
+    d, ref = custom_dir
+    ds = load_dataset("digits", "test")
+    cfg = study([{"name": "net", "mean": [0.5], "std": [0.25]}],
+                layers=[{"module": "head.2"}], dataset={"name": "digits", "subset": 30})
+    before = {k: v.clone() for k, v in ref.state_dict().items()}
+    root = run_study(cfg, out=tmp_path / "run", verbose=False, models={"net": ref, "plain": ref}, dataset=ds)
+    assert all(torch.equal(before[k], v) for k, v in ref.state_dict().items())  # never mutated
+    run = open_run(root)
+    idx = json.loads((root / "index.json").read_text())
+    assert [m["name"] for m in idx["models"]] == ["net", "plain"]
+    assert idx["models"][0]["arch"].endswith(".Net")
+    x = ds.subset(30, seed=0).x
+    df = run.samples
+    for name, xin in (("net", (x - 0.5) / 0.25), ("plain", x)):
+        pred = df[(df.model == name) & (df.eps == 0)].sort_values("sample_id")["prediction"].to_numpy()
+        assert np.array_equal(pred, _logits(ref, xin).argmax(1)), name
+    # same weights (another object): everything cached; changed weights: the model's tasks recompute
+    import copy
+
+    twin = copy.deepcopy(ref)
+    run_study(cfg, out=tmp_path / "run", verbose=False, models={"net": twin, "plain": ref}, dataset=ds)
+    m = json.loads((root / "manifest.json").read_text())
+    assert {t["status"] for t in m["tasks"].values()} == {"cached"}
+    with torch.no_grad():
+        twin.head[3].bias += 1.0
+    run_study(cfg, out=tmp_path / "run", verbose=False, models={"net": twin, "plain": ref}, dataset=ds)
+    m = json.loads((root / "manifest.json").read_text())
+    done = {t["label"] for t in m["tasks"].values() if t["status"] == "done"}
+    assert "train net" in done and "train plain" not in done
+    assert all("plain" not in label for label in done)

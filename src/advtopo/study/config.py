@@ -14,6 +14,7 @@ import os
 import tomllib
 import types
 import typing
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,12 +40,22 @@ class DatasetConfig:
 
 @dataclass
 class ModelConfig:
-    """A model to train with a recipe (``train``) or to load (``checkpoint``)."""
+    """A model to train with a recipe (``train``) or to load (``checkpoint``).
 
-    arch: str
+    ``arch`` is a registry name (``advtopo models``), ``"package.module:factory"`` or
+    ``"path/to/file.py:factory"`` (relative to the config file's folder), called with
+    ``arch_kwargs``. ``checkpoint`` is a file (same base folder) or ``"zoo:NAME"``. ``mean`` /
+    ``std`` normalise the input inside the model, so attacks stay in [0, 1] pixel space.
+    ``arch`` may be left out only for a model passed as an object to ``run_study(models=...)``.
+    """
+
+    arch: str | None = None
     name: str | None = None
     checkpoint: str | None = None
     train: dict = field(default_factory=dict)
+    arch_kwargs: dict = field(default_factory=dict)
+    mean: list[float] | None = None
+    std: list[float] | None = None
 
     @property
     def train_eps(self) -> float:
@@ -201,17 +212,24 @@ class StudyConfig:
     separability: SeparabilityConfig = field(default_factory=SeparabilityConfig)
     stability: StabilityConfig = field(default_factory=StabilityConfig)
     source_text: str | None = field(default=None, repr=False, compare=False)
+    # the config file's folder: relative arch files and checkpoints are resolved against it
+    base_dir: str | None = field(default=None, repr=False, compare=False)
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, d: dict[str, Any], source_text: str | None = None) -> "StudyConfig":
+    def from_dict(cls, d: dict[str, Any], source_text: str | None = None, *,
+                  base_dir: str | os.PathLike[str] | None = None,
+                  model_objects: Collection[str] = ()) -> "StudyConfig":
+        """Build and validate. ``model_objects``: names of models that ``run_study(models=...)``
+        will pass as objects (their [[models]] entries may omit ``arch``)."""
         cfg = _build(cls, d, "")
         cfg.source_text = source_text
-        cfg.validate()
+        cfg.base_dir = str(base_dir) if base_dir is not None else None
+        cfg.validate(model_objects=model_objects)
         return cfg
 
     @classmethod
-    def from_toml(cls, path: str | os.PathLike[str]) -> "StudyConfig":
+    def from_toml(cls, path: str | os.PathLike[str], *, model_objects: Collection[str] = ()) -> "StudyConfig":
         path = Path(path)
         if not path.is_file():
             raise AdvtopoError(f"study config {path} does not exist")
@@ -220,11 +238,12 @@ class StudyConfig:
             d = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise AdvtopoError(f"study config {path} is not valid TOML: {exc}") from None
-        return cls.from_dict(d, source_text=text)
+        return cls.from_dict(d, source_text=text, base_dir=path.resolve().parent, model_objects=model_objects)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d.pop("source_text")
+        d.pop("base_dir")
         return _drop_none(d)
 
     def to_toml(self) -> str:
@@ -235,7 +254,8 @@ class StudyConfig:
         m = self.models[i]
         if m.name:
             return m.name
-        return f"{m.arch}_eps{_fmt(m.train_eps)}"
+        arch = (m.arch or "model").rpartition(":")[2]  # "nets.py:wrn" -> "wrn"
+        return f"{arch}_eps{_fmt(m.train_eps)}"
 
     @property
     def model_names(self) -> list[str]:
@@ -245,9 +265,9 @@ class StudyConfig:
         return Path(override) if override else Path(self.output.format(name=self.name))
 
     # -- validation -----------------------------------------------------------------------
-    def validate(self) -> None:
+    def validate(self, model_objects: Collection[str] = ()) -> None:
+        """Check every key before any work; ``model_objects`` as in :meth:`from_dict`."""
         from advtopo.data import DATASETS
-        from advtopo.models import MODELS
 
         _check_name("name", self.name)
         check_choice("device", self.device.split(":")[0], ["auto", "cpu", "cuda", "mps"])
@@ -263,7 +283,7 @@ class StudyConfig:
         if not self.models:
             raise AdvtopoError("the study needs at least one [[models]] entry (arch = 'lenet5', ...)")
         for i, m in enumerate(self.models):
-            MODELS.get(m.arch)
+            _check_model(i, m, self.base_dir, m.name is not None and m.name in model_objects)
             if m.checkpoint and m.train:
                 raise AdvtopoError(f"models[{i}] has both 'checkpoint' and 'train'; a model is either loaded or trained")
             eps = m.train.get("eps", 0.0)
@@ -341,22 +361,45 @@ class StudyConfig:
             _check_datapaths(self.datapaths, names, self.attacks, keys)
         _check_measures(self)
 
-    def check_layers_against_models(self) -> None:
-        """Layer names must exist in every model (one cheap model build per arch)."""
-        from advtopo.models import check_layers, create_model
+    def check_layers_against_models(self, model_objects: dict[str, Any] | None = None,
+                                    dataset: Any = None) -> None:
+        """Build every model as the study will (arch, arch_kwargs, checkpoint, mean/std, the
+        dataset's classes and image shape) and check that its checkpoint fits and that the
+        layers exist and run once per forward; errors list the valid layers. ``dataset``: an
+        ImageDataset given to ``run_study`` (else one sample of the configured dataset is read)."""
+        from advtopo.models import check_layers
+        from advtopo.study.stages import build_config_model, dataset_dims
 
-        for arch in sorted({m.arch for m in self.models}):
-            model = create_model(arch)
+        dims = dataset_dims(dataset if dataset is not None else self._probe_dataset())
+        shape = tuple(dims.pop("image_shape"))
+        objects = model_objects or {}
+        names = self.model_names
+        dp_model = (self.datapaths.model or names[0]) if self.datapaths.enabled else None
+        for i, m in enumerate(self.models):
+            where = f"models[{i}] ({names[i]})"
+            if names[i] in objects:
+                model = objects[names[i]]
+            else:
+                try:
+                    model, _ = build_config_model(m, self.base_dir, dims)
+                except AdvtopoError as exc:
+                    raise AdvtopoError(f"{where}: {exc}") from None
             try:
-                check_layers(model, [layer.module for layer in self.layers])
+                check_layers(model, [layer.module for layer in self.layers], shape)
             except AdvtopoError as exc:
-                raise AdvtopoError(f"layers: {exc} (model arch {arch!r})") from None
-        if self.datapaths.enabled:
-            arch = self.models[self.model_names.index(self.datapaths.model or self.model_names[0])].arch
-            try:
-                check_layers(create_model(arch), self.datapath_layers())
-            except AdvtopoError as exc:
-                raise AdvtopoError(f"datapaths.layers: {exc} (model arch {arch!r})") from None
+                raise AdvtopoError(f"layers: {exc} (model {names[i]!r}, arch {m.arch!r})") from None
+            if names[i] == dp_model:
+                try:
+                    check_layers(model, self.datapath_layers())
+                except AdvtopoError as exc:
+                    raise AdvtopoError(f"datapaths.layers: {exc} (model {names[i]!r}, arch {m.arch!r})") from None
+
+    def _probe_dataset(self) -> Any:
+        """One sample of the studied split: its class names and image shape size the models."""
+        from advtopo.data import load_dataset
+
+        d = self.dataset
+        return load_dataset(d.name, d.split, root=d.root, subset=1, seed=d.seed, **d.options)
 
     def datapath_layers(self) -> list[str]:
         """The modules the datapaths stage gates (study layer names map to their modules)."""
@@ -387,6 +430,48 @@ def _check_eps(param: str, eps: Any, norm: str = "Linf") -> None:
     if not 0.0 <= float(eps) <= 1.0:
         raise AdvtopoError(f"{param}={eps} is out of range; eps is an L-inf radius on images in [0, 1], "
                            "so it must be in [0, 1] (e.g. 8/255 = 0.031 or 0.3 for MNIST)")
+
+
+def _check_model(i: int, m: ModelConfig, base_dir: str | None, is_object: bool) -> None:
+    """The arch resolves (the factory imports, did-you-mean for registry names), the checkpoint
+    exists, mean/std fit; whether the checkpoint's tensors fit is checked by
+    :meth:`StudyConfig.check_layers_against_models`, which builds the model."""
+    from advtopo.models import resolve_arch
+
+    where = f"models[{i}]" + (f" ({m.name})" if m.name else "")
+    if (m.mean is None) != (m.std is None):
+        raise AdvtopoError(f"{where}: give both mean and std (one value per input channel) or neither")
+    if m.mean is not None and (len(m.mean) != len(m.std) or not m.mean or any(v <= 0 for v in m.std)):
+        raise AdvtopoError(f"{where}: mean={m.mean} and std={m.std} need one value per channel each, std > 0")
+    if is_object:
+        if m.arch or m.checkpoint or m.train or m.arch_kwargs:
+            raise AdvtopoError(f"{where} is passed as an object to run_study(models=...) and is used as is; "
+                               "leave out arch, arch_kwargs, checkpoint and train (mean/std are allowed)")
+        return
+    if not m.arch:
+        raise AdvtopoError(f"{where} needs arch: a registry name (advtopo models), 'package.module:factory' or "
+                           "'path/to/file.py:factory'; or pass the model object to run_study(models={name: model})")
+    try:
+        resolve_arch(m.arch, base_dir)
+    except AdvtopoError as exc:
+        raise AdvtopoError(f"{where}.arch: {exc}") from None
+    if m.checkpoint:
+        try:
+            path = resolve_checkpoint(m.checkpoint, base_dir)
+        except AdvtopoError as exc:
+            raise AdvtopoError(f"{where}.checkpoint: {exc}") from None
+        if not path.is_file():
+            raise AdvtopoError(f"{where}.checkpoint: {path} does not exist"
+                               + (f" (relative to the config's folder {base_dir})" if base_dir
+                                  and not Path(m.checkpoint).expanduser().is_absolute() else ""))
+
+
+def resolve_checkpoint(checkpoint: str, base_dir: str | os.PathLike[str] | None) -> Path:
+    """A model's checkpoint as a file: ``zoo:NAME`` from the built-in zoo, else a path
+    (relative paths against the config file's folder)."""
+    from advtopo.models.spec import _resolve_checkpoint
+
+    return Path(_resolve_checkpoint(checkpoint, base_dir)).resolve()
 
 
 def _check_train_recipe(i: int, recipe: dict) -> None:
@@ -571,7 +656,7 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
 
 def _build(cls: type, d: dict[str, Any], prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source_text"}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in ("source_text", "base_dir")}
     kwargs = {}
     for key, value in d.items():
         path = f"{prefix}.{key}" if prefix else key
@@ -639,15 +724,17 @@ def dumps_toml(d: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def load_config(source: str | os.PathLike[str] | dict | StudyConfig) -> StudyConfig:
+def load_config(source: str | os.PathLike[str] | dict | StudyConfig,
+                model_objects: Collection[str] = ()) -> StudyConfig:
     """A StudyConfig from a path, a dict or a StudyConfig (validated)."""
     if isinstance(source, StudyConfig):
-        source.validate()
+        source.validate(model_objects=model_objects)
         return source
     if isinstance(source, dict):
-        return StudyConfig.from_dict(source)
-    return StudyConfig.from_toml(source)
+        return StudyConfig.from_dict(source, model_objects=model_objects)
+    return StudyConfig.from_toml(source, model_objects=model_objects)
 
 
-def demo_config_path() -> Path:
-    return Path(__file__).with_name("demo.toml")
+def demo_config_path(train: bool = False) -> Path:
+    """The built-in demo: the zoo's pretrained models, or (``train=True``) models trained from scratch."""
+    return Path(__file__).with_name("demo_train.toml" if train else "demo.toml")

@@ -97,10 +97,45 @@ class Manifest:
 
 def run_study(config: str | os.PathLike[str] | dict | StudyConfig, out: str | os.PathLike[str] | None = None,
               executor: Any = None, device: str | None = None, verbose: bool = True,
-              stages: list[str] | None = None) -> Path:
-    """Run (or resume) a study and publish its run directory; returns the directory."""
-    cfg = load_config(config)
-    cfg.check_layers_against_models()
+              stages: list[str] | None = None, *, models: dict[str, Any] | None = None,
+              dataset: Any = None, train_dataset: Any = None) -> Path:
+    """Run (or resume) a study and publish its run directory; returns the directory.
+
+    From Python, ready objects can stand in for parts of the config:
+
+    - ``models={"name": nn.Module}``: each module is used as is (not trained; a copy is put in
+      eval mode on the study's device, the object itself is never changed). A [[models]] entry
+      of that name may give ``mean``/``std`` and must leave out arch, arch_kwargs, checkpoint and
+      train; a name without an entry is added. Its cache key is the sha256 of its state_dict
+      (and its class name): the same weights reuse cached results, changed weights recompute.
+    - ``dataset=``: the studied samples, an ``ImageDataset`` or any map-style torch ``Dataset``
+      (read with ``advtopo.data.from_torch_dataset``); ``[dataset].subset``/``seed`` still apply,
+      its name and split are ignored. Its cache key is the sha256 of its pixels and labels.
+      Models with a ``train`` recipe then also need ``train_dataset=``.
+    """
+    from advtopo.errors import AdvtopoError
+
+    objects = dict(models or {})
+    for name, obj in objects.items():
+        import torch.nn as nn
+
+        if not isinstance(obj, nn.Module):
+            raise AdvtopoError(f"run_study(models=...): {name!r} is a {type(obj).__name__}, not a torch.nn.Module")
+    cfg = _config_with_objects(config, list(objects))
+    if dataset is not None:
+        dataset = _as_image_dataset(dataset, cfg.dataset.subset, cfg.dataset.seed, cfg.dataset.split, "dataset")
+    if train_dataset is not None:
+        if dataset is None:
+            raise AdvtopoError("run_study(train_dataset=...) needs dataset= too (the studied samples)")
+        train_dataset = _as_image_dataset(train_dataset, cfg.dataset.train_subset, cfg.dataset.seed, "train",
+                                          "train_dataset")
+    if dataset is not None and train_dataset is None:
+        trained = [cfg.model_names[i] for i, m in enumerate(cfg.models)
+                   if not m.checkpoint and cfg.model_names[i] not in objects]
+        if trained:
+            raise AdvtopoError(f"models {trained} are trained with a recipe, but run_study got dataset= without "
+                               "train_dataset=; pass the training data too (or load those models by checkpoint)")
+    cfg.check_layers_against_models(objects, dataset)
     try:
         import advtopo.adversarial as _adv  # noqa: F401
         from advtopo.adversarial import create_attack  # noqa: F401
@@ -113,7 +148,13 @@ def run_study(config: str | os.PathLike[str] | dict | StudyConfig, out: str | os
     from advtopo.utils import resolve_device
 
     runtime = {"device": str(resolve_device(device or cfg.device)), "verbose": verbose}
-    plan = make_plan(cfg, stages)
+    if objects:
+        runtime["model_objects"] = objects
+    if dataset is not None:
+        runtime["dataset"] = dataset
+    if train_dataset is not None:
+        runtime["train_dataset"] = train_dataset
+    plan = make_plan(cfg, stages, model_objects=objects, dataset=dataset, train_dataset=train_dataset)
     executor = executor or SequentialExecutor()
     atomic_write_text(root / "config.toml", cfg.source_text if cfg.source_text is not None else cfg.to_toml())
     manifest = Manifest(root, cfg, plan, runtime, getattr(executor, "name", type(executor).__name__))
@@ -147,6 +188,52 @@ def run_study(config: str | os.PathLike[str] | dict | StudyConfig, out: str | os
     if verbose:
         log(f"done in {time.perf_counter() - manifest.t0:.1f}s: {root}")
     return root
+
+
+def _config_with_objects(config: Any, names: list[str]) -> StudyConfig:
+    """The validated config, with a [[models]] entry added for each object model it does not name."""
+    import copy
+    import tomllib
+
+    from advtopo.errors import AdvtopoError
+    from advtopo.study.config import ModelConfig
+
+    if not names:
+        return load_config(config)
+    if isinstance(config, StudyConfig):
+        cfg = copy.copy(config)
+        have = {m.name for m in cfg.models}
+        cfg.models = list(cfg.models) + [ModelConfig(name=n) for n in names if n not in have]
+        cfg.validate(model_objects=names)
+        return cfg
+    text, base_dir = None, None
+    if isinstance(config, dict):
+        d = dict(config)
+    else:
+        path = Path(config)
+        if not path.is_file():
+            raise AdvtopoError(f"study config {path} does not exist")
+        text, base_dir = path.read_text(), path.resolve().parent
+        try:
+            d = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise AdvtopoError(f"study config {path} is not valid TOML: {exc}") from None
+    entries = list(d.get("models", []))
+    have = {e.get("name") for e in entries if isinstance(e, dict)}
+    d["models"] = entries + [{"name": n} for n in names if n not in have]
+    return StudyConfig.from_dict(d, source_text=text, base_dir=base_dir, model_objects=names)
+
+
+def _as_image_dataset(ds: Any, subset: int | None, seed: int, split: str, role: str) -> Any:
+    from advtopo.data import ImageDataset, from_torch_dataset
+    from advtopo.errors import AdvtopoError
+
+    if isinstance(ds, ImageDataset):
+        return ds
+    if hasattr(ds, "__getitem__") and hasattr(ds, "__len__"):
+        return from_torch_dataset(ds, subset=subset, seed=seed, split=split)
+    raise AdvtopoError(f"run_study({role}=...) needs an advtopo ImageDataset or a map-style torch Dataset, "
+                       f"got {type(ds).__name__}")
 
 
 # --- publishing the run directory ------------------------------------------------------------
@@ -186,7 +273,8 @@ def publish(root: Path, cfg: StudyConfig, plan: Plan) -> dict[str, Any]:
     for i, name in enumerate(cfg.model_names):
         mcfg = cfg.models[i]
         clean_stats = load_stats(t_dir(plan.captures[(name, "clean", 0.0)]))
-        models.append({"name": name, "arch": mcfg.arch, "train_eps": mcfg.train_eps,
+        models.append({"name": name, "arch": mcfg.arch or plan.models[name].params.get("class"),
+                       "train_eps": mcfg.train_eps,
                        "train": dict(mcfg.train) if not mcfg.checkpoint else None,
                        "checkpoint": _rel(root, t_dir(plan.models[name]) / "checkpoint.pt"),
                        "clean_accuracy": float(np.mean(clean_stats["correct"]))})

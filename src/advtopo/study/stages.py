@@ -57,16 +57,31 @@ def _load_ds(d: dict[str, Any], split: str, subset: int | None):
 
 # --- data ----------------------------------------------------------------------------------
 
+def _object_dataset(runtime: dict[str, Any], role: str):
+    ds = (runtime or {}).get(role)
+    if ds is None:
+        raise AdvtopoError(f"this study's data was passed to run_study({role}=...) as an object; run it again "
+                           "with that dataset (cached results are reused when its content is unchanged)")
+    return ds
+
+
 def run_data(params, inputs, out_dir: Path, runtime) -> dict:
     """The studied samples: x (float32), y, dataset indices, uint8 images."""
     from advtopo.activations import images_uint8
 
-    ds = _load_ds(params["dataset"], params["dataset"]["split"], params["dataset"].get("subset"))
+    d = params["dataset"]
+    if "object_sha256" in d:  # an ImageDataset given to run_study(dataset=...)
+        ds = _object_dataset(runtime, "dataset")
+        if d.get("subset") is not None and d["subset"] < len(ds):
+            ds = ds.subset(d["subset"], seed=d.get("seed", 0))
+    else:
+        ds = _load_ds(d, d["split"], d.get("subset"))
     _save_npy(out_dir / "x.npy", ds.x.numpy())
     _save_npy(out_dir / "y.npy", ds.y.numpy().astype(np.int64))
     _save_npy(out_dir / "indices.npy", np.asarray(ds.indices, dtype=np.int64))
     _save_npy(out_dir / "images.npy", images_uint8(ds.x))
-    meta = {"name": params["dataset"]["name"], "split": ds.split, "class_names": list(ds.class_names),
+    meta = {"name": d["object_name"] if "object_name" in d else d["name"], "split": ds.split,
+            "class_names": list(ds.class_names),
             "image_shape": list(ds.image_shape), "n_samples": len(ds)}
     _json(out_dir / "meta.json", meta)
     return meta
@@ -74,34 +89,87 @@ def run_data(params, inputs, out_dir: Path, runtime) -> dict:
 
 # --- train ---------------------------------------------------------------------------------
 
+def dataset_dims(ds: Any) -> dict[str, Any]:
+    """What sizes a model for a dataset: classes and image shape (registry factories take them)."""
+    shape = list(ds.image_shape)
+    return {"num_classes": len(ds.class_names), "in_channels": shape[0], "input_size": shape[-1],
+            "image_shape": shape}
+
+
+def build_config_model(m: Any, base_dir: str | None, dims: dict[str, Any], checkpoint: bool = True):
+    """Build a [[models]] entry (ModelConfig) as the study does: arch + arch_kwargs, its checkpoint
+    (unless ``checkpoint=False``), mean/std; ``dims`` from :func:`dataset_dims`. -> (model, info)."""
+    from advtopo.models import build_model
+
+    dims = {k: dims[k] for k in ("num_classes", "in_channels", "input_size")}
+    return build_model(m.arch, m.arch_kwargs, checkpoint=m.checkpoint if checkpoint else None,
+                       mean=m.mean, std=m.std, base_dir=base_dir, **dims)
+
+
+def _object_model(runtime: dict[str, Any], name: str):
+    objects = runtime.get("model_objects") or {}
+    if name not in objects:
+        raise AdvtopoError(f"model {name!r} was passed to run_study(models=...) as an object; run the study "
+                           f"again with that model (its cached results are reused when its weights are unchanged)")
+    return objects[name]
+
+
 def run_train(params, inputs, out_dir: Path, runtime) -> dict:
-    """Train a model with its recipe (resumes from out_dir), or import a checkpoint."""
+    """Train a model with its recipe (resumes from out_dir), import a checkpoint, or store the
+    weights of a model object passed to run_study; writes checkpoint.pt and model.json."""
     import torch
 
-    from advtopo.models import create_model, load_checkpoint, save_checkpoint
+    from advtopo.models import build_model, create_model, load_checkpoint, save_checkpoint
     from advtopo.study import _train
 
     meta = _read_json(inputs["data"] / "meta.json")
     shape = meta["image_shape"]
     kw = {"num_classes": len(meta["class_names"]), "in_channels": shape[0], "input_size": shape[1]}
     device = _device(runtime)
+    spec = "arch_kwargs" in params  # models given by spec (any arch, arch_kwargs, mean/std)
+    norm = {"mean": params.get("mean"), "std": params.get("std")}
+    if params.get("object"):
+        model = _object_model(runtime, params["object"])
+        save_checkpoint(out_dir / "checkpoint.pt", model, {"arch": f"object:{params['class']}"})
+        _json(out_dir / "model.json", {"object": params["object"], "class": params["class"], **norm})
+        return {"metrics": {"object": params["class"]}}
     if params.get("checkpoint"):
-        model, cfg = load_checkpoint(params["checkpoint"], arch=params["arch"], **kw)
+        if spec:
+            model, info = build_model(params["arch"], params["arch_kwargs"], checkpoint=params["checkpoint"],
+                                      **norm, **kw)
+            # normalisation found in the checkpoint (RobustBench's mu/sigma) is kept with the model
+            norm = {"mean": info["mean"], "std": info["std"]}
+        else:
+            model, _ = load_checkpoint(params["checkpoint"], arch=params["arch"], **kw)
         save_checkpoint(out_dir / "checkpoint.pt", model, {"arch": params["arch"], **kw, "source": params["checkpoint"]})
         metrics: dict[str, Any] = {"loaded_from": params["checkpoint"]}
     else:
         d = params["dataset"]  # only trained models need the training data (and carry it in their params)
         torch.manual_seed(params["seed"])
-        model = create_model(params["arch"], **kw)
-        train_ds = _load_ds(d, d["train_split"], d.get("train_subset"))
-        test_ds = _load_ds(d, d["split"], d.get("subset"))
+        if spec:
+            model, _ = build_model(params["arch"], params["arch_kwargs"], **norm, **kw)
+        else:
+            model = create_model(params["arch"], **kw)
+        if "object_sha256" in d:  # datasets given to run_study(dataset=..., train_dataset=...)
+            train_ds = _object_dataset(runtime, "train_dataset")
+            if d.get("train_subset") is not None and d["train_subset"] < len(train_ds):
+                train_ds = train_ds.subset(d["train_subset"], seed=d.get("seed", 0))
+            test_ds = _object_dataset(runtime, "dataset")
+            if d.get("subset") is not None and d["subset"] < len(test_ds):
+                test_ds = test_ds.subset(d["subset"], seed=d.get("seed", 0))
+        else:
+            train_ds = _load_ds(d, d["train_split"], d.get("train_subset"))
+            test_ds = _load_ds(d, d["split"], d.get("subset"))
         recipe = dict(params["recipe"])
         recipe.setdefault("seed", params["seed"])
         metrics = _train.train(model, params["arch"], train_ds, test_ds, recipe, out_dir, device,
                                quiet=not runtime.get("verbose", True))
         if not (out_dir / "checkpoint.pt").exists():
             raise RuntimeError(f"training {params['arch']} wrote no checkpoint.pt into {out_dir}")
-    _json(out_dir / "model.json", {"arch": params["arch"], "model_kwargs": kw})
+    info_doc: dict[str, Any] = {"arch": params["arch"], "model_kwargs": kw}
+    if spec:
+        info_doc.update(arch_kwargs=params["arch_kwargs"], **norm)
+    _json(out_dir / "model.json", info_doc)
     return {"metrics": _jsonable(metrics)}
 
 
@@ -112,11 +180,26 @@ def _jsonable(obj: Any) -> Any:
         return str(obj)
 
 
-def _load_model(model_dir: Path, device):
-    from advtopo.models import load_checkpoint
+def _load_model(model_dir: Path, device, runtime: dict[str, Any] | None = None):
+    """The model a train task left in ``model_dir`` (checkpoint.pt + model.json), in eval mode."""
+    from advtopo.models import build_model, load_checkpoint
 
     info = _read_json(model_dir / "model.json")
-    model, _ = load_checkpoint(model_dir / "checkpoint.pt", arch=info["arch"], **info["model_kwargs"])
+    ckpt = model_dir / "checkpoint.pt"
+    if "object" in info:  # a copy of the user's object, so the study never moves or mutates it
+        import copy
+
+        from advtopo.models import add_input_normalization, load_weights, read_state_dict
+
+        model = copy.deepcopy(_object_model(runtime or {}, info["object"]))
+        load_weights(model, read_state_dict(ckpt))
+        if info.get("mean") is not None:
+            add_input_normalization(model, info["mean"], info["std"])
+    elif "arch_kwargs" in info:
+        model, _ = build_model(info["arch"], info["arch_kwargs"], checkpoint=ckpt, mean=info.get("mean"),
+                               std=info.get("std"), **info["model_kwargs"])
+    else:
+        model, _ = load_checkpoint(ckpt, arch=info["arch"], **info["model_kwargs"])
     return model.to(device).eval()
 
 
@@ -130,7 +213,7 @@ def run_attack(params, inputs, out_dir: Path, runtime) -> dict:
     from advtopo.adversarial import create_attack
 
     device = _device(runtime)
-    model = _load_model(inputs["model"], device)
+    model = _load_model(inputs["model"], device, runtime)
     x = torch.from_numpy(_load_npy(inputs["data"] / "x.npy"))
     y = torch.from_numpy(_load_npy(inputs["data"] / "y.npy"))
     from advtopo.adversarial.attacks import supported_kwargs
@@ -160,7 +243,7 @@ def run_capture(params, inputs, out_dir: Path, runtime) -> dict:
     from advtopo.activations import LayerSpec, capture
 
     device = _device(runtime)
-    model = _load_model(inputs["model"], device)
+    model = _load_model(inputs["model"], device, runtime)
     src = inputs["adv"] / "x_adv.npy" if "adv" in inputs else inputs["data"] / "x.npy"
     x = torch.from_numpy(_load_npy(src, mmap=True).copy())
     y = torch.from_numpy(_load_npy(inputs["data"] / "y.npy"))
@@ -305,7 +388,7 @@ def run_datapaths(params, inputs, out_dir: Path, runtime) -> dict:
     from advtopo.datapaths import DatapathExtractor, datapath_report
 
     device = _device(runtime)
-    model = _load_model(inputs["model"], device)
+    model = _load_model(inputs["model"], device, runtime)
     y = _load_npy(inputs["data"] / "y.npy")
     n = min(int(params["n_samples"]), len(y))
     x = torch.from_numpy(_load_npy(inputs["data"] / "x.npy", mmap=True)[:n].copy())
@@ -341,8 +424,13 @@ def graph_id(model: str, layer: str, attack: str, eps: float, mapper_set: str, n
 class Plan:
     """All tasks of a study, with lookups by meaning (model, attack, eps, ...)."""
 
-    def __init__(self, cfg: StudyConfig) -> None:
+    def __init__(self, cfg: StudyConfig, model_objects: dict[str, Any] | None = None,
+                 dataset: Any = None, train_dataset: Any = None) -> None:
         self.cfg = cfg
+        self.model_objects = dict(model_objects or {})  # name -> nn.Module given to run_study
+        self.dataset = dataset  # ImageDataset objects given to run_study (hashed by content)
+        self.train_dataset = train_dataset
+        self.memo: dict[str, Any] = {}
         self.tasks: list[Task] = []
         self.data: Task | None = None
         self.models: dict[str, Task] = {}
@@ -361,37 +449,109 @@ class Plan:
         return self.captures[(model, "clean", 0.0)] if eps == 0 else self.captures[(model, attack, float(eps))]
 
 
-def _dataset_slice(cfg: StudyConfig) -> dict[str, Any]:
-    return {k: v for k, v in asdict(cfg.dataset).items() if v is not None}
+def _dataset_slice(cfg: StudyConfig, plan: Plan | None = None) -> dict[str, Any]:
+    d = {k: v for k, v in asdict(cfg.dataset).items() if v is not None}
+    if plan is not None and plan.dataset is not None:
+        if "_dataset_slice" in plan.memo:  # hash the (possibly large) objects once per plan
+            return dict(plan.memo["_dataset_slice"])
+        # objects given to run_study: named by their content, not by the config's dataset name
+        d = {k: d[k] for k in ("subset", "train_subset", "seed") if k in d}
+        d.update(object_name=plan.dataset.name, object_sha256=dataset_sha256(plan.dataset))
+        if plan.train_dataset is not None:
+            d["train_object_sha256"] = dataset_sha256(plan.train_dataset)
+        plan.memo["_dataset_slice"] = dict(d)
+    return d
 
 
-def _file_digest(path: str) -> str:
+def dataset_sha256(ds: Any) -> str:
+    """An ImageDataset's identity for the cache: sha256 of its pixels, labels and class names."""
+    h = hashlib.sha256()
+    h.update(json.dumps([list(ds.class_names), list(ds.x.shape)]).encode())
+    h.update(ds.x.detach().cpu().contiguous().numpy().tobytes())
+    h.update(ds.y.detach().cpu().numpy().astype(np.int64).tobytes())
+    return h.hexdigest()
+
+
+def _file_digest(path: str, length: int = 16) -> str:
     p = Path(path)
     if not p.is_file():
-        raise AdvtopoError(f"checkpoint {path} does not exist")
+        raise AdvtopoError(f"file {path} does not exist")
     h = hashlib.sha256()
     with open(p, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()[:16]
+    return h.hexdigest()[:length]
 
 
 def plan_data(plan: Plan) -> None:
     cfg = plan.cfg
     plan.data = plan.add(Task("data", f"data {cfg.dataset.name} {cfg.dataset.split}", f"{HERE}:run_data",
-                              {"dataset": _dataset_slice(cfg)}))
+                              {"dataset": _dataset_slice(cfg, plan)}))
+
+
+def state_dict_sha256(model: Any) -> str:
+    """A model object's identity for the cache: the sha256 of its state_dict (names, dtypes,
+    shapes, bytes), so the same weights hit the cache and changed weights recompute."""
+    import torch
+
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        t = v.detach().cpu().contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _arch_source(arch: str, base_dir: str | None) -> tuple[str, str | None]:
+    """(arch with an absolute file path, sha256 of the file defining the factory or None for
+    the registry): editing the user's model file changes the task key, so results recompute."""
+    import inspect
+
+    from advtopo.models import resolve_arch
+    from advtopo.models.spec import _is_file_spec
+
+    if ":" not in arch:
+        return arch, None
+    target, _, attr = arch.rpartition(":")
+    if _is_file_spec(target):
+        path = Path(target).expanduser()
+        path = (path if path.is_absolute() else Path(base_dir or Path.cwd()) / path).resolve()
+        return f"{path}:{attr}", _file_digest(str(path), 64)
+    try:
+        src = inspect.getsourcefile(resolve_arch(arch, base_dir))
+    except TypeError:
+        src = None
+    return arch, (_file_digest(src, 64) if src else None)
 
 
 def plan_train(plan: Plan) -> None:
+    from advtopo.study.config import resolve_checkpoint
+
     cfg = plan.cfg
+    objects = plan.model_objects
     for i, m in enumerate(cfg.models):
         name = cfg.model_name(i)
-        params: dict[str, Any] = {"arch": m.arch, "seed": cfg.seed, "dataset": _dataset_slice(cfg), "_resumable": True}
-        if m.checkpoint:
-            params = {"arch": m.arch, "checkpoint": str(Path(m.checkpoint).resolve()),
-                      "digest": _file_digest(m.checkpoint)}
+        norm = {k: [float(v) for v in getattr(m, k)] for k in ("mean", "std") if getattr(m, k) is not None}
+        if name in objects:
+            obj = objects[name]
+            params: dict[str, Any] = {"object": name, "class": f"{type(obj).__module__}.{type(obj).__qualname__}",
+                                      "state_sha256": state_dict_sha256(obj), "mean": m.mean, "std": m.std}
+        elif m.checkpoint:
+            arch, arch_sha = _arch_source(m.arch, cfg.base_dir)
+            path = resolve_checkpoint(m.checkpoint, cfg.base_dir)
+            params = {"arch": arch, "arch_kwargs": dict(m.arch_kwargs), **norm, "checkpoint": str(path),
+                      "sha256": _file_digest(str(path), 64)}
+            if arch_sha:
+                params["arch_sha256"] = arch_sha
         else:
-            params["recipe"] = dict(m.train)
+            params = {"arch": m.arch, "seed": cfg.seed, "dataset": _dataset_slice(cfg, plan), "_resumable": True,
+                      "recipe": dict(m.train)}
+            if m.arch_kwargs or norm or ":" in m.arch:  # (plain registry models keep their old task keys)
+                arch, arch_sha = _arch_source(m.arch, cfg.base_dir)
+                params.update(arch=arch, arch_kwargs=dict(m.arch_kwargs), **norm)
+                if arch_sha:
+                    params["arch_sha256"] = arch_sha
         plan.models[name] = plan.add(Task("train", f"train {name}", f"{HERE}:run_train", params,
                                           {"data": plan.data}))
 
@@ -539,8 +699,9 @@ STAGES: list[tuple[str, Callable[[Plan], None]]] = [
 ]
 
 
-def make_plan(cfg: StudyConfig, stages: list[str] | None = None) -> Plan:
-    plan = Plan(cfg)
+def make_plan(cfg: StudyConfig, stages: list[str] | None = None, model_objects: dict[str, Any] | None = None,
+              dataset: Any = None, train_dataset: Any = None) -> Plan:
+    plan = Plan(cfg, model_objects, dataset, train_dataset)
     for name, fn in STAGES:
         if stages is None or name in stages:
             fn(plan)
