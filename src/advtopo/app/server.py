@@ -107,7 +107,10 @@ class AppHandler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def _send_json(self, obj: Any, status: int = 200, close: bool = False) -> None:
-        data = json.dumps(obj, separators=(",", ":"), allow_nan=False, default=_json_default).encode()
+        try:
+            data = json.dumps(obj, separators=(",", ":"), allow_nan=False, default=_json_default).encode()
+        except ValueError:  # NaN / Infinity (e.g. an undefined rank correlation in index.json): null in JSON
+            data = json.dumps(_finite(obj), separators=(",", ":"), allow_nan=False, default=_json_default).encode()
         self._send_bytes(data, "application/json; charset=utf-8", status, close=close)
 
     def _host_ok(self) -> bool:
@@ -306,6 +309,17 @@ class _QuietServer(ThreadingHTTPServer):
         if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)):
             return
         super().handle_error(request, client_address)
+
+
+def _finite(obj: Any) -> Any:
+    """``obj`` with every NaN / infinite float replaced by None (JSON has no such numbers)."""
+    if isinstance(obj, float):
+        return obj if obj == obj and abs(obj) != float("inf") else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def _json_default(obj: Any) -> Any:
