@@ -21,7 +21,8 @@ def _cfg(attacks: list[dict], checkpoint: str = "model.pt") -> dict:
             "models": [{"name": "net", "arch": "lenet5", "checkpoint": checkpoint}],
             "attacks": attacks, "layers": [{"module": "fc1"}], "capture": {"batch_size": 20},
             "mapper": [{"n_intervals": 3, "overlap": 0.3, "min_samples": 2}],
-            "persistence": {"enabled": False}, "vulnerability": {"enabled": False}}
+            "persistence": {"enabled": False}, "vulnerability": {"enabled": False},
+            "separability": {"enabled": False}, "stability": {"enabled": False}}
 
 
 @pytest.mark.parametrize("attack, key", [("fgsm", "steps"), ("cw", "random_start"), ("autoattack", "alpha")])

@@ -21,7 +21,8 @@ def study(models: list[dict], **over) -> dict:
          "layers": [{"module": "relu2", "summary": "top_l2"}, {"module": "fc1"}],
          "capture": {"batch_size": 30},
          "mapper": [{"n_intervals": 3, "overlap": 0.3, "min_samples": 2}],
-         "persistence": {"enabled": False}, "vulnerability": {"enabled": False}}
+         "persistence": {"enabled": False}, "vulnerability": {"enabled": False},
+         "separability": {"enabled": False}, "stability": {"enabled": False}}
     d.update(over)
     return d
 
@@ -105,6 +106,10 @@ min_samples = 2
 [persistence]
 enabled = false
 [vulnerability]
+enabled = false
+[separability]
+enabled = false
+[stability]
 enabled = false
 '''
 
@@ -237,3 +242,61 @@ def test_models_and_dataset_from_python(custom_dir, tmp_path):
     done = {t["label"] for t in m["tasks"].values() if t["status"] == "done"}
     assert "train net" in done and "train plain" not in done
     assert all("plain" not in label for label in done)
+
+
+# --- the real-scale example, end to end on generated CIFAR files and a random WRN-28-10 ------------
+
+def _write_cifar10(root, n_train: int, n_test: int) -> None:
+    """CIFAR-10 'python version' batches in the exact format of the official archive."""
+    import pickle
+
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True)
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    batches = [(f"data_batch_{i}", n_train) for i in range(1, 6)] + [("test_batch", n_test)]
+    for fname, n in batches:
+        d = {b"batch_label": fname.encode(), b"labels": rng.integers(0, 10, n).tolist(),
+             b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"filenames": [b"x.png"] * n}
+        with open(root / fname, "wb") as fh:
+            pickle.dump(d, fh, protocol=2)
+    with open(root / "batches.meta", "wb") as fh:
+        pickle.dump({b"label_names": [n.encode() for n in names], b"num_vis": 3072}, fh, protocol=2)
+
+
+@pytest.mark.slow  # runs in CI (slow = longer end to end, never skipped)
+def test_example_cifar10_robust_end_to_end(tmp_path):
+    """examples/cifar10_robust.toml with root/checkpoint/subset pointed at generated files: a random
+    WRN-28-10 saved the RobustBench way ({"state_dict": ...} with DataParallel's "module." prefix)."""
+    import tomllib
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "cifar10_robust.toml"
+    cfg = tomllib.loads(example.read_text())
+    _write_cifar10(tmp_path / "cifar-10-batches-py", 2, 12)
+    torch.manual_seed(0)
+    wrn = create_model("wrn28_10")
+    torch.save({"state_dict": {f"module.{k}": v for k, v in wrn.state_dict().items()}, "epoch": 200},
+               tmp_path / "wrn.pt")
+    # keep the example's model, attack and layer choices; shrink the amounts for a 2-core CPU
+    cfg["dataset"].update(root=str(tmp_path / "cifar-10-batches-py"), subset=10)
+    cfg["models"][0]["checkpoint"] = str(tmp_path / "wrn.pt")
+    cfg["attacks"][0].update(eps=[0.0, cfg["attacks"][0]["eps"][3]], steps=1)
+    cfg["layers"] = [cfg["layers"][1], cfg["layers"][3]]
+    cfg["mapper"] = [{**cfg["mapper"][0], "n_intervals": 2, "min_samples": 2}]
+    for off in ("persistence", "separability", "stability"):  # (their statistics need more than 10 images)
+        cfg[off] = {"enabled": False}
+    cfg["device"] = "cpu"
+    root = run_study(StudyConfig.from_dict(cfg), out=tmp_path / "run", verbose=False)
+    idx = json.loads((root / "index.json").read_text())
+    assert idx["dataset"]["name"] == "cifar10" and idx["dataset"]["image_shape"] == [3, 32, 32]
+    model = idx["models"][0]["name"]
+    got = {(g["layer"], g["eps"]) for g in idx["graphs"]}
+    assert got == {(la, e) for la in ("block2.layer.3", "relu") for e in (0.0, 8 / 255)}
+    for g in idx["graphs"]:
+        doc = json.loads((root / g["path"]).read_text())
+        assert len(doc["points"]["sample_id"]) == (10 if g["eps"] == 0 else 20) and doc["nodes"]
+    acts = open_run(root).activations(model, "block2.layer.3", "pgd", 0.0)
+    assert acts.shape == (10, 320)  # top_l2 keeps the channels of the block's output
+    adv = np.load(root / idx["images"]["adversarial"][f"{model}/pgd/{8 / 255:g}"]).astype(int)
+    clean = np.load(root / "images" / "clean.npy").astype(int)
+    assert 0 < np.abs(adv - clean).max() <= 9
