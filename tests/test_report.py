@@ -201,3 +201,17 @@ def test_app_serves_the_report_confined(report):
             assert exc.value.code == 404, bad
     finally:
         srv.shutdown()
+
+
+def test_cka_recomputed_from_stored_activations_when_not_stored(full_run, tmp_path):
+    from advtopo.report.sections import layers_section
+    from advtopo.study import open_run
+
+    copy = tmp_path / "run"
+    shutil.copytree(full_run, copy, ignore=shutil.ignore_patterns("report"))
+    index = json.loads((copy / "index.json").read_text())
+    stored = index["persistence"]["layer_distance"].pop("cka")
+    (copy / "index.json").write_text(json.dumps(index))
+    sec = layers_section(open_run(copy))
+    assert sec.present and sec.numbers["cka_source"].startswith("linear CKA recomputed")
+    np.testing.assert_allclose(sec.numbers["cka"], stored, atol=1e-6)
