@@ -200,8 +200,10 @@ def plan_stability(plan: Plan) -> None:
                     deps: dict[str, Task] = {"data": plan.data, "clean": plan.captures[(name, "clean", 0.0)]}
                     if eps > 0 and ms0.rows != "clean":
                         deps["adv"] = plan.captures[(name, a.name, float(eps))]
-                    for i, ms in enumerate(cfg.mapper):
-                        deps[f"g{i}"] = plan.graphs[graph_id(name, layer.key, a.name, eps, ms.name, len(cfg.mapper))][0]
+                    for i, ms in enumerate(cfg.mapper):  # the study's graphs, when the mapper stage is planned
+                        g = plan.graphs.get(graph_id(name, layer.key, a.name, eps, ms.name, len(cfg.mapper)))
+                        if g is not None:
+                            deps[f"g{i}"] = g[0]
                     params = {"layer": layer.key, "mapper": ms0.params(), "rows": ms0.rows if eps > 0 else "clean",
                               "grid": grid, "n_boot": st.n_boot, "level": st.level, "seed": cfg.seed}
                     label = graph_id(name, layer.key, a.name, eps, "", 1)
@@ -215,7 +217,8 @@ def plan_stability(plan: Plan) -> None:
 
 def publish_measures(root: Path, plan: Plan) -> dict[str, str]:
     """Write separability.json / stability.json from finished tasks; returns their index.json
-    entries (a disabled stage's file is removed, so the index never names a stale one)."""
+    entries (a disabled stage's file is removed; a stage left out of ``make_plan(stages=...)``
+    keeps its file, unnamed in this index)."""
     from advtopo.utils import atomic_write_json
 
     root = Path(root)
@@ -235,7 +238,7 @@ def publish_measures(root: Path, plan: Plan) -> dict[str, str]:
                "rows": rows}
         atomic_write_json(root / SEPARABILITY_FILE, doc)
         entries["separability"] = SEPARABILITY_FILE
-    elif (root / SEPARABILITY_FILE).exists():
+    elif not cfg.separability.enabled and (root / SEPARABILITY_FILE).exists():
         (root / SEPARABILITY_FILE).unlink()
     stab = getattr(plan, "stability", None) or []
     if stab:
@@ -257,7 +260,7 @@ def publish_measures(root: Path, plan: Plan) -> dict[str, str]:
                "rows": rows, "graphs": graphs}
         atomic_write_json(root / STABILITY_FILE, doc)
         entries["stability"] = STABILITY_FILE
-    elif (root / STABILITY_FILE).exists():
+    elif not cfg.stability.enabled and (root / STABILITY_FILE).exists():
         (root / STABILITY_FILE).unlink()
     return entries
 
