@@ -57,8 +57,11 @@ def render_page(meta: dict[str, Any], sections: list[dict[str, Any]], svgs: dict
            "Every number is in <code>findings.json</code>; the figures are in <code>figures/</code> as PNG and SVG."
            "</p>", "<table class='toc'>"]
     for s in sections:
-        v = s.get("verdict") if s["status"] == "ok" else s["status"]
-        badge = f"<span class='badge {_cls(v)}'>{e(v or 'figure')}</span>"
+        if s["status"] == "ok":
+            v = s.get("verdict")
+            badge = f"<span class='badge {_cls(v) if v else 'absent'}'>{e(v or 'figure')}</span>"
+        else:
+            badge = f"<span class='badge {'error' if s['status'] == 'error' else 'absent'}'>{e(s['status'])}</span>"
         out.append(f"<tr><td>{badge}</td><td><a href='#{e(s['key'])}'>{e(s['title'])}</a></td></tr>")
     out.append("</table>")
     for s in sections:
