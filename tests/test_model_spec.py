@@ -313,3 +313,22 @@ def test_cli_layers_any_spec(user_file, monkeypatch, capsys):
                           "--arch-kwargs", '{"depth": 3}'], capture_output=True, text=True, cwd=user_file)
     assert bad.returncode == 2 and "does not accept 'depth'" in bad.stderr and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_advtopo_checkpoint_of_a_custom_normalised_model_round_trips(user_file, tmp_path):
+    from advtopo.models import load_checkpoint, save_checkpoint
+
+    torch.manual_seed(2)
+    model, info = build_model("models/mynet.py:make_net", {"width": 3}, base_dir=user_file, mean=[0.5], std=[0.25])
+    config = {k: info[k] for k in ("arch", "arch_kwargs", "mean", "std")} | {"base_dir": str(user_file)}
+    save_checkpoint(tmp_path / "c.pt", model, config)
+    loaded, cfg = load_checkpoint(tmp_path / "c.pt")
+    x = _x()
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))  # normalisation re-applied from the config
+    assert hasattr(loaded, "input_normalize") and cfg["translation"] is None
+    again, info2 = build_model("models/mynet.py:make_net", {"width": 3}, base_dir=user_file, mean=[0.5], std=[0.25],
+                               checkpoint=tmp_path / "c.pt")
+    with torch.no_grad():
+        assert torch.equal(again(x), model(x))
+    assert info2["sha256"] and info2["renamed"] == []

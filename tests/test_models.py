@@ -53,14 +53,17 @@ def test_checkpoint_roundtrip(tmp_path):
     assert torch.equal(model.eval()(x), loaded(x))
 
 
-def test_foreign_state_dict_matched_by_order_only_on_request(tmp_path):
+def test_foreign_state_dict_matched_by_order(tmp_path):
     torch.manual_seed(0)
     model = create_model("resnet18")
     foreign = {f"backbone.param{i}": v.clone() for i, (k, v) in enumerate(model.state_dict().items())
                if not k.endswith("num_batches_tracked")}
     torch.save(foreign, tmp_path / "foreign.pth")
     with pytest.raises(AdvtopoError, match="missing key 'normalize.mean'.*unexpected key 'backbone.param0'.*match='order'"):
-        load_checkpoint(tmp_path / "foreign.pth", arch="resnet18")  # strict by name unless asked
+        load_checkpoint(tmp_path / "foreign.pth", arch="resnet18", match="name")  # strict by name when asked
+    # this legacy API's default ('auto') falls back to order and shape, and says so
+    loaded, cfg = load_checkpoint(tmp_path / "foreign.pth", arch="resnet18")
+    assert len(cfg["renamed"]) == len(foreign) and cfg["translation"] == "order"
     loaded, cfg = load_checkpoint(tmp_path / "foreign.pth", arch="resnet18", match="order")
     assert len(cfg["renamed"]) == len(foreign)
     x = torch.rand(2, 3, 32, 32)

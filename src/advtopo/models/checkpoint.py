@@ -268,16 +268,22 @@ def match_state_dict(model: nn.Module, tensors: dict[str, torch.Tensor]) -> tupl
 
 
 def load_checkpoint(path: str | os.PathLike[str], arch: str | None = None, verbose: bool = False,
-                    match: str = "name", **model_kwargs: Any) -> tuple[nn.Module, dict[str, Any]]:
-    """Load a registry model. advtopo checkpoints know their architecture; foreign files need ``arch``.
+                    match: str = "auto", **model_kwargs: Any) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a model. advtopo checkpoints know their architecture; foreign files need ``arch``.
 
-    Foreign weights load strictly by name (see :func:`load_weights`); ``match="order"`` opts in
-    to pairing by order and shape. Returns ``(model in eval mode, config)``; ``config['renamed']``
-    lists the (theirs -> ours) renames and ``config['translation']`` the layout applied.
+    ``arch`` (or the checkpoint config's) may be any spec :func:`advtopo.models.build_model` takes;
+    the config's ``arch_kwargs``, ``base_dir``, ``mean``/``std`` are honoured, so a model saved with
+    input normalisation comes back with it. ``match``: ``"name"`` is strict (see :func:`load_weights`);
+    ``"order"`` pairs tensors by order and shape; ``"auto"`` (this legacy API's default, kept for the
+    ``--arch`` CLIs) tries by name first and falls back to order, saying so
+    (``config['translation'] == 'order'``). :func:`advtopo.models.build_model`, the study's path, is
+    strict by default. Returns
+    ``(model in eval mode, config)``; ``config['renamed']`` lists the (theirs -> ours) renames and
+    ``config['translation']`` the layout applied.
     """
-    from advtopo.models.zoo import create_model
+    from advtopo.models.spec import add_input_normalization, build_model
 
-    check_choice("match", match, MATCH_MODES)
+    check_choice("match", match, (*MATCH_MODES, "auto"))
     path = Path(path)
     tensors, config, _stripped = _read(path)
     config = dict(config or {})
@@ -286,19 +292,34 @@ def load_checkpoint(path: str | os.PathLike[str], arch: str | None = None, verbo
         raise AdvtopoError(f"checkpoint {path} is a plain state_dict; say which architecture it is (arch=/--arch)")
     kw = {k: config[k] for k in ("num_classes", "in_channels", "input_size") if k in config}
     kw.update(model_kwargs)
-    model = create_model(arch, **kw)
-    report = load_weights(model, tensors, match=match, source=f"checkpoint {path}")
-    if report["normalization"] is not None:
-        from advtopo.models.spec import add_input_normalization
-
-        add_input_normalization(model, report["normalization"]["mean"], report["normalization"]["std"])
+    arch_kwargs = dict(config.get("arch_kwargs") or {})
+    arch_kwargs.update({k: v for k, v in kw.items() if k not in ("num_classes", "in_channels", "input_size")})
+    model, _info = build_model(arch, arch_kwargs, base_dir=config.get("base_dir"), num_classes=kw.get("num_classes"),
+                               in_channels=kw.get("in_channels"), input_size=kw.get("input_size"))
+    fallback = None
+    try:
+        report = load_weights(model, tensors, match="name" if match == "auto" else match, source=f"checkpoint {path}")
+    except AdvtopoError as exc:
+        if match != "auto":
+            raise
+        fallback = str(exc).split(" by name: ")[-1].split(" (checkpoint:")[0]
+        report = load_weights(model, tensors, match="order", source=f"checkpoint {path}")
+    norm = report["normalization"]
+    mean, std = config.get("mean"), config.get("std")
+    if mean is None and norm is not None:
+        mean, std = norm["mean"], norm["std"]
+    if mean is not None and std is not None:
+        add_input_normalization(model, mean, std)
     config.setdefault("arch", arch)
     config["source"] = str(path)
     config["renamed"] = report["renamed"]
     config["translation"] = report["translation"]
     if verbose and report["renamed"]:
-        how = "by order and shape" if match == "order" else f"as {report['translation']}"
-        print(f"renamed {len(report['renamed'])} tensors {how}:")
+        if report["translation"] == "order":
+            why = f" because the names differ ({fallback}); pass match='name' to refuse instead" if fallback else ""
+            print(f"matched {len(report['renamed'])} tensors by order and shape{why}:")
+        else:
+            print(f"renamed {len(report['renamed'])} tensors as {report['translation']}:")
         for a, b in report["renamed"]:
             print(f"  {a} -> {b}")
     model.eval()
