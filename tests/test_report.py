@@ -215,3 +215,44 @@ def test_cka_recomputed_from_stored_activations_when_not_stored(full_run, tmp_pa
     sec = layers_section(open_run(copy))
     assert sec.present and sec.numbers["cka_source"].startswith("linear CKA recomputed")
     np.testing.assert_allclose(sec.numbers["cka"], stored, atol=1e-6)
+
+
+@pytest.mark.browser
+def test_app_summary_links_the_report_in_a_browser(report):
+    """The Summary tab's link opens the served report; the page loads nothing but itself."""
+    import os
+
+    chromium = os.environ.get("ADVTOPO_CHROMIUM", "/usr/bin/chromium")
+    if not os.path.exists(chromium):
+        pytest.skip(f"{chromium} not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    from advtopo.app import serve
+
+    run, _, _ = report
+    srv = serve(run, port=0, open_browser=False, block=False)
+    try:
+        with sync_api.sync_playwright() as p:
+            b = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu",
+                                                                  "--disable-background-networking"])
+            pg = b.new_page()
+            errors, urls = [], []
+            pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            pg.on("pageerror", lambda e: errors.append(str(e)))
+            pg.goto(srv.url)
+            pg.wait_for_selector("body[data-ready='1']", timeout=60000)
+            pg.click(".tab[data-tab='summary']")
+            pg.wait_for_selector("#report-link a", timeout=30000)
+            with pg.context.expect_page() as new:
+                pg.click("#report-link a")
+            rep = new.value
+            rep.on("request", lambda r: urls.append(r.url))
+            rep.wait_for_load_state()
+            rep.reload()
+            assert rep.url == srv.url + "report/report.html"
+            assert rep.title().startswith("advtopo report")
+            assert rep.locator(".fig svg").count() >= 7
+            assert urls == [srv.url + "report/report.html"]
+            assert errors == []
+            b.close()
+    finally:
+        srv.shutdown()

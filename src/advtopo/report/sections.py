@@ -703,12 +703,14 @@ def gallery_section(run: Any, k: int = 8) -> Section:
         df = df[(df["model"] == model) & (df["attack"] == attack)]
     except (OSError, ValueError, ImportError):
         df = None
-    items, imgs_c, imgs_a = [], [], []
+    items, imgs_c, imgs_a, adv_cache = [], [], [], {}
     for s in v["samples"][:k]:
         sid = int(s["sample_id"])
         fa = s.get("fooled_at")
         e = min((x for x in eps_all if fa is not None and x >= fa - 1e-9), default=eps_all[-1])
-        adv = run.images(model, attack, e)
+        if e not in adv_cache:
+            adv_cache[e] = run.images(model, attack, e)
+        adv = adv_cache[e]
         item = {"sample_id": sid, "score": _num(s.get("score")), "fooled_at": fa, "eps": float(e)}
         if df is not None:
             r0 = df[(df["sample_id"] == sid) & np.isclose(df["eps"], 0.0)]
