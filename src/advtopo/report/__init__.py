@@ -109,6 +109,9 @@ def build_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | 
     atomic_write_json(out / FINDINGS_FILE, _strict(findings))
     page = out / REPORT_FILE
     atomic_write_text(page, render_page(meta, results, svgs))
+    for p in [page, out / FINDINGS_FILE, manifest_path, *(out / f for e in new_manifest.values()
+                                                          for f in (e["png"], e["svg"]))]:
+        os.chmod(p, 0o644)  # atomic writes create 0600 temp files; a report is meant to be shared
     say(f"report: {page} ({page.stat().st_size / 1e6:.1f} MB), {len(new_manifest)} figures, "
         f"{FINDINGS_FILE}; {time.perf_counter() - t0:.1f}s")
     return page
