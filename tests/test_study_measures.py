@@ -156,9 +156,12 @@ def test_show_prints_the_separability_table(run_dir, capsys):
 
     assert main(["show", str(run_dir)]) == 0
     out = capsys.readouterr().out
-    assert "separability of the true classes" in out and "k-NN accuracy" in out
-    row = next(r for r in open_run(run_dir).separability()["rows"] if r["layer"] == "fc1" and r["eps"] == 0.3)
-    assert f"{row['knn_accuracy']['value']:6.3f} [{row['knn_accuracy']['lo']:5.3f}," in out
+    assert "separability of the true classes" in out and "k-NN accuracy under pgd" in out
+    rows = open_run(run_dir).separability()["rows"]
+    fc1 = {r["eps"]: r for r in rows if r["layer"] == "fc1"}
+    block = out[out.index("linear-probe accuracy under pgd"):]
+    line = next(ln for ln in block.splitlines() if ln.startswith("std / fc1"))
+    assert line.split()[-2:] == [f"{fc1[0.0]['probe_accuracy']['value']:.3f}", f"{fc1[0.3]['probe_accuracy']['value']:.3f}"]
 
 
 # --- stability -----------------------------------------------------------------------------------

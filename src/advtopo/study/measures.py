@@ -265,21 +265,26 @@ def publish_measures(root: Path, plan: Plan) -> dict[str, str]:
     return entries
 
 
-def _fmt_ci(ci: dict | None) -> str:
-    if not ci or ci.get("value") is None:
-        return f"{'n/a':>21s}"
-    return f"{ci['value']:6.3f} [{ci['lo']:5.3f},{ci['hi']:5.3f}]"
-
-
 def format_separability(doc: dict[str, Any]) -> str:
-    """A short text table of separability.json (for ``advtopo show``)."""
+    """A short text table of separability.json (for ``advtopo show``): per attack and measure,
+    a row per (model, layer) and a column per eps, with the widest CI half-width in the title."""
     p = doc.get("params", {})
+    rows = doc.get("rows", [])
     lines = [f"separability of the true classes (adversarial rows at eps > 0; {p.get('cv')}-fold CV, "
-             f"k={p.get('k')}, {p.get('metric')}; {100 * p.get('level', 0.95):g}% bootstrap CI)",
-             f"{'model':20s} {'layer':10s} {'attack':8s} {'eps':>6s} {'k-NN accuracy':>21s} "
-             f"{'probe accuracy':>21s} {'silhouette':>21s}"]
-    for r in doc.get("rows", []):
-        lines.append(f"{r['model'][:20]:20s} {r['layer'][:10]:10s} {r['attack'][:8]:8s} {r['eps']:6g} "
-                     f"{_fmt_ci(r.get('knn_accuracy'))} {_fmt_ci(r.get('probe_accuracy'))} "
-                     f"{_fmt_ci(r.get('silhouette'))}")
+             f"k={p.get('k')}, {p.get('metric')}; {100 * p.get('level', 0.95):g}% bootstrap CIs in separability.json)"]
+    for attack in dict.fromkeys(r["attack"] for r in rows):
+        ra = [r for r in rows if r["attack"] == attack]
+        eps_list = sorted({r["eps"] for r in ra})
+        for key, title in (("knn_accuracy", "k-NN accuracy"), ("probe_accuracy", "linear-probe accuracy"),
+                           ("silhouette", "silhouette")):
+            cis = [r[key] for r in ra if r.get(key) and r[key].get("value") is not None]
+            half = max(((c["hi"] - c["lo"]) / 2 for c in cis), default=float("nan"))
+            lines.append("")
+            lines.append(f"{title} under {attack} (rows: model / layer, columns: eps; CI half-width <= {half:.3f})")
+            lines.append(f"{'model / layer':32s}" + "".join(f"{e:>8g}" for e in eps_list))
+            for model, layer in dict.fromkeys((r["model"], r["layer"]) for r in ra):
+                val = {r["eps"]: (r.get(key) or {}).get("value") for r in ra
+                       if r["model"] == model and r["layer"] == layer}
+                cells = "".join(f"{val[e]:8.3f}" if val.get(e) is not None else f"{'n/a':>8s}" for e in eps_list)
+                lines.append(f"{(model + ' / ' + layer)[:32]:32s}" + cells)
     return "\n".join(lines)
