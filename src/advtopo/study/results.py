@@ -153,11 +153,12 @@ def format_summary(run: Run) -> str:
         eps_list = att["eps"]
         lines.append("")
         lines.append(f"accuracy under {att['name']} (rows: model, columns: eps)")
-        lines.append(f"{'model':24s}" + "".join(f"{e:>8g}" for e in eps_list))
+        w = max([8] + [len(f"{e:g}") + 2 for e in eps_list])  # 8/255 prints as 0.0313725: keep a gap
+        lines.append(f"{'model':24s}" + "".join(f"{e:>{w}g}" for e in eps_list))
         for model in run.models:
             acc = {round(a["eps"], 9): a["accuracy"] for a in idx["accuracy"]
                    if a["model"] == model and a["attack"] == att["name"]}
-            lines.append(f"{model:24s}" + "".join(f"{acc.get(round(e, 9), float('nan')):8.3f}" for e in eps_list))
+            lines.append(f"{model:24s}" + "".join(f"{acc.get(round(e, 9), float('nan')):{w}.3f}" for e in eps_list))
     if idx.get("graphs"):
         lines.append("")
         lines.append(f"{'graph':44s} {'nodes':>6s} {'edges':>6s} {'comps':>6s} {'noise':>6s} {'purity':>7s}")
