@@ -114,17 +114,21 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "advtopo.cli", *args], capture_output=True, text=True)
 
 
-def test_cli_layers_and_errors():
-    ok = _cli("layers", "lenet5")
-    assert ok.returncode == 0 and "fc1" in ok.stdout and "(3136,)" in ok.stdout
+def test_cli_layers_and_errors(capsys):
+    from advtopo.cli import main
+
+    assert main(["layers", "lenet5"]) == 0
+    out = capsys.readouterr().out
+    assert "fc1" in out and "(3136,)" in out
+    assert main(["layers", "lenet5", "--input-shape", "1,30,30"]) == 2
+    assert "divisible by 4" in capsys.readouterr().err
+    assert main(["layers", "lenet5", "--input-shape", "1,28"]) == 2
+    assert main(["layers", "lenet5", "--input-shape", "3,32,32"]) == 0  # channels follow the input
+    assert main(["layers", "lenet5", "--checkpoint", "/nonexistent.pt"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["datasets"]) == 0
+    assert "CC BY-SA 3.0" in capsys.readouterr().out
+    # one real process: a user error is one line on stderr, exit 2, no traceback
     bad = _cli("layers", "lenet9")
     assert bad.returncode == 2 and "unknown model 'lenet9'" in bad.stderr and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
-    shape = _cli("layers", "lenet5", "--input-shape", "1,30,30")
-    assert shape.returncode == 2 and "divisible by 4" in shape.stderr
-    assert _cli("layers", "lenet5", "--input-shape", "1,28").returncode == 2
-    assert _cli("layers", "lenet5", "--input-shape", "3,32,32").returncode == 0  # channels follow the input
-    missing = _cli("layers", "lenet5", "--checkpoint", "/nonexistent.pt")
-    assert missing.returncode == 2 and "does not exist" in missing.stderr
-    ds = _cli("datasets")
-    assert ds.returncode == 0 and "CC BY-SA 3.0" in ds.stdout
