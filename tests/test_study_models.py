@@ -300,3 +300,21 @@ def test_example_cifar10_robust_end_to_end(tmp_path):
     adv = np.load(root / idx["images"]["adversarial"][f"{model}/pgd/{8 / 255:g}"]).astype(int)
     clean = np.load(root / "images" / "clean.npy").astype(int)
     assert 0 < np.abs(adv - clean).max() <= 9
+
+
+def test_zoo_checkpoint_in_a_study(tmp_path):
+    """checkpoint = "zoo:NAME" (the built-in, SHA-256-checked zoo) runs in a study; an unknown name is a
+    config error listing the available ones."""
+    from advtopo.errors import AdvtopoError
+
+    cfg = study([{"name": "zoo", "arch": "lenet5", "checkpoint": "zoo:mnist-lenet5-std"}],
+                dataset={"name": "mnist", "split": "test", "subset": 20},
+                layers=[{"module": "fc1"}])
+    root = run_study(StudyConfig.from_dict(cfg), out=tmp_path / "run", verbose=False)
+    idx = json.loads((root / "index.json").read_text())
+    clean = next(a["accuracy"] for a in idx["accuracy"] if a["eps"] == 0)
+    assert clean >= 0.9  # a trained MNIST model, not random weights
+    bad = study([{"name": "zoo", "arch": "lenet5", "checkpoint": "zoo:mnist-lenet5-sdt"}])
+    with pytest.raises(AdvtopoError, match=r"models\[0\] \(zoo\)\.checkpoint: unknown zoo checkpoint 'mnist-lenet5-sdt'.*"
+                                           r"mnist-lenet5-std"):
+        StudyConfig.from_dict(bad)
