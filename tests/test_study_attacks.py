@@ -15,10 +15,23 @@ from advtopo.study import StudyConfig, run_study
 pytestmark = pytest.mark.timeout(300)
 
 
-def _cfg(attacks: list[dict], checkpoint: str = "model.pt") -> dict:
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """One intra-op thread: on a busy 2-core machine torch's spinning worker threads made these
+    tiny models 20x slower (digits lenet5, 3 epochs: 38 s with 2 threads, 1.7 s with 1)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _cfg(attacks: list[dict], checkpoint: str | None = None) -> dict:
+    model = {"name": "net", "arch": "lenet5", **({"checkpoint": checkpoint} if checkpoint else {})}
     return {"name": "atk", "seed": 0, "device": "cpu",
             "dataset": {"name": "digits", "split": "test", "subset": 40},
-            "models": [{"name": "net", "arch": "lenet5", "checkpoint": checkpoint}],
+            "models": [model],
             "attacks": attacks, "layers": [{"module": "fc1"}], "capture": {"batch_size": 20},
             "mapper": [{"n_intervals": 3, "overlap": 0.3, "min_samples": 2}],
             "persistence": {"enabled": False}, "vulnerability": {"enabled": False},

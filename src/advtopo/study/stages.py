@@ -141,7 +141,10 @@ def run_train(params, inputs, out_dir: Path, runtime) -> dict:
             norm = {"mean": info["mean"], "std": info["std"]}
         else:
             model, _ = load_checkpoint(params["checkpoint"], arch=params["arch"], **kw)
-        save_checkpoint(out_dir / "checkpoint.pt", model, {"arch": params["arch"], **kw, "source": params["checkpoint"]})
+        # the spec travels with the weights, so a reader of the run can rebuild the model
+        spec_doc = {"arch_kwargs": params["arch_kwargs"], **norm} if spec else {}
+        save_checkpoint(out_dir / "checkpoint.pt", model,
+                        {"arch": params["arch"], **kw, **spec_doc, "source": params["checkpoint"]})
         metrics: dict[str, Any] = {"loaded_from": params["checkpoint"]}
     else:
         d = params["dataset"]  # only trained models need the training data (and carry it in their params)
