@@ -181,12 +181,14 @@ def test_stability_json_matches_graphs_built_directly(run_dir):
     # one setting rebuilt from the stored activations with a plain Mapper.fit (no sweep)
     y = _labels(run)
     X = np.concatenate([run.activations("std", "relu2"), run.activations("std", "relu2", "pgd", 0.3)])
-    s = next(s for s in r["settings"] if (s["n_intervals"], s["overlap"], s["metric"]) == (6, 0.5, "cosine"))
-    g = Mapper(n_intervals=6, overlap=0.5, metric="cosine", min_samples=2, random_state=1).fit(
-        X.astype(np.float32), metadata={"label": np.tile(y, 2)})
-    assert s["n_nodes"] == g.n_nodes
-    assert s["mean_purity"] == pytest.approx(graph_statistics(g)["mean_purity"], abs=1e-12)
-    assert s["mixing"] == pytest.approx(1 - np.nanmean(point_purity(g)), abs=1e-12)
+    # (euclidean is the first set's metric: the stage reuses that graph's resolved eps="auto")
+    for setting in ((6, 0.5, "cosine"), (4, 0.3, "euclidean")):
+        s = next(s for s in r["settings"] if (s["n_intervals"], s["overlap"], s["metric"]) == setting)
+        g = Mapper(n_intervals=setting[0], overlap=setting[1], metric=setting[2], min_samples=2, random_state=1).fit(
+            X.astype(np.float32), metadata={"label": np.tile(y, 2)})
+        assert s["n_nodes"] == g.n_nodes and s["n_noise"] == len(g.noise_rows)
+        assert s["mean_purity"] == pytest.approx(graph_statistics(g)["mean_purity"], abs=1e-12)
+        assert s["mixing"] == pytest.approx(1 - np.nanmean(point_purity(g)), abs=1e-12)
     for key in ("mean_purity", "mixing"):
         vals = [x[key] for x in r["settings"]]
         assert r[key] == pytest.approx({"min": min(vals), "median": float(np.median(vals)), "max": max(vals)})
