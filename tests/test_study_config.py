@@ -127,3 +127,40 @@ def test_mapper_and_persistence_settings_are_checked_by_their_stages():
     d["persistence"] = {"settings": {"max_pionts": 10}}
     with pytest.raises(AdvtopoError, match=r"persistence.settings: unknown persistence setting 'max_pionts'"):
         StudyConfig.from_dict(d)
+
+
+def test_a_model_needs_an_arch_unless_passed_as_an_object():
+    d = base()
+    d["models"] = [{"name": "mine"}]
+    with pytest.raises(AdvtopoError, match=r"models\[0\] \(mine\) needs arch: .*run_study\(models="):
+        StudyConfig.from_dict(d)
+    cfg = StudyConfig.from_dict(d, model_objects=["mine"])
+    assert cfg.model_names == ["mine"]
+    d["models"] = [{"name": "mine", "arch": "lenet5"}]
+    with pytest.raises(AdvtopoError, match=r"passed as an object .* used as is; leave out arch"):
+        StudyConfig.from_dict(d, model_objects=["mine"])
+
+
+def test_model_spec_keys_are_checked():
+    d = base()
+    d["models"] = [{"arch": "lenet5", "mean": [0.5]}]
+    with pytest.raises(AdvtopoError, match=r"give both mean and std"):
+        StudyConfig.from_dict(d)
+    d["models"] = [{"arch": "lenet5", "mean": [0.5], "std": [0.0]}]
+    with pytest.raises(AdvtopoError, match=r"std > 0"):
+        StudyConfig.from_dict(d)
+    d["models"] = [{"arch": "lenett5"}]
+    with pytest.raises(AdvtopoError, match=r"models\[0\]\.arch: .*did you mean 'lenet5'"):
+        StudyConfig.from_dict(d)
+    d["models"] = [{"arch": "nets/model.py:net"}]  # default name from the factory, not the path
+    with pytest.raises(AdvtopoError, match=r"arch file .*nets/model.py does not exist"):
+        StudyConfig.from_dict(d)
+
+
+def test_cifar10_example_is_valid_but_for_the_users_files():
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "cifar10_robust.toml"
+    with pytest.raises(AdvtopoError, match=r"models\[0\] \(wrn28_10_robust\)\.checkpoint: .*examples/checkpoints/"
+                                           r"Carmon2019Unlabeled.pt does not exist \(relative to the config's folder"):
+        StudyConfig.from_toml(example)
