@@ -167,12 +167,16 @@ def _read_json(run: Any, key: str) -> Any | None:
 
 
 def _trend_summary(series: list[dict[str, Any]], trends: list[dict[str, Any]], name: str, nd: int = 2) -> str:
-    falls = sum(t["falls"] for t in trends if t.get("judged"))
-    judged = sum(1 for t in trends if t.get("judged"))
-    parts = [f"{s['label']} {_f(t['start'], nd)}→{_f(t['end'], nd)}" for s, t in zip(series, trends)
-             if t.get("judged")][:8]
-    more = "" if judged <= 8 else f" (+{judged - 8} more)"
-    return f"{name} falls significantly in {falls}/{judged} series: " + "; ".join(parts) + more
+    """"<name> falls significantly in k/n series (monotonically in m): a 0.9→0.1; ...; not in: x"."""
+    pairs = [(s, t) for s, t in zip(series, trends) if t.get("judged")]
+    falls = sum(t["falls"] for _, t in pairs)
+    mono = sum(t["holds"] for _, t in pairs)
+    parts = [f"{s['label']} {_f(t['start'], nd)}→{_f(t['end'], nd)}" for s, t in pairs][:8]
+    more = "" if len(pairs) <= 8 else f" (+{len(pairs) - 8} more)"
+    not_falling = [s["label"] for s, t in pairs if not t["falls"]]
+    tail = f"; no significant fall: {', '.join(not_falling[:6])}" if not_falling else ""
+    return (f"{name} falls significantly in {falls}/{len(pairs)} series (monotonically in {mono}): "
+            + "; ".join(parts) + more + tail)
 
 
 # --- 1. accuracy vs eps ---------------------------------------------------------------
@@ -260,7 +264,7 @@ def purity_section(run: Any) -> Section:
     trends = [trend(s["eps"], s["mean_point_purity"], s["lo"], s["hi"]) for s in series]
     sec.numbers = {"series": series, "trends": trends, "mixing": "1 - mean point purity"}
     sec.verdict = series_verdict(trends)
-    sec.sentence = f"{sec.verdict.capitalize()}: " + _trend_summary(series, trends, "mean point purity") + "."
+    sec.sentence = f"{sec.verdict.capitalize()}: " + _trend_summary(series, trends, "mean point purity", 3) + "."
     sec.figure_input = {"series": series}
     sec.caption = ("Mean point purity (a row's mean over its nodes of 1/#classes; mixing = 1 − purity) of each "
                    "study graph vs attack eps; bands: 95% bootstrap CI over samples (clean and adversarial rows "
