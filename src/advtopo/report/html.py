@@ -25,6 +25,9 @@ padding:.6em .9em}code{background:#f2f2f2;padding:0 .25em;border-radius:3px;font
 """
 
 
+SCALE = 1.7  # px per pt of the inline SVGs
+
+
 def _cls(verdict: str | None) -> str:
     return re.sub(r"[^a-z]+", "-", (verdict or "absent").lower()).strip("-")
 
@@ -39,7 +42,16 @@ def inline_svg(svg: str, prefix: str) -> str:
     svg = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{p}-{m.group(1)}"', svg)
     svg = re.sub(r'href="#([^"]+)"', lambda m: f'href="#{p}-{m.group(1)}"', svg)
     svg = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{p}-{m.group(1)})", svg)
+    # matplotlib sizes in pt (1 pt = 1.33 px): show figures larger, the CSS keeps them within the page
+    svg = re.sub(r'<svg([^>]*?) width="([\d.]+)pt" height="([\d.]+)pt"',
+                 lambda m: f'<svg{m.group(1)} width="{float(m.group(2)) * SCALE:.0f}" '
+                           f'height="{float(m.group(3)) * SCALE:.0f}"', svg, count=1)
     return svg.strip()
+
+
+def _code(text: str) -> str:
+    """Escaped text with `backticked` parts as <code>."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
 def render_page(meta: dict[str, Any], sections: list[dict[str, Any]], svgs: dict[str, str]) -> str:
@@ -72,8 +84,8 @@ def render_page(meta: dict[str, Any], sections: list[dict[str, Any]], svgs: dict
                        f"{e(s.get('error', ''))}</div>")
             continue
         if s["status"] != "ok":
-            out.append(f"<div class='missing'><span class='badge absent'>not in this run</span>{e(s['missing'])}. "
-                       f"To produce it: {e(s['enable'])}.</div>")
+            out.append(f"<div class='missing'><span class='badge absent'>not in this run</span>{_code(s['missing'])}. "
+                       f"To produce it: {_code(s['enable'])}.</div>")
             continue
         fig = s.get("figure")
         if fig and fig["name"] in svgs:
