@@ -161,6 +161,14 @@ def test_cli_bad_run_dir_is_a_user_error(tmp_path, capsys):
     assert "not a finished run directory" in capsys.readouterr().err
 
 
+def test_cli_out_that_is_a_file_is_a_user_error(study_run, tmp_path, capsys):
+    from advtopo.cli import main
+
+    (tmp_path / "f").write_text("x")
+    assert main(["report", str(study_run), "--out", str(tmp_path / "f")]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+
 def test_verdict_rules():
     eps = [0.0, 0.1, 0.2]
     falls = trend(eps, [0.9, 0.6, 0.3], [0.85, 0.55, 0.25], [0.95, 0.65, 0.35])

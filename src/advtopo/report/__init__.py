@@ -48,6 +48,10 @@ def build_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | 
     run = open_run(run_dir)
     out = Path(out) if out is not None else run.root / "report"
     fig_dir = out / "figures"
+    if out.exists() and not out.is_dir():
+        from advtopo.errors import AdvtopoError
+
+        raise AdvtopoError(f"--out {out} is a file; give a folder (default: RUN/report)")
     fig_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = fig_dir / MANIFEST_FILE
     try:
