@@ -189,10 +189,21 @@ def main() -> None:
     p.add_argument("--names", nargs="*")
     p.add_argument("--grid-n", type=int, default=500)
     p.add_argument("--aa-n", type=int, default=100)
+    p.add_argument("--index", type=Path, default=ZOO / "index.json",
+                   help="index file to update (two builds at once: give the second its own, then --merge it)")
+    p.add_argument("--merge", type=Path, nargs="*", default=[], help="merge these index files into --index and exit")
     p.add_argument("--table", action="store_true", help="print the docs/zoo.md tables from index.json and exit")
     a = p.parse_args()
-    index_path = ZOO / "index.json"
+    index_path = a.index
     index = json.loads(index_path.read_text()) if index_path.exists() else {"format": "advtopo-zoo-v1", "models": []}
+    if a.merge:
+        for other in a.merge:
+            new = json.loads(other.read_text())["models"]
+            names = {m["name"] for m in new}
+            index["models"] = sorted([m for m in index["models"] if m["name"] not in names] + new,
+                                     key=lambda m: m["name"])
+        atomic_write_text(index_path, json.dumps(index, indent=1) + "\n")
+        return
     if a.table:
         print(markdown_table(index))
         return
