@@ -284,9 +284,16 @@ def load_checkpoint(path: str | os.PathLike[str], arch: str | None = None, verbo
     from advtopo.models.spec import add_input_normalization, build_model
 
     check_choice("match", match, (*MATCH_MODES, "auto"))
+    zoo_config: dict[str, Any] = {}
+    if isinstance(path, str) and path.startswith("zoo:"):  # a shipped checkpoint: advtopo zoo lists them
+        from advtopo.models.pretrained import get_pretrained, resolve_pretrained
+
+        entry = get_pretrained(path)
+        zoo_config = {"arch": entry.arch, "zoo": entry.name, **entry.model_kwargs()}
+        path = resolve_pretrained(path)
     path = Path(path)
     tensors, config, _stripped = _read(path)
-    config = dict(config or {})
+    config = {**zoo_config, **dict(config or {})}
     arch = arch or config.get("arch")
     if not arch:
         raise AdvtopoError(f"checkpoint {path} is a plain state_dict; say which architecture it is (arch=/--arch)")

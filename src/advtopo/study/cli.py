@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the built-in MNIST study, then open the web app")
     p.add_argument("--out", default=None, help="run directory (default: runs/demo)")
     p.add_argument("--no-serve", action="store_true", help="do not start the web app (scripts, tests)")
+    p.add_argument("--no-report", action="store_true", help="do not write RUN/report/ (advtopo report RUN does)")
+    p.add_argument("--train", action="store_true",
+                   help="train the four models from scratch (a few minutes on a CPU) instead of using the zoo's")
     p.add_argument("--device", default=None)
     p.add_argument("--executor", default="sequential")
     p.add_argument("--workers", type=int, default=None)
@@ -123,17 +126,18 @@ def _show(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from advtopo.study import demo_config_path, format_summary, open_run, run_study
 
-    root = run_study(demo_config_path(), out=args.out, executor=_executor(args), device=args.device)
+    root = run_study(demo_config_path(train=args.train), out=args.out, executor=_executor(args), device=args.device)
     print(format_summary(open_run(root)))
+    if not args.no_report:
+        from advtopo.report import build_report  # imported here only: the report sits above the study
+
+        print("\nwriting the report (figures reused when their inputs did not change)", flush=True)
+        html = build_report(root)
+        print(f"report: {html}")
     if args.no_serve:
-        print(f"\nresults: {root}  (advtopo show {root}; advtopo serve {root})")
+        print(f"\nresults: {root}  (advtopo show {root}; advtopo report {root}; advtopo serve {root})")
         return 0
-    try:
-        from advtopo.app import serve  # imported here only: the app sits above the study
-    except ImportError:
-        print(f"\nresults: {root}\nthe web app is not installed; read the run with "
-              f"`advtopo show {root}` or from Python: advtopo.study.open_run({str(root)!r})")
-        return 0
+    from advtopo.app import serve  # imported here only: the app sits above the study
     print("\nopening the web app (Ctrl-C to stop)", flush=True)
     serve(Path(root), host=args.host, port=args.port)  # prints the URL
     return 0
