@@ -20,6 +20,12 @@ def test_demo_and_example_configs_are_valid():
     assert len(cfg.models) >= 4 and cfg.dataset.name == "mnist"
     assert cfg.attacks[0].eps == [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3]
     cfg.check_layers_against_models()
+    # the default demo loads the zoo's models; --train trains the same four from scratch
+    assert all(m.checkpoint and m.checkpoint.startswith("zoo:") for m in cfg.models)
+    assert len(cfg.layers) >= 3 and {m.rows for m in cfg.mapper} == {"both", "adversarial"}
+    train_cfg = load_config(demo_config_path(train=True))
+    assert all(m.train and not m.checkpoint for m in train_cfg.models)
+    assert train_cfg.output_dir() != cfg.output_dir()
     from pathlib import Path
 
     example = Path(__file__).resolve().parents[1] / "examples" / "study.toml"
