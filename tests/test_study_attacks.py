@@ -12,19 +12,7 @@ from advtopo.errors import AdvtopoError
 from advtopo.models import save_checkpoint
 from advtopo.study import StudyConfig, run_study
 
-pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on a busy 2-core machine torch's spinning worker threads made these
-    tiny models 20x slower (digits lenet5, 3 epochs: 38 s with 2 threads, 1.7 s with 1)."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("one_torch_thread")]
 
 
 def _cfg(attacks: list[dict], checkpoint: str | None = None) -> dict:
