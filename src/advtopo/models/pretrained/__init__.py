@@ -112,16 +112,11 @@ def _sha256(path: Path) -> str:
 
 
 def load_pretrained(name: str):
-    """``(model, entry)``: the shipped model in eval mode, weights in float32."""
-    from safetensors.torch import load_file
-
-    from advtopo.models.zoo import create_model
+    """``(model, entry)``: the shipped model in eval mode, weights in float32 (strict load by name)."""
+    from advtopo.models.spec import build_model
 
     entry = get_pretrained(name)
-    tensors = load_file(str(resolve_pretrained(name)))
-    model = create_model(entry.arch, **entry.model_kwargs())
-    ours = model.state_dict()
-    model.load_state_dict({k: v.to(ours[k].dtype) for k, v in tensors.items()}, strict=True)
+    model, _info = build_model(entry.arch, checkpoint=PREFIX + entry.name, **entry.model_kwargs())
     return model.eval(), entry
 
 
