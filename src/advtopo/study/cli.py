@@ -88,7 +88,7 @@ def _export_activations(args: argparse.Namespace) -> int:
 
 
 def _executor(args):
-    from advtopo.study.tasks import make_executor
+    from advtopo.study.executors import make_executor
 
     return make_executor(args.executor, **({"n_workers": args.workers} if args.executor == "dask" else {}))
 

@@ -22,7 +22,8 @@ import numpy as np
 from advtopo import __version__
 from advtopo.study.config import StudyConfig, load_config
 from advtopo.study.stages import Plan, eps_key, load_stats, make_plan
-from advtopo.study.tasks import SequentialExecutor, Task, is_done, log
+from advtopo.study.executors import SequentialExecutor
+from advtopo.study.tasks import Task, is_done, log
 from advtopo.utils import atomic_write_json, atomic_write_text
 
 
