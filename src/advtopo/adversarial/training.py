@@ -22,6 +22,7 @@ import io
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -256,6 +257,25 @@ def _recipe(cfg: TrainConfig) -> dict[str, Any]:
 
 # --- the trainer -----------------------------------------------------------------------------
 
+@dataclass
+class _Tensors:
+    """The training and evaluation samples, on the training device."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_eval: torch.Tensor
+    y_eval: torch.Tensor
+
+
+@dataclass
+class _EpochResult:
+    loss: float
+    train_acc: float
+    seen: int
+    seconds: float
+    eps: float  # the training eps of the epoch's last batch (after warm-up)
+
+
 def train_model(arch_or_model: str | nn.Module, train_ds, test_ds, config: TrainConfig | dict[str, Any],
                 out_dir: str | os.PathLike[str], quiet: bool = False, arch: str | None = None) -> dict[str, Any]:
     """Train ``arch_or_model`` on ``train_ds``; evaluate each epoch on a subset of ``test_ds``.
@@ -263,78 +283,37 @@ def train_model(arch_or_model: str | nn.Module, train_ds, test_ds, config: Train
     Returns a summary: ``{"checkpoint", "epochs", "metrics" (last row), "history", "skipped",
     "resumed_from"}``. Re-running with the same ``out_dir`` resumes or skips.
     """
-    from advtopo.models import create_model, save_checkpoint
+    from advtopo.models import save_checkpoint
 
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(dict(config))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
-    c, h, w = train_ds.image_shape
-    num_classes = train_ds.num_classes
-    if isinstance(arch_or_model, str):
-        arch = arch_or_model
-        model = create_model(arch, num_classes=num_classes, in_channels=c, input_size=h)
-        fresh_model = True
-    elif isinstance(arch_or_model, nn.Module):
-        model = arch_or_model
-        arch = arch or type(model).__name__.lower()
-        fresh_model = False
-    else:
-        raise AdvtopoError(f"arch_or_model must be a model name or a torch.nn.Module, got {type(arch_or_model).__name__}")
-    ckpt_config = {"arch": arch, "dataset": train_ds.name, "num_classes": num_classes, "in_channels": c,
+    model, arch, fresh_model = _given_model(arch_or_model, arch, train_ds)
+    c, h, _ = train_ds.image_shape
+    ckpt_config = {"arch": arch, "dataset": train_ds.name, "num_classes": train_ds.num_classes, "in_channels": c,
                    "input_size": h, "seed": cfg.seed, "recipe": _recipe(cfg)}
-
     final = out / "checkpoint.pt"
-    if final.exists():
-        prev = _read_state_config(final)
-        if prev is not None:
-            _check_same(prev, ckpt_config, out)
-            if not quiet:
-                print(f"{out}: training already complete; skipped (delete {final.name} to retrain)")
-            return {"checkpoint": str(final), "epochs": cfg.epochs, "metrics": prev.get("metrics", {}),
-                    "history": prev.get("history", []), "skipped": True, "resumed_from": cfg.epochs}
+    done = _finished_run(final, ckpt_config, cfg, quiet)
+    if done is not None:
+        return done
 
     if test_ds.image_shape != train_ds.image_shape:
         raise AdvtopoError(f"train images {train_ds.image_shape} and test images {test_ds.image_shape} differ in shape")
     seed_everything(cfg.seed)
     if fresh_model:  # re-create under the seed so the initial weights depend on it only
-        model = create_model(arch, num_classes=num_classes, in_channels=c, input_size=h)
+        model = _create(arch, train_ds)
     model.to(device)
     check_input(model, train_ds, device, name=arch)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
-
-    train = train_ds.subset(cfg.train_subset, seed=cfg.seed) if cfg.train_subset else train_ds
-    evalset = test_ds.subset(cfg.eval_subset, seed=cfg.seed) if cfg.eval_subset else test_ds
-    mf = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    x_train = train.x.to(device).contiguous(memory_format=mf)
-    y_train = train.y.to(device)
-    x_eval, y_eval = evalset.x.to(device).contiguous(memory_format=mf), evalset.y.to(device)
+    data = _device_tensors(train_ds, test_ds, cfg, device)
 
     opt = _make_optimizer(model, cfg, device)
-    steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
+    steps_per_epoch = math.ceil(len(data.x_train) / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s, total_steps))
-    history: list[dict[str, Any]] = []
-    start_epoch = 0
-
-    state_path = out / "last.pt"
-    if state_path.exists():
-        try:
-            state = torch.load(state_path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # written-then-renamed, so this means a foreign/corrupt file
-            raise AdvtopoError(f"{state_path} is not a readable training state ({str(exc).splitlines()[0]}); "
-                               f"delete it to start over") from None
-        _check_same(json.loads(state["config"]), ckpt_config, out)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"], device)
-        history = json.loads(state["history"])
-        start_epoch = int(state["epoch"])
-        _write_metrics(out, history)
-        if not quiet:
-            print(f"{out}: resuming after epoch {start_epoch}/{cfg.epochs}")
+    history, start_epoch = _resume(out, model, opt, sched, device, ckpt_config, cfg, quiet)
 
     fwd = torch.compile(model) if cfg.compile else model
     use_amp = cfg.amp_bf16
@@ -345,67 +324,153 @@ def train_model(arch_or_model: str | nn.Module, train_ds, test_ds, config: Train
     eval_eps = cfg.eps if cfg.eval_eps is None else cfg.eval_eps
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
-        perm = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
-        perm = perm.to(device)
-        t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device)
-        seen = 0
-        bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", quiet)
-        for b in range(steps_per_epoch):
-            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            x, y = x_train[idx], y_train[idx]
-            gstep = epoch * steps_per_epoch + b
-            eps = eps_at(cfg, gstep, steps_per_epoch)
-            alpha = cfg.step_size * (eps / cfg.eps if cfg.eps > 0 else 1.0)
-            with autocast():
-                loss, logits = _loss(fwd, cfg, x, y, eps, alpha)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.detach().argmax(1) == y).sum()
-            seen += len(y)
-            if bar is not None:
-                bar.update(1)
-                if b % 10 == 0 or b == steps_per_epoch - 1:
-                    bar.set_postfix(refresh=False, loss=f"{loss.item():.3f}", eps=f"{eps:.3g}",
-                                    img_s=f"{seen / (time.perf_counter() - t0):.0f}")
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        train_time = time.perf_counter() - t0
-        if bar is not None:
-            bar.close()
+        ep = _train_epoch(fwd, model, opt, sched, cfg, data, epoch, steps_per_epoch, device, autocast, quiet)
         model.eval()
-        clean = _accuracy(fwd, x_eval, y_eval, cfg.eval_batch_size, autocast)
-        robust = (_robust_accuracy(fwd, x_eval, y_eval, eval_eps, cfg.eval_steps, cfg.eval_batch_size,
+        clean = _accuracy(fwd, data.x_eval, data.y_eval, cfg.eval_batch_size, autocast)
+        robust = (_robust_accuracy(fwd, data.x_eval, data.y_eval, eval_eps, cfg.eval_steps, cfg.eval_batch_size,
                                    cfg.seed, autocast) if eval_eps > 0 else clean)
-        row = {"epoch": epoch + 1, "loss": float(loss_sum.item() / seen),
-               "train_acc": float(correct.item() / seen), "clean_acc": clean, "pgd_acc": robust,
-               "eval_eps": eval_eps, "eval_n": len(x_eval), "train_eps": eps if cfg.method != "standard" else 0.0,
-               "lr": float(opt.param_groups[0]["lr"]), "time": train_time,
-               "images_per_s": seen / train_time if train_time > 0 else float("nan")}
+        row = {"epoch": epoch + 1, "loss": ep.loss, "train_acc": ep.train_acc, "clean_acc": clean, "pgd_acc": robust,
+               "eval_eps": eval_eps, "eval_n": len(data.x_eval), "train_eps": ep.eps if cfg.method != "standard" else 0.0,
+               "lr": float(opt.param_groups[0]["lr"]), "time": ep.seconds,
+               "images_per_s": ep.seen / ep.seconds if ep.seconds > 0 else float("nan")}
         history.append(row)
-        state = {"format": STATE_FORMAT, "epoch": epoch + 1, "config": json.dumps(ckpt_config),
-                 "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                 "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                 "rng": _rng_state(device), "history": json.dumps(history)}
-        _save_torch(state_path, state)  # the commit point of an epoch
-        _write_metrics(out, history)
-        if cfg.keep_epochs:
-            save_checkpoint(out / f"epoch_{epoch + 1:03d}.pt", model, {**ckpt_config, "metrics": row, "epoch": epoch + 1})
+        _commit_epoch(out, epoch, model, opt, sched, device, ckpt_config, history, cfg.keep_epochs)
         if not quiet:
             print(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['loss']:.4f}  clean {clean:.4f}  "
-                  f"pgd@{eval_eps:g} {robust:.4f}  ({row['images_per_s']:.0f} img/s, {train_time:.1f}s)", flush=True)
+                  f"pgd@{eval_eps:g} {robust:.4f}  ({row['images_per_s']:.0f} img/s, {ep.seconds:.1f}s)", flush=True)
 
     metrics = history[-1] if history else {}
     save_checkpoint(final, model.cpu(), {**ckpt_config, "metrics": metrics, "history": history})
     model.to(device)
     return {"checkpoint": str(final), "epochs": cfg.epochs, "metrics": metrics, "history": history,
             "skipped": False, "resumed_from": start_epoch}
+
+
+def _create(arch: str, train_ds) -> nn.Module:
+    from advtopo.models import create_model
+
+    c, h, _ = train_ds.image_shape
+    return create_model(arch, num_classes=train_ds.num_classes, in_channels=c, input_size=h)
+
+
+def _given_model(arch_or_model: str | nn.Module, arch: str | None, train_ds) -> tuple[nn.Module, str, bool]:
+    """(model, arch name, whether the trainer built it): a registry name is built here (and
+    rebuilt under the seed before training), a module is trained as given."""
+    if isinstance(arch_or_model, str):
+        return _create(arch_or_model, train_ds), arch_or_model, True
+    if isinstance(arch_or_model, nn.Module):
+        return arch_or_model, arch or type(arch_or_model).__name__.lower(), False
+    raise AdvtopoError(f"arch_or_model must be a model name or a torch.nn.Module, got {type(arch_or_model).__name__}")
+
+
+def _finished_run(final: Path, ckpt_config: dict[str, Any], cfg: TrainConfig, quiet: bool) -> dict[str, Any] | None:
+    """The summary of a finished training with the same config in ``final``'s folder, or None
+    (no final checkpoint, or one this trainer did not write)."""
+    if not final.exists():
+        return None
+    prev = _read_state_config(final)
+    if prev is None:
+        return None
+    out = final.parent
+    _check_same(prev, ckpt_config, out)
+    if not quiet:
+        print(f"{out}: training already complete; skipped (delete {final.name} to retrain)")
+    return {"checkpoint": str(final), "epochs": cfg.epochs, "metrics": prev.get("metrics", {}),
+            "history": prev.get("history", []), "skipped": True, "resumed_from": cfg.epochs}
+
+
+def _device_tensors(train_ds, test_ds, cfg: TrainConfig, device: torch.device) -> _Tensors:
+    train = train_ds.subset(cfg.train_subset, seed=cfg.seed) if cfg.train_subset else train_ds
+    evalset = test_ds.subset(cfg.eval_subset, seed=cfg.seed) if cfg.eval_subset else test_ds
+    mf = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    x_train = train.x.to(device).contiguous(memory_format=mf)
+    y_train = train.y.to(device)
+    x_eval, y_eval = evalset.x.to(device).contiguous(memory_format=mf), evalset.y.to(device)
+    return _Tensors(x_train, y_train, x_eval, y_eval)
+
+
+def _resume(out: Path, model: nn.Module, opt: torch.optim.Optimizer, sched, device: torch.device,
+            ckpt_config: dict[str, Any], cfg: TrainConfig, quiet: bool) -> tuple[list[dict[str, Any]], int]:
+    """(history, first epoch to run): the state of ``out/last.pt`` loaded into model, optimizer,
+    scheduler and RNG when a killed run left one, else ([], 0)."""
+    state_path = out / "last.pt"
+    if not state_path.exists():
+        return [], 0
+    try:
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # written-then-renamed, so this means a foreign/corrupt file
+        raise AdvtopoError(f"{state_path} is not a readable training state ({str(exc).splitlines()[0]}); "
+                           f"delete it to start over") from None
+    _check_same(json.loads(state["config"]), ckpt_config, out)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    _set_rng_state(state["rng"], device)
+    history = json.loads(state["history"])
+    start_epoch = int(state["epoch"])
+    _write_metrics(out, history)
+    if not quiet:
+        print(f"{out}: resuming after epoch {start_epoch}/{cfg.epochs}")
+    return history, start_epoch
+
+
+def _train_epoch(fwd: nn.Module, model: nn.Module, opt: torch.optim.Optimizer, sched, cfg: TrainConfig,
+                 data: _Tensors, epoch: int, steps_per_epoch: int, device: torch.device, autocast,
+                 quiet: bool) -> _EpochResult:
+    """One pass over the shuffled training set, one optimizer step per batch."""
+    perm = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
+    perm = perm.to(device)
+    t0 = time.perf_counter()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device)
+    seen = 0
+    bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", quiet)
+    for b in range(steps_per_epoch):
+        idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+        x, y = data.x_train[idx], data.y_train[idx]
+        gstep = epoch * steps_per_epoch + b
+        eps = eps_at(cfg, gstep, steps_per_epoch)
+        alpha = cfg.step_size * (eps / cfg.eps if cfg.eps > 0 else 1.0)
+        with autocast():
+            loss, logits = _loss(fwd, cfg, x, y, eps, alpha)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        sched.step()
+        loss_sum += loss.detach() * len(y)
+        correct += (logits.detach().argmax(1) == y).sum()
+        seen += len(y)
+        if bar is not None:
+            bar.update(1)
+            if b % 10 == 0 or b == steps_per_epoch - 1:
+                bar.set_postfix(refresh=False, loss=f"{loss.item():.3f}", eps=f"{eps:.3g}",
+                                img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - t0
+    if bar is not None:
+        bar.close()
+    return _EpochResult(loss=float(loss_sum.item() / seen), train_acc=float(correct.item() / seen), seen=seen,
+                        seconds=seconds, eps=eps)
+
+
+def _commit_epoch(out: Path, epoch: int, model: nn.Module, opt: torch.optim.Optimizer, sched, device: torch.device,
+                  ckpt_config: dict[str, Any], history: list[dict[str, Any]], keep_epochs: bool) -> None:
+    """Write the resume state (the commit point of an epoch), the metrics files and, with
+    ``keep_epochs``, the epoch's checkpoint."""
+    from advtopo.models import save_checkpoint
+
+    state = {"format": STATE_FORMAT, "epoch": epoch + 1, "config": json.dumps(ckpt_config),
+             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+             "rng": _rng_state(device), "history": json.dumps(history)}
+    _save_torch(out / "last.pt", state)
+    _write_metrics(out, history)
+    if keep_epochs:
+        save_checkpoint(out / f"epoch_{epoch + 1:03d}.pt", model, {**ckpt_config, "metrics": history[-1],
+                                                                   "epoch": epoch + 1})
 
 
 def _loss(model: nn.Module, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor, eps: float,
@@ -430,11 +495,7 @@ def _loss(model: nn.Module, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor, 
 def _progress(total: int, desc: str, quiet: bool):
     if quiet:
         return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    import sys
+    from tqdm.auto import tqdm  # imported when drawn: it looks for notebook widgets
 
     # in a log file (not a terminal) redraw every 30 s instead of many times a second
     interactive = getattr(sys.stderr, "isatty", lambda: False)()
