@@ -79,7 +79,35 @@ def persistence_stage(activations: Mapping[tuple, Any], sample_ids: Any, out_dir
     rng = np.random.default_rng(s["seed"])
     n = len(sample_ids)
     rows = np.sort(rng.choice(n, size=s["max_points"], replace=False)) if n > s["max_points"] else np.arange(n)
+    clouds = _point_clouds(activations, rows, n)
 
+    ld = LayerDistance(homology_dim=s["homology_dim"], metric=s["metric"], metric_params=s["metric_params"],
+                       point_metric=s["point_metric"], n_landmarks=s["n_landmarks"], scaling=s["scaling"])
+    diagrams, diag_paths, summaries = _write_diagrams(clouds, ld, s["maxdim"], out_dir)
+    # the first eps-0 cloud of each (model, layer) is its clean reference
+    clean: dict[tuple, tuple] = {}
+    for key in clouds:
+        if float(key[3]) == 0.0:
+            clean.setdefault((key[0], key[1]), key)
+    result: dict[str, Any] = {"settings": _jsonable(s), "n_points": int(len(rows)),
+                              "sample_ids": sample_ids[rows].tolist(),
+                              "diagrams": {gid: f"{prefix}/{rel}" for gid, rel in diag_paths.items()},
+                              "summaries": summaries}
+    if clean:
+        lay = _layer_distance(clouds, diagrams, clean, ld, s)
+        atomic_write_json(out_dir / "layer_distance.json", lay)
+        result["layer_distance"] = {**lay, "path": f"{prefix}/layer_distance.json"}
+    curves = _clean_vs_adv(clouds, diagrams, clean, ld, s)
+    atomic_write_json(out_dir / "clean_vs_adv.json", curves)
+    result["clean_vs_adv"] = curves
+    result["clean_vs_adv_path"] = f"{prefix}/clean_vs_adv.json"
+    if s["plots"]:
+        result["plots"] = _plot(result.get("layer_distance"), curves, out_dir)
+    return result
+
+
+def _point_clouds(activations: Mapping[tuple, Any], rows: np.ndarray, n: int) -> dict[tuple, np.ndarray]:
+    """Each key's [len(rows), d] float64 point cloud (feature maps reduced by top-L2)."""
     clouds: dict[tuple, np.ndarray] = {}
     for key, A in activations.items():
         if len(key) != 4:
@@ -88,10 +116,13 @@ def persistence_stage(activations: Mapping[tuple, Any], sample_ids: Any, out_dir
         if X.shape[0] != n:
             raise AdvtopoError(f"activations {key!r} have {X.shape[0]} rows, sample_ids has {n}")
         clouds[key] = np.asarray(X[rows], dtype=np.float64)
+    return clouds
 
-    ld = LayerDistance(homology_dim=s["homology_dim"], metric=s["metric"], metric_params=s["metric_params"],
-                       point_metric=s["point_metric"], n_landmarks=s["n_landmarks"], scaling=s["scaling"])
-    maxdim = s["maxdim"]
+
+def _write_diagrams(clouds: dict[tuple, np.ndarray], ld: LayerDistance, maxdim: int,
+                    out_dir: Path) -> tuple[dict[tuple, list[np.ndarray]], dict[str, str], list[dict[str, Any]]]:
+    """(diagrams H0..maxdim by key, "model/layer/attack/eps" -> file relative to ``out_dir``,
+    one summary row per key and dimension); each cloud's diagrams saved as one .npy."""
     diagrams, diag_paths, summaries = {}, {}, []
     for key, X in clouds.items():
         model, layer, attack, eps = key
@@ -103,37 +134,37 @@ def persistence_stage(activations: Mapping[tuple, Any], sample_ids: Any, out_dir
         with atomic_path(out_dir / rel) as tmp:
             with open(tmp, "wb") as fh:
                 np.save(fh, stack_diagrams(dg))
-        gid = "/".join(map(str, key))
-        diag_paths[gid] = f"{prefix}/{rel}"
+        diag_paths["/".join(map(str, key))] = rel
         for k, d in enumerate(dg):
             summaries.append({"model": model, "layer": layer, "attack": attack, "eps": float(eps), "dim": k,
                               **diagram_summary(d)})
+    return diagrams, diag_paths, summaries
 
-    clean: dict[tuple, tuple] = {}
-    for key in clouds:
-        if float(key[3]) == 0.0:
-            clean.setdefault((key[0], key[1]), key)
-    result: dict[str, Any] = {"settings": _jsonable(s), "n_points": int(len(rows)),
-                              "sample_ids": sample_ids[rows].tolist(), "diagrams": diag_paths,
-                              "summaries": summaries}
 
-    if clean:
-        labels = list(clean)
-        D = np.zeros((len(labels), len(labels)))
-        for i in range(len(labels)):
-            for j in range(i + 1, len(labels)):
-                D[i, j] = D[j, i] = ld.distance(diagrams[clean[labels[i]]], diagrams[clean[labels[j]]])
-        lay = {"labels": ["/".join(map(str, k)) for k in labels], "models": [k[0] for k in labels],
-               "layers": [k[1] for k in labels], "metric": s["metric"], "homology_dim": s["homology_dim"],
-               "matrix": D.tolist()}
-        ordered = {k: clouds[clean[k]] for k in labels}
-        for m in s["similarity"]:
-            S = similarity_matrix(ordered, m)
-            lay[m] = S.tolist()
-            lay[f"rank_correlation_{m}"] = rank_correlation(D, S)
-        atomic_write_json(out_dir / "layer_distance.json", lay)
-        result["layer_distance"] = {**lay, "path": f"{prefix}/layer_distance.json"}
+def _layer_distance(clouds: dict[tuple, np.ndarray], diagrams: dict[tuple, list[np.ndarray]],
+                    clean: dict[tuple, tuple], ld: LayerDistance, s: dict[str, Any]) -> dict[str, Any]:
+    """Diagram distances between all clean (model, layer) clouds, beside CKA/SVCCA and the
+    rank correlation of each similarity with the distances."""
+    labels = list(clean)
+    D = np.zeros((len(labels), len(labels)))
+    for i in range(len(labels)):
+        for j in range(i + 1, len(labels)):
+            D[i, j] = D[j, i] = ld.distance(diagrams[clean[labels[i]]], diagrams[clean[labels[j]]])
+    lay = {"labels": ["/".join(map(str, k)) for k in labels], "models": [k[0] for k in labels],
+           "layers": [k[1] for k in labels], "metric": s["metric"], "homology_dim": s["homology_dim"],
+           "matrix": D.tolist()}
+    ordered = {k: clouds[clean[k]] for k in labels}
+    for m in s["similarity"]:
+        S = similarity_matrix(ordered, m)
+        lay[m] = S.tolist()
+        lay[f"rank_correlation_{m}"] = rank_correlation(D, S)
+    return lay
 
+
+def _clean_vs_adv(clouds: dict[tuple, np.ndarray], diagrams: dict[tuple, list[np.ndarray]],
+                  clean: dict[tuple, tuple], ld: LayerDistance, s: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each cloud's diagram distance to its (model, layer)'s clean cloud, sorted by
+    (model, layer, attack, eps); clouds without a clean reference are left out."""
     curves = []
     for key in clouds:
         model, layer, attack, eps = key
@@ -147,24 +178,22 @@ def persistence_stage(activations: Mapping[tuple, Any], sample_ids: Any, out_dir
         row["distance_h0"] = diagram_distance(a[0], b[0], s["metric"], **s["metric_params"]) if key != ref else 0.0
         curves.append(row)
     curves.sort(key=lambda r: (str(r["model"]), str(r["layer"]), str(r["attack"]), r["eps"]))
-    atomic_write_json(out_dir / "clean_vs_adv.json", curves)
-    result["clean_vs_adv"] = curves
-    result["clean_vs_adv_path"] = f"{prefix}/clean_vs_adv.json"
+    return curves
 
-    if s["plots"]:
-        from advtopo.persistence import plots
 
-        pngs = {}
-        if clean:
-            p = out_dir / "layer_distance.png"
-            plots.plot_layer_matrices(result["layer_distance"], p)
-            pngs["layer_distance"] = f"{prefix}/layer_distance.png"
-        if any(r["eps"] > 0 for r in curves):
-            p = out_dir / "clean_vs_adv.png"
-            plots.plot_clean_vs_adv(curves, p)
-            pngs["clean_vs_adv"] = f"{prefix}/clean_vs_adv.png"
-        result["plots"] = pngs
-    return result
+def _plot(layer_distance: dict[str, Any] | None, curves: list[dict[str, Any]], out_dir: Path) -> dict[str, str]:
+    """The layer-distance and clean-vs-adversarial PNGs that have data; name -> path from the run dir."""
+    from advtopo.persistence import plots
+
+    prefix = out_dir.name
+    pngs = {}
+    if layer_distance is not None:
+        plots.plot_layer_matrices(layer_distance, out_dir / "layer_distance.png")
+        pngs["layer_distance"] = f"{prefix}/layer_distance.png"
+    if any(r["eps"] > 0 for r in curves):
+        plots.plot_clean_vs_adv(curves, out_dir / "clean_vs_adv.png")
+        pngs["clean_vs_adv"] = f"{prefix}/clean_vs_adv.png"
+    return pngs
 
 
 def _jsonable(obj: Any) -> Any:
