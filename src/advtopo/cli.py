@@ -1,32 +1,30 @@
 """The ``advtopo`` command. Each pipeline stage registers its own subcommands.
 
-Every stage package may provide ``<stage>/cli.py`` with ``register(subparsers)``; each
+Each stage package with commands has ``<stage>/cli.py`` with ``register(subparsers)``; each
 subcommand's handler receives the parsed ``argparse.Namespace`` and returns an exit code.
 User errors (:class:`advtopo.errors.AdvtopoError`) print one line and exit with code 2.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 from advtopo import __version__
+from advtopo.adversarial import cli as adversarial_cli
+from advtopo.app import cli as app_cli
+from advtopo.data import cli as data_cli
+from advtopo.datapaths import cli as datapaths_cli
 from advtopo.errors import AdvtopoError
+from advtopo.mapper import cli as mapper_cli
+from advtopo.models import cli as models_cli
+from advtopo.models.pretrained import cli as pretrained_cli
+from advtopo.persistence import cli as persistence_cli
+from advtopo.report import cli as report_cli
+from advtopo.study import cli as study_cli
 
-# Order = order in --help. Missing modules are skipped so stages can land independently.
-STAGE_CLIS = [
-    "advtopo.data.cli",
-    "advtopo.models.cli",
-    "advtopo.models.pretrained.cli",
-    "advtopo.adversarial.cli",
-    "advtopo.activations.cli",
-    "advtopo.mapper.cli",
-    "advtopo.persistence.cli",
-    "advtopo.datapaths.cli",
-    "advtopo.study.cli",
-    "advtopo.report.cli",
-    "advtopo.app.cli",
-]
+# Order = order in --help: the pipeline from data to the app.
+STAGE_CLIS = [data_cli, models_cli, pretrained_cli, adversarial_cli, mapper_cli, persistence_cli, datapaths_cli,
+              study_cli, report_cli, app_cli]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,14 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Start with `advtopo demo`; a whole study is `advtopo run study.toml` (see examples/study.toml).")
     parser.add_argument("--version", action="version", version=f"advtopo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for mod_name in STAGE_CLIS:
-        try:
-            mod = importlib.import_module(mod_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == mod_name:
-                continue
-            raise
-        mod.register(sub)
+    for stage_cli in STAGE_CLIS:
+        stage_cli.register(sub)
     return parser
 
 
