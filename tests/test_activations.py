@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from advtopo.activations import (SUMMARIES, capture, images_uint8, read_activations, sample_table,
-                                 summarize)
+from advtopo.activations import (SUMMARIES, capture, images_uint8, open_activations, read_activations,
+                                 sample_table, summarize)
 from advtopo.errors import AdvtopoError
 from advtopo.models import create_model
 
@@ -130,3 +130,52 @@ def test_summarize_dense_is_identity():
     t = torch.randn(4, 7)
     for s in SUMMARIES:
         np.testing.assert_array_equal(summarize(t, s).numpy(), t.numpy())
+
+
+def _small_store(tmp_path, rows=10, dim=4, chunk_rows=4):
+    from advtopo.activations import ActivationWriter
+
+    X = np.arange(rows * dim, dtype=np.float32).reshape(rows, dim)
+    X[4:8] = 0.0  # an all-zero chunk is stored too (else it would be indistinguishable from a lost one)
+    w = ActivationWriter(tmp_path / "s.zarr", rows, {"fc1": dim}, chunk_rows=chunk_rows)
+    w.write(0, {"fc1": X})
+    w.close()
+    return tmp_path / "s.zarr", X
+
+
+def test_store_keeps_all_zero_chunks_and_reads_back(tmp_path):
+    path, X = _small_store(tmp_path)
+    assert (path / "fc1" / "c" / "1" / "0").is_file()
+    np.testing.assert_array_equal(read_activations(path, "fc1"), X)
+
+
+def test_missing_chunk_is_an_error_naming_layer_and_chunk(tmp_path):
+    from advtopo.activations import CorruptActivations
+
+    path, _ = _small_store(tmp_path)
+    (path / "fc1" / "c" / "1" / "0").unlink()
+    with pytest.raises(CorruptActivations, match=r"layer 'fc1' is missing 1 of 3 chunks: 1 \(rows 4-7\)"):
+        read_activations(path, "fc1")
+    with pytest.raises(CorruptActivations, match="missing"):
+        open_activations(path)  # out-of-core readers are checked too
+
+
+def test_flipped_byte_is_an_error_naming_the_chunk(tmp_path):
+    from advtopo.activations import CorruptActivations
+
+    path, _ = _small_store(tmp_path)
+    chunk = path / "fc1" / "c" / "2" / "0"
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    with pytest.raises(CorruptActivations, match=r"layer 'fc1' chunk 2 \(rows 8-9\) is corrupt"):
+        read_activations(path)
+
+
+def test_lost_array_metadata_is_an_error_naming_the_layer(tmp_path):
+    from advtopo.activations import CorruptActivations
+
+    path, _ = _small_store(tmp_path)
+    (path / "fc1" / "zarr.json").unlink()
+    with pytest.raises(CorruptActivations, match="'fc1'"):
+        read_activations(path, "fc1")
