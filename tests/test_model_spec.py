@@ -13,8 +13,8 @@ import torch.nn as nn
 
 from advtopo.activations import capture
 from advtopo.errors import AdvtopoError
-from advtopo.models import (build_model, check_layers, create_model, list_layers, load_weights, read_state_dict,
-                            resolve_arch)
+from advtopo.models import (arch_file, build_model, check_layers, create_model, list_layers, load_weights,
+                            read_state_dict, resolve_arch)
 
 USER_MODEL = textwrap.dedent('''
     import torch
@@ -92,6 +92,16 @@ def test_file_spec_with_arch_kwargs_relative_to_base_dir(user_file):
     # an absolute path works without base_dir
     factory = resolve_arch(f"{user_file / 'models' / 'mynet.py'}:Net")
     assert factory.__name__ == "Net"
+
+
+def test_arch_file_is_the_absolute_file_of_a_file_spec_only(user_file, monkeypatch):
+    path = (user_file / "models" / "mynet.py").resolve()
+    assert arch_file("models/mynet.py:make_net", user_file) == path
+    assert arch_file(f"{path}:Net") == path  # absolute: base_dir not needed
+    monkeypatch.chdir(user_file)
+    assert arch_file("models/mynet.py:make_net") == path  # relative without base_dir: the working directory
+    # registry names and modules name no file
+    assert arch_file("lenet5") is None and arch_file("torchvision.models:resnet18") is None
 
 
 def test_module_spec_on_sys_path(tmp_path, monkeypatch):

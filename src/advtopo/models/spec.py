@@ -36,6 +36,17 @@ def _is_file_spec(target: str) -> bool:
     return target.endswith(".py") or "/" in target or os.sep in target
 
 
+def arch_file(spec: str, base_dir: str | os.PathLike[str] | None = None) -> Path | None:
+    """The absolute path of the file a ``"path/to/file.py:factory"`` arch names (a relative
+    path is taken from ``base_dir``, else the working directory); None for a registry name or
+    a module. The study hashes this file, so editing a user's model recomputes its results."""
+    target, sep, _ = spec.rpartition(":")
+    if not sep or not _is_file_spec(target):
+        return None
+    path = Path(target).expanduser()
+    return (path if path.is_absolute() else Path(base_dir or Path.cwd()) / path).resolve()
+
+
 def _callables(module: Any) -> list[str]:
     names = []
     for name, obj in vars(module).items():
@@ -87,11 +98,8 @@ def resolve_arch(spec: str, base_dir: str | os.PathLike[str] | None = None) -> C
     target, _, attr = spec.rpartition(":")
     if not target or not attr:
         raise AdvtopoError(f"arch {spec!r} must look like 'package.module:factory' or 'path/to/file.py:factory'")
-    if _is_file_spec(target):
-        path = Path(target).expanduser()
-        if not path.is_absolute():
-            path = Path(base_dir or Path.cwd()) / path
-        path = path.resolve()
+    path = arch_file(spec, base_dir)
+    if path is not None:
         if not path.is_file():
             raise AdvtopoError(f"arch file {path} does not exist (from arch {spec!r}"
                                + (f", relative to {base_dir}" if base_dir and not Path(target).is_absolute() else "")

@@ -119,8 +119,8 @@ def run_train(params, inputs, out_dir: Path, runtime) -> dict:
     weights of a model object passed to run_study; writes checkpoint.pt and model.json."""
     import torch
 
+    from advtopo.adversarial import TrainConfig, train_model
     from advtopo.models import build_model, create_model, load_checkpoint, save_checkpoint
-    from advtopo.study import _train
 
     meta = _read_json(inputs["data"] / "meta.json")
     shape = meta["image_shape"]
@@ -163,10 +163,10 @@ def run_train(params, inputs, out_dir: Path, runtime) -> dict:
         else:
             train_ds = _load_ds(d, d["train_split"], d.get("train_subset"))
             test_ds = _load_ds(d, d["split"], d.get("subset"))
-        recipe = dict(params["recipe"])
-        recipe.setdefault("seed", params["seed"])
-        metrics = _train.train(model, params["arch"], train_ds, test_ds, recipe, out_dir, device,
-                               quiet=not runtime.get("verbose", True))
+        # the device is a run-time choice, not part of the recipe (nor of the task key)
+        recipe = TrainConfig.from_dict({"seed": params["seed"], **params["recipe"], "device": str(device)})
+        metrics = train_model(model, train_ds, test_ds, recipe, out_dir, quiet=not runtime.get("verbose", True),
+                              arch=params["arch"])
         if not (out_dir / "checkpoint.pt").exists():
             raise RuntimeError(f"training {params['arch']} wrote no checkpoint.pt into {out_dir}")
     info_doc: dict[str, Any] = {"arch": params["arch"], "model_kwargs": kw}
@@ -331,7 +331,7 @@ def _k_distance_curve(X: np.ndarray, mp: dict, params: dict, points: int = 100) 
 def run_persistence(params, inputs, out_dir: Path, runtime) -> dict:
     """Persistence summaries of all captured point clouds (advtopo.persistence decides what)."""
     from advtopo.activations import read_activations
-    from advtopo.persistence import persistence_stage  # type: ignore[attr-defined]
+    from advtopo.persistence import persistence_stage
 
     acts = {}
     for entry in params["entries"]:
@@ -348,7 +348,7 @@ def run_vulnerability(params, inputs, out_dir: Path, runtime) -> dict:
     """Per sample: the mapper engine's vulnerability score and the smallest eps that fools it."""
     from advtopo.mapper import MapperGraph, roc_auc, vulnerability_scores
 
-    g = _graph_from_json(MapperGraph, inputs["graph"] / "graph.json")
+    g = MapperGraph.from_dict(_read_json(inputs["graph"] / "graph.json"))
     scores = vulnerability_scores(g)
     is_adv = np.asarray(g.metadata.get("is_adversarial", np.zeros(g.n_points, bool)), bool)
     sid = np.asarray(g.metadata["sample_id"])[~is_adv]
@@ -404,13 +404,6 @@ def run_datapaths(params, inputs, out_dir: Path, runtime) -> dict:
     _json(out_dir / "datapaths.json", doc)
     return {"n_samples": n, "retained_accuracy": doc["clean"]["retained_accuracy"],
             "kept_fraction_total": doc["clean"]["kept_fraction_total"]}
-
-
-def _graph_from_json(MapperGraph, path: Path):
-    d = _read_json(path)
-    if hasattr(MapperGraph, "from_dict"):
-        return MapperGraph.from_dict(d)
-    raise AdvtopoError("advtopo.mapper.MapperGraph has no from_dict; cannot score vulnerability")
 
 
 # --- plan ----------------------------------------------------------------------------------
@@ -511,16 +504,13 @@ def _arch_source(arch: str, base_dir: str | None) -> tuple[str, str | None]:
     the registry): editing the user's model file changes the task key, so results recompute."""
     import inspect
 
-    from advtopo.models import resolve_arch
-    from advtopo.models.spec import _is_file_spec
+    from advtopo.models import arch_file, resolve_arch
 
     if ":" not in arch:
         return arch, None
-    target, _, attr = arch.rpartition(":")
-    if _is_file_spec(target):
-        path = Path(target).expanduser()
-        path = (path if path.is_absolute() else Path(base_dir or Path.cwd()) / path).resolve()
-        return f"{path}:{attr}", _file_digest(str(path), 64)
+    path = arch_file(arch, base_dir)
+    if path is not None:
+        return f"{path}:{arch.rpartition(':')[2]}", _file_digest(str(path), 64)
     try:
         src = inspect.getsourcefile(resolve_arch(arch, base_dir))
     except TypeError:
@@ -612,10 +602,6 @@ def plan_mapper(plan: Plan) -> None:
 def plan_persistence(plan: Plan) -> None:
     cfg = plan.cfg
     if not cfg.persistence.enabled:
-        return
-    try:
-        from advtopo.persistence import persistence_stage  # type: ignore[attr-defined]  # noqa: F401
-    except ImportError:
         return
     deps: dict[str, Task] = {"data": plan.data}
     entries = []
