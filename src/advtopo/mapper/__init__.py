@@ -1,16 +1,19 @@
 """mapper stage: exact, fast mapper graphs of activations, with clean-vs-adversarial statistics.
 
-    from advtopo.mapper import Mapper
+    from advtopo.mapper import Mapper, MapperParams
     graph = Mapper(lens="l2norm", cover="uniform", n_intervals=10, overlap=0.3,
                    clusterer="dbscan", eps="auto", metric="euclidean").fit(X, metadata)
     graph.to_dict()   # the JSON the web app reads (docs/architecture.md)
+    params = MapperParams.from_dict({"n_intervals": 15, "metric": "cosine"})  # typed, checked
+    graph = Mapper.from_params(params).fit(X, metadata)
 """
 from advtopo.mapper.clusterers import CLUSTERERS, DBSCAN, HDBSCAN, SingleLinkage, SklearnClusterer, dbscan_labels, make_clusterer
 from advtopo.mapper.cover import COVERS, BalancedCover, Cover, CoverElements, KMapperCover, UniformCover, make_cover
 from advtopo.mapper.graph import MapperGraph
-from advtopo.mapper.lenses import LENSES, compute_lens
+from advtopo.mapper.lenses import LENSES, compute_lens, data_lenses
 from advtopo.mapper.mapper import Mapper, mapper_sweep
 from advtopo.mapper.neighbors import auto_eps, build_eps_graph, k_distance, knee_eps
+from advtopo.mapper.params import STUDY_KEYS, MapperParams
 from advtopo.mapper.stats import (
     graph_statistics, mixing_metrics, point_purity, rank_vulnerable, roc_auc, vulnerability_auc,
     vulnerability_scores,
@@ -18,8 +21,8 @@ from advtopo.mapper.stats import (
 from advtopo.mapper.synthetic import synthetic_activations
 
 __all__ = [
-    "Mapper", "MapperGraph", "mapper_sweep",
-    "LENSES", "compute_lens", "COVERS", "Cover", "CoverElements", "UniformCover", "KMapperCover", "BalancedCover",
+    "Mapper", "MapperGraph", "MapperParams", "STUDY_KEYS", "mapper_sweep",
+    "LENSES", "compute_lens", "data_lenses", "COVERS", "Cover", "CoverElements", "UniformCover", "KMapperCover", "BalancedCover",
     "make_cover", "CLUSTERERS", "DBSCAN", "SingleLinkage", "HDBSCAN", "SklearnClusterer", "make_clusterer",
     "dbscan_labels", "auto_eps", "k_distance", "knee_eps", "build_eps_graph",
     "graph_statistics", "mixing_metrics", "point_purity", "vulnerability_scores", "rank_vulnerable",

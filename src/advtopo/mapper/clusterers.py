@@ -13,6 +13,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from advtopo.errors import AdvtopoError, check_choice
+from advtopo.mapper._checks import check_eps, check_int_at_least
 from advtopo.registry import Registry
 
 CLUSTERERS: Registry[type] = Registry("clusterer")
@@ -35,20 +36,6 @@ class GraphClusterer:
     def finish(self, labels: np.ndarray) -> np.ndarray:
         """Post-process DBSCAN-style labels (single linkage drops small clusters); identity here."""
         return labels
-
-
-def _check_eps(eps: Any) -> Any:
-    if isinstance(eps, str):
-        if eps != "auto":
-            raise AdvtopoError(f"eps={eps!r} is not valid; allowed: a number > 0 or 'auto'")
-        return eps
-    try:
-        val = float(eps)
-    except (TypeError, ValueError):
-        raise AdvtopoError(f"eps={eps!r} is not valid; allowed: a number > 0 or 'auto'") from None
-    if not (val > 0 and np.isfinite(val)):
-        raise AdvtopoError(f"eps={eps!r} is not valid; allowed: a number > 0 or 'auto'")
-    return val
 
 
 _ONES = np.ones(0)
@@ -180,10 +167,8 @@ class DBSCAN(GraphClusterer):
     name = "dbscan"
 
     def __init__(self, eps: float | str = "auto", min_samples: int = 5) -> None:
-        self.eps = _check_eps(eps)
-        if isinstance(min_samples, bool) or int(min_samples) != min_samples or int(min_samples) < 1:
-            raise AdvtopoError(f"min_samples={min_samples!r} is not valid; allowed: an integer >= 1")
-        self.min_samples = int(min_samples)
+        self.eps = check_eps(eps)
+        self.min_samples = check_int_at_least(min_samples, 1, "min_samples")
 
     def __repr__(self) -> str:
         return f"DBSCAN(eps={self.eps!r}, min_samples={self.min_samples})"
@@ -205,10 +190,8 @@ class SingleLinkage(GraphClusterer):
     strict = True
 
     def __init__(self, threshold: float | str = "auto", min_cluster_size: int = 1) -> None:
-        self.eps = _check_eps(threshold)
-        if int(min_cluster_size) < 1:
-            raise AdvtopoError(f"min_cluster_size={min_cluster_size!r} is not valid; allowed: an integer >= 1")
-        self.min_cluster_size = int(min_cluster_size)
+        self.eps = check_eps(threshold, "threshold")
+        self.min_cluster_size = check_int_at_least(min_cluster_size, 1, "min_cluster_size")
         self.min_samples = 1
 
     def get_params(self) -> dict:

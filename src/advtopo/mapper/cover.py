@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from advtopo.errors import AdvtopoError, check_choice
+from advtopo.mapper._checks import check_n_intervals, check_overlap
 from advtopo.registry import Registry
 
 COVERS: Registry[type] = Registry("cover")
@@ -29,18 +30,7 @@ def _per_dim(value: Any, n_dims: int, param: str) -> list:
 def _check_intervals_overlap(n_intervals: Any, overlap: Any, n_dims: int) -> tuple[list[int], list[float]]:
     ns = _per_dim(n_intervals, n_dims, "n_intervals")
     ps = _per_dim(overlap, n_dims, "overlap")
-    out_n = []
-    for n in ns:
-        if isinstance(n, bool) or not float(n).is_integer() or int(n) < 1:
-            raise AdvtopoError(f"n_intervals={n!r} is not valid; allowed: an integer >= 1")
-        out_n.append(int(n))
-    out_p = []
-    for p in ps:
-        p = float(p)
-        if not (0.0 <= p < 1.0) or not np.isfinite(p):
-            raise AdvtopoError(f"overlap={p!r} is not valid; allowed: a number in [0, 1)")
-        out_p.append(p)
-    return out_n, out_p
+    return [check_n_intervals(n) for n in ns], [check_overlap(p) for p in ps]
 
 
 @dataclass

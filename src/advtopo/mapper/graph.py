@@ -7,7 +7,6 @@ TopoAct-style JSON and Mapper Interactive-style JSON.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,20 +16,9 @@ from scipy.sparse import csr_matrix, triu
 from scipy.sparse.csgraph import connected_components
 
 from advtopo.errors import AdvtopoError
+from advtopo.mapper.stats import _py, graph_statistics, node_statistics, point_purity
 
 META_COLUMNS = ("sample_id", "label", "prediction", "is_adversarial")
-
-
-def _py(v: Any) -> Any:
-    """numpy scalar -> JSON-friendly python value; NaN -> None."""
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating, float)):
-        f = float(v)
-        return None if math.isnan(f) else f
-    if isinstance(v, np.bool_):
-        return bool(v)
-    return v
 
 
 def _list(a: Any) -> list:
@@ -195,20 +183,14 @@ class MapperGraph:
 
     def node_stats(self) -> list[dict]:
         """Per node: size, class histogram, dominant class, purity, entropy, adversarial/misclassified fractions..."""
-        from advtopo.mapper.stats import node_statistics
-
         return node_statistics(self)
 
     def point_purity(self) -> np.ndarray:
         """Per row: mean over the nodes holding it of 1 / #distinct labels in the node (NaN if in no node)."""
-        from advtopo.mapper.stats import point_purity
-
         return point_purity(self)
 
     def stats(self) -> dict:
         """Per graph: counts, noise, size-weighted purity/entropy and the mixing metrics."""
-        from advtopo.mapper.stats import graph_statistics
-
         return graph_statistics(self)
 
     # ------------------------------------------------------------------ contract JSON

@@ -150,6 +150,12 @@ def tsne_lens(X, metadata=None, n_components: int = 1, random_state: int = 0, **
     )
 
 
+def data_lenses() -> tuple[str, ...]:
+    """The lens names computed from the point cloud alone: all but ``metadata`` (needs a column
+    of per-row values) and ``precomputed`` (needs the values). What the app offers for a rebuild."""
+    return tuple(name for name in LENSES.names() if name not in ("metadata", "precomputed"))
+
+
 def lens_name(spec: Any) -> str:
     """A short JSON-friendly name for a lens spec."""
     if isinstance(spec, str):

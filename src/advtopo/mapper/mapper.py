@@ -6,6 +6,7 @@ clusterers run per element on the element's rows.
 """
 from __future__ import annotations
 
+import inspect
 import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -15,13 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from advtopo.errors import AdvtopoError, check_choice
+from advtopo.errors import AdvtopoError, check_choice, did_you_mean
+from advtopo.mapper._checks import check_n_jobs, is_default
 from advtopo.mapper._kernels import HAVE_NUMBA, element_dbscan
 from advtopo.mapper.clusterers import GraphClusterer, SklearnClusterer, make_clusterer, sklearn_dbscan_metric
 from advtopo.mapper.cover import Cover, CoverElements, make_cover
 from advtopo.mapper.graph import MapperGraph, normalize_metadata
 from advtopo.mapper.lenses import compute_lens, lens_name
 from advtopo.mapper.neighbors import METRICS, EdgeList, EpsGraph, _as_float_matrix, auto_eps, build_eps_graph
+from advtopo.mapper.params import MapperParams
 
 
 class _Sorted:
@@ -163,6 +166,9 @@ def _relabel_only(labels: np.ndarray):
     return m, np.minimum(u, v), np.maximum(u, v), np.arange(m)
 
 
+_DEFAULT = MapperParams()  # the defaults of the signature below: one source, MapperParams
+
+
 class Mapper:
     """Mapper graphs of a point cloud (scikit-learn style: configure, then ``fit``).
 
@@ -178,25 +184,30 @@ class Mapper:
     backend/device: ``"numpy"`` (BLAS) or ``"torch"`` (``device="cuda"`` on a GPU) for the neighbour graph.
     n_jobs: threads for clustering the cover elements (-1: all cores, like the BLAS pair build;
         the graph does not depend on it).
+
+    ``__init__`` only stores its arguments; ``fit`` checks them (:meth:`MapperParams.validate`).
+    ``get_params``/``set_params`` read the signature, as scikit-learn's do, so
+    ``sklearn.base.clone`` works; :meth:`from_params` / :meth:`to_params` convert from and to
+    the typed :class:`MapperParams`.
     """
 
     def __init__(
         self,
-        lens: Any = "l2norm",
-        cover: str | Cover = "uniform",
-        clusterer: Any = "dbscan",
-        metric: str = "euclidean",
-        n_intervals: int | tuple = 10,
-        overlap: float | tuple = 0.3,
-        eps: float | str = "auto",
-        min_samples: int = 5,
-        backend: str = "numpy",
-        device: str = "cpu",
-        block_bytes: int = 1 << 26,
-        keep_means: bool = False,
-        random_state: int = 0,
-        verbose: bool = False,
-        n_jobs: int = -1,
+        lens: Any = _DEFAULT.lens,
+        cover: str | Cover = _DEFAULT.cover,
+        clusterer: Any = _DEFAULT.clusterer,
+        metric: str = _DEFAULT.metric,
+        n_intervals: int | tuple = _DEFAULT.n_intervals,
+        overlap: float | tuple = _DEFAULT.overlap,
+        eps: float | str = _DEFAULT.eps,
+        min_samples: int = _DEFAULT.min_samples,
+        backend: str = _DEFAULT.backend,
+        device: str | None = _DEFAULT.device,
+        block_bytes: int = _DEFAULT.block_bytes,
+        keep_means: bool = _DEFAULT.keep_means,
+        random_state: int | None = _DEFAULT.random_state,
+        verbose: bool = _DEFAULT.verbose,
+        n_jobs: int = _DEFAULT.n_jobs,
     ) -> None:
         self.lens = lens
         self.cover = cover
@@ -214,18 +225,48 @@ class Mapper:
         self.verbose = verbose
         self.n_jobs = n_jobs
 
-    def get_params(self) -> dict:
-        return {k: getattr(self, k) for k in ("lens", "cover", "clusterer", "metric", "n_intervals", "overlap",
-                                             "eps", "min_samples", "backend", "device")}
+    # ------------------------------------------------------------------ parameters
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        """The ``__init__`` parameters, read from the signature (scikit-learn's rule: no hand-kept list)."""
+        params = inspect.signature(cls.__init__).parameters.values()
+        return [p.name for p in params if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Every ``__init__`` parameter and its value (``deep`` is accepted for scikit-learn's
+        ``clone``; a clusterer object's own parameters are not expanded)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> "Mapper":
+        """Set parameters by name (unknown names are refused with a suggestion); returns self."""
+        names = self._param_names()
+        for key, value in params.items():
+            if key not in names:
+                raise AdvtopoError(f"unknown Mapper parameter {key!r}{did_you_mean(key, names)}; "
+                                   f"allowed: {', '.join(names)}")
+            setattr(self, key, value)
+        return self
+
+    @classmethod
+    def from_params(cls, params: MapperParams) -> "Mapper":
+        """A Mapper with the parameters of ``params`` (checked by ``fit``, or before by ``params.validate``)."""
+        if not isinstance(params, MapperParams):
+            raise AdvtopoError(f"Mapper.from_params needs a MapperParams, got {type(params).__name__}; "
+                               "use Mapper(**kwargs) or MapperParams.from_dict(d)")
+        return cls(**params.kwargs())
+
+    def to_params(self) -> MapperParams:
+        """The parameters as a :class:`MapperParams`."""
+        return MapperParams(**self.get_params())
 
     def __repr__(self) -> str:
-        return "Mapper(" + ", ".join(f"{k}={v!r}" for k, v in self.get_params().items()) + ")"
+        """The parameters that differ from the defaults, as scikit-learn prints estimators."""
+        changed = {k: v for k, v in self.get_params().items() if not is_default(v, getattr(_DEFAULT, k))}
+        return "Mapper(" + ", ".join(f"{k}={v!r}" for k, v in changed.items()) + ")"
 
     # ------------------------------------------------------------------ helpers
     def _n_jobs(self) -> int:
-        n = self.n_jobs
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n == 0 or n < -1:
-            raise AdvtopoError(f"n_jobs={n!r} is not valid; allowed: -1 (all cores) or an integer >= 1")
+        n = check_n_jobs(self.n_jobs)
         if n == -1:
             try:
                 return len(os.sched_getaffinity(0))
@@ -248,13 +289,15 @@ class Mapper:
             return make_clusterer(self.clusterer, metric=self._metric(), **params)
         return make_clusterer(self.clusterer, metric=self._metric())
 
-    def _prepare(self, X, metadata, lens):
+    def _prepare(self, X, metadata, lens, n_samples: bool = True):
+        """X as a float matrix, the metadata, metric and lens; every parameter is checked first
+        (with the row count unless ``n_samples`` is False: a sweep checks each setting)."""
         X = _as_float_matrix(X)
-        self._n_jobs()  # validated before any work
+        params = self.to_params() if lens is None else self.to_params().replace(lens=lens)
+        params.validate(n_samples=len(X) if n_samples else None)
         md = normalize_metadata(metadata, len(X))
         metric = self._metric()
-        check_choice("backend", self.backend, ("numpy", "torch"))
-        lens_arr = compute_lens(self.lens if lens is None else lens, X, md, metric)
+        lens_arr = compute_lens(params.lens, X, md, metric)
         return X, md, metric, lens_arr
 
     def _resolve_eps(self, clusterer, X, metric):
@@ -352,10 +395,13 @@ class Mapper:
 
         Returns {(n_intervals, overlap, eps_requested): MapperGraph} in grid order.
         """
-        X, md, metric, lens_arr = self._prepare(X, metadata, lens)
+        X, md, metric, lens_arr = self._prepare(X, metadata, lens, n_samples=False)
         eps_list = list(eps) if eps is not None else [self.eps]
         if not eps_list or not list(n_intervals) or not list(overlap):
             raise AdvtopoError("sweep needs at least one value of n_intervals, overlap and eps")
+        base = self.to_params().replace(lens=lens_arr)  # the lens is computed: only the grid is left to check
+        for n_i, ov, e in itertools.product(n_intervals, overlap, eps_list):
+            base.replace(n_intervals=n_i, overlap=ov, eps=e).validate(n_samples=len(X))
         srt = _Sorted(lens_arr)
         covers = {}
         for n_i, ov in itertools.product(n_intervals, overlap):

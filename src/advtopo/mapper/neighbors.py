@@ -20,8 +20,8 @@ import numpy as np
 
 from advtopo.errors import AdvtopoError, check_choice
 from advtopo.mapper._kernels import HAVE_NUMBA, scan_block
+from advtopo.utils.metrics import METRICS
 
-METRICS = ("euclidean", "cosine")
 _REL_TOL = 3e-5  # relative float32 GEMM error band, generous (sqrt(d) * 2^-23 is ~2e-6 at d=512)
 
 

@@ -9,20 +9,49 @@ Definitions (also in docs/mapper.md):
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import numpy as np
+from scipy.sparse import csr_matrix
 
 from advtopo.errors import AdvtopoError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from advtopo.mapper.graph import MapperGraph
+
+class GraphLike(Protocol):
+    """What the statistics read of a graph (:class:`advtopo.mapper.MapperGraph` has it all);
+    a protocol, so this module needs nothing from graph.py, which imports it."""
+
+    members: Sequence[np.ndarray]
+    metadata: Mapping[str, np.ndarray]
+    n_points: int
+    lens: np.ndarray | None
+    row_l2: np.ndarray | None
+    sizes: np.ndarray
+    noise_rows: np.ndarray
+    elements: list[dict]
+    n_components: int
+
+    @property
+    def n_nodes(self) -> int: ...
+
+    @property
+    def n_edges(self) -> int: ...
+
+    def incidence(self) -> csr_matrix: ...
 
 
-def _py(v):
-    from advtopo.mapper.graph import _py as p
-
-    return p(v)
+def _py(v: Any) -> Any:
+    """numpy scalar -> JSON-friendly python value; NaN -> None."""
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        f = float(v)
+        return None if math.isnan(f) else f
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
 
 
 def _key(v) -> str:
@@ -45,7 +74,7 @@ def _entropy_bits(counts: np.ndarray) -> float:
     return float(-(p * np.log2(p)).sum() + 0.0)
 
 
-def _label_counts(g: "MapperGraph", column: str = "label"):
+def _label_counts(g: GraphLike, column: str = "label"):
     """(values, per-node count matrix) for a metadata column, or None."""
     if column not in g.metadata:
         return None
@@ -58,7 +87,7 @@ def _label_counts(g: "MapperGraph", column: str = "label"):
     return values, codes, counts
 
 
-def node_statistics(g: "MapperGraph") -> list[dict]:
+def node_statistics(g: GraphLike) -> list[dict]:
     """Per node: class_hist, dominant_class, purity, entropy, frac_adversarial, frac_misclassified,
     pred_hist, n_adversarial, mean_lens, mean_l2 (None where the metadata is missing)."""
     md = g.metadata
@@ -97,7 +126,7 @@ def node_statistics(g: "MapperGraph") -> list[dict]:
     return out
 
 
-def point_purity(g: "MapperGraph") -> np.ndarray:
+def point_purity(g: GraphLike) -> np.ndarray:
     """Per row: mean over nodes holding it of 1/#distinct labels (NaN for rows in no node or no labels)."""
     lab = _label_counts(g, "label")
     if lab is None or g.n_nodes == 0:
@@ -111,7 +140,7 @@ def point_purity(g: "MapperGraph") -> np.ndarray:
         return np.where(den > 0, num / np.maximum(den, 1), np.nan)
 
 
-def mixing_metrics(g: "MapperGraph") -> dict:
+def mixing_metrics(g: GraphLike) -> dict:
     """Numbers that grow as clean/adversarial classes become indistinguishable.
 
     - ``weighted_entropy``: size-weighted mean node entropy of true labels (bits).
@@ -161,7 +190,7 @@ def mixing_metrics(g: "MapperGraph") -> dict:
     return out
 
 
-def graph_statistics(g: "MapperGraph") -> dict:
+def graph_statistics(g: GraphLike) -> dict:
     """The ``stats`` block of the graph JSON."""
     lab = _label_counts(g, "label")
     sizes = g.sizes.astype(np.float64)
@@ -185,7 +214,7 @@ def graph_statistics(g: "MapperGraph") -> dict:
     return st
 
 
-def vulnerability_scores(g: "MapperGraph") -> np.ndarray:
+def vulnerability_scores(g: GraphLike) -> np.ndarray:
     """Per row: mean over the nodes holding it of the fraction of members whose true label differs.
 
     A clean sample sitting in nodes dominated by other classes is close (in activation space)
@@ -205,7 +234,7 @@ def vulnerability_scores(g: "MapperGraph") -> np.ndarray:
     return out
 
 
-def rank_vulnerable(g: "MapperGraph", top: int | None = None, clean_only: bool = True) -> list[dict]:
+def rank_vulnerable(g: GraphLike, top: int | None = None, clean_only: bool = True) -> list[dict]:
     """Rows ranked by vulnerability score (highest first; ties by row), clean rows only by default."""
     scores = vulnerability_scores(g)
     rows = np.arange(g.n_points)
@@ -239,7 +268,7 @@ def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     return float((ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
-def vulnerability_auc(g: "MapperGraph", fooled: np.ndarray) -> float:
+def vulnerability_auc(g: GraphLike, fooled: np.ndarray) -> float:
     """ROC AUC of the vulnerability score of the graph's clean rows against ``fooled`` (one per clean row)."""
     scores = vulnerability_scores(g)
     if "is_adversarial" in g.metadata:

@@ -14,8 +14,7 @@ import numpy as np
 
 from advtopo.errors import AdvtopoError
 from advtopo.persistence._validation import check_choice, check_float, check_int, check_point_cloud
-
-METRICS = ("euclidean", "cosine")
+from advtopo.utils.metrics import METRICS
 
 
 def pairwise_distances(X: np.ndarray, Y: np.ndarray | None = None, metric: str = "euclidean") -> np.ndarray:

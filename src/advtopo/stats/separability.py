@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 
 from advtopo.errors import AdvtopoError, check_choice
-
-METRICS = ("euclidean", "cosine")
+from advtopo.utils.metrics import METRICS
 
 
 def _check_xy(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
