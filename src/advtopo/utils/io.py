@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,23 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = 2) -> None:
     atomic_write_text(path, json.dumps(obj, indent=indent, default=_json_default) + "\n")
+
+
+def to_jsonable(obj: Any) -> Any:
+    """``obj`` as plain JSON data, so a strict encoder (``allow_nan=False``) accepts it: numpy (and
+    torch) scalars and arrays become Python numbers and lists, tuples lists, mapping keys text,
+    NaN and +-inf None; anything else (a Path, a callable, an estimator) its ``str()``."""
+    if isinstance(obj, float):
+        return float(obj) if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, (str, bool, int)):
+        return obj
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if hasattr(obj, "tolist"):  # numpy / torch scalars and arrays
+        return to_jsonable(obj.tolist())
+    return str(obj)
 
 
 def _json_default(obj: Any) -> Any:

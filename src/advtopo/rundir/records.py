@@ -1,0 +1,189 @@
+"""Typed entries of index.json, checked when a run is read and used when one is written.
+
+Each record's fields are the keys of its JSON object (docs/architecture.md, "Run directory");
+``from_dict`` checks every key it knows (a clear error names the bad one) and keeps the keys
+it does not know in ``extra``, so ``to_dict`` gives them back: a newer writer's additions
+survive a round trip.
+"""
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, ClassVar
+
+from advtopo.rundir.errors import ArtefactInvalid
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# annotation text -> (check, what the value must be)
+_SCALARS = {
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "float": (_is_number, "a number"),
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "dict": (lambda v: isinstance(v, dict), "an object"),
+    "Any": (lambda v: True, "anything"),
+}
+_RECORDS: dict[str, type[Record]] = {}
+
+
+def _show(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _parse(kind: str, value: Any, where: str) -> Any:
+    """``value`` checked against a field's annotation text ('float | None', 'list[GraphEntry]', ...)."""
+    if kind.endswith(" | None"):
+        return None if value is None else _parse(kind[: -len(" | None")], value, where)
+    if kind.startswith("list["):
+        if not isinstance(value, list):
+            raise ArtefactInvalid(f"{where} must be a list, got {_show(value)}")
+        return [_parse(kind[5:-1], v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if kind in _RECORDS:
+        return _RECORDS[kind].from_dict(value, where)
+    ok, what = _SCALARS[kind]
+    if not ok(value):
+        raise ArtefactInvalid(f"{where} must be {what}, got {_show(value)}")
+    return value
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, Record):
+        return v.to_dict()
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    return v
+
+
+@dataclass(kw_only=True)
+class Record:
+    """Base of the index records: checked ``from_dict``, ``to_dict`` in field order."""
+
+    OMIT_WHEN_DEFAULT: ClassVar[tuple[str, ...]] = ()  # keys left out of to_dict at their default
+    extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        _RECORDS[cls.__name__] = cls
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "") -> Any:
+        """The record of JSON object ``d``; ArtefactInvalid names the key at ``where`` that is wrong."""
+        if not isinstance(d, dict):
+            raise ArtefactInvalid(f"{where or cls.__name__} must be an object, got {_show(d)}")
+        kw, known = {}, set()
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            known.add(f.name)
+            if f.name in d:
+                kw[f.name] = _parse(str(f.type), d[f.name], f"{where}.{f.name}" if where else f.name)
+            elif f.default is MISSING and f.default_factory is MISSING:
+                raise ArtefactInvalid(f"{where or cls.__name__} lacks the key {f.name!r}")
+        return cls(**kw, extra={k: v for k, v in d.items() if k not in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "extra" or (f.name in self.OMIT_WHEN_DEFAULT and value == f.default):
+                continue
+            out[f.name] = _plain(value)
+        return {**out, **self.extra}
+
+
+@dataclass(kw_only=True)
+class DatasetEntry(Record):
+    name: str
+    split: str | None = None
+    class_names: list[str] = field(default_factory=list)
+    image_shape: list[int] | None = None  # [C, H, W]
+    n_samples: int | None = None
+
+
+@dataclass(kw_only=True)
+class ModelEntry(Record):
+    name: str
+    arch: str | None = None
+    train_eps: float | None = None
+    train: dict | None = None  # the training recipe; None for a loaded checkpoint
+    checkpoint: str | None = None  # relative path of checkpoint.pt
+    clean_accuracy: float | None = None
+
+
+@dataclass(kw_only=True)
+class AttackEntry(Record):
+    name: str
+    eps: list[float] = field(default_factory=list)
+    steps: int | None = None
+
+
+@dataclass(kw_only=True)
+class AccuracyEntry(Record):
+    model: str
+    attack: str
+    eps: float
+    accuracy: float | None
+
+
+@dataclass(kw_only=True)
+class GraphEntry(Record):
+    """One mapper graph: what it was built from, where its JSON lies, its kept statistics."""
+
+    OMIT_WHEN_DEFAULT: ClassVar[tuple[str, ...]] = ("mapper_set", "rows", "recomputed", "source")
+    id: str
+    model: str
+    layer: str
+    attack: str
+    eps: float
+    path: str
+    mapper_set: str | None = None
+    rows: str | None = None  # "both" (clean then adversarial), "adversarial" or "clean"; None: both
+    params: dict | None = None
+    stats: dict | None = None
+    recomputed: bool = False  # built by the web app (app-cache/recompute), not by the study
+    source: str | None = None  # the study graph a recomputed one started from
+
+
+@dataclass(kw_only=True)
+class ActivationEntry(Record):
+    """One layer's stored activations for one capture (model, attack, eps); eps 0 is "clean"."""
+
+    model: str
+    layer: str
+    attack: str
+    eps: float
+    is_adversarial: bool = False
+    summary: str | None = None
+    path: str  # a zarr store
+    array: str  # the array in it
+
+
+@dataclass(kw_only=True)
+class RunIndex(Record):
+    """index.json. Every key is optional on read (partial runs and hand-made fixtures open)."""
+
+    OMIT_WHEN_DEFAULT: ClassVar[tuple[str, ...]] = (
+        "persistence", "vulnerability", "datapaths", "separability", "stability")
+    format_version: int = 1  # runs written before the key existed are version 1
+    name: str = ""
+    created: str | None = None
+    dataset: DatasetEntry | None = None
+    models: list[ModelEntry] = field(default_factory=list)
+    attacks: list[AttackEntry] = field(default_factory=list)
+    layers: list[str] = field(default_factory=list)
+    layer_summaries: dict = field(default_factory=dict)
+    layer_modules: dict = field(default_factory=dict)
+    accuracy: list[AccuracyEntry] = field(default_factory=list)
+    images: dict = field(default_factory=dict)  # {"clean": path, "adversarial": {key: path}}
+    graphs: list[GraphEntry] = field(default_factory=list)
+    activations: list[ActivationEntry] = field(default_factory=list)
+    persistence: dict | None = None  # written by the persistence stage
+    # relative paths of the optional stages' files; anything but a path reads as "not computed"
+    vulnerability: Any = None
+    datapaths: Any = None
+    separability: Any = None
+    stability: Any = None
