@@ -1,12 +1,14 @@
 """Static export: one self-contained HTML file (data, code, styles and thumbnails inline).
 
-The file makes no network request: d3, the app's script and stylesheet are inlined, and
-the thumbnails are ``data:`` URIs. It opens from disk in any modern browser.
+The file makes no network request: d3, the app's scripts (all that index.html loads, in its
+order) and stylesheet are inlined, and the thumbnails are ``data:`` URIs. It opens from disk
+in any modern browser.
 """
 from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,8 @@ from .data import NotFound, RunData
 from .server import STATIC_DIR
 
 IMAGE_BUDGET = 24 * 1024 * 1024  # bytes of base64 thumbnails at most
+STYLESHEET_TAG = '<link rel="stylesheet" href="static/app.css">'
+SCRIPT_TAG = re.compile(r'<script src="static/([^"]+)"></script>')  # the page's scripts, vendor/ included
 
 
 def _script_json(obj: Any) -> str:
@@ -66,21 +70,30 @@ def build_html(run: RunData, graph_ids: list[str] | None = None, state: str | No
         st["graphs"] = ids[:4] if graph_ids else []
     if images:
         embed["images"] = _thumbnails(run, graphs, vul, dp if dp.get("available") else None)
+    return inline_page(f"window.ADVTOPO_EMBED={_script_json(embed)};").encode("utf-8")
+
+
+def inline_page(data_script: str) -> str:
+    """index.html with its stylesheet and every script it loads inlined, in the order the page
+    lists them (index.html is the one list of the front end's files); ``data_script`` runs
+    before the first of them."""
     html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    if STYLESHEET_TAG not in html:
+        raise RuntimeError(f"index.html lacks {STYLESHEET_TAG!r}")
     css = (STATIC_DIR / "app.css").read_text(encoding="utf-8")
-    d3 = (STATIC_DIR / "vendor" / "d3.min.js").read_text(encoding="utf-8")
-    app = (STATIC_DIR / "app.js").read_text(encoding="utf-8")
-    repl = {
-        '<link rel="stylesheet" href="static/app.css">': f"<style>\n{css}\n</style>",
-        '<script src="static/vendor/d3.min.js"></script>': f"<script>{_inline_js(d3)}</script>",
-        '<script src="static/app.js"></script>':
-            f"<script>window.ADVTOPO_EMBED={_script_json(embed)};</script>\n<script>{_inline_js(app)}</script>",
-    }
-    for old, new in repl.items():
-        if old not in html:
-            raise RuntimeError(f"index.html lacks {old!r}")
-        html = html.replace(old, new)
-    return html.encode("utf-8")
+    html = html.replace(STYLESHEET_TAG, f"<style>\n{css}\n</style>")
+    first = SCRIPT_TAG.search(html)
+    if first is None:
+        raise RuntimeError("index.html loads no script from static/")
+    html = html[:first.start()] + f"<script>{data_script}</script>\n" + html[first.start():]
+    return SCRIPT_TAG.sub(lambda m: f"<script>{_inline_js(_static_text(m.group(1)))}</script>", html)
+
+
+def _static_text(rel: str) -> str:
+    path = (STATIC_DIR / rel).resolve()
+    if not path.is_relative_to(STATIC_DIR.resolve()) or not path.is_file():
+        raise RuntimeError(f"index.html loads static/{rel}, which is not a file in {STATIC_DIR}")
+    return path.read_text(encoding="utf-8")
 
 
 def _thumbnails(run: RunData, graphs: dict[str, dict], vul: dict, datapaths: dict | None = None) -> dict:

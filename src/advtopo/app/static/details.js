@@ -1,0 +1,163 @@
+/* The node details panel (members by class, adversarial predictions, thumbnails, feature
+ * visualisation, CSV) and the sample locator (outline a sample in every graph, the list of
+ * the most vulnerable samples). */
+(function (A) {
+  "use strict";
+  const S = A.store, state = S.state, GRAPHS = S.graphs, $ = S.$;
+  const { fmt, esc } = A.format, { derive, locateIn } = A.graphmodel;
+  const DS = A.data.source;
+  const THUMB_LIMIT = 24;
+
+  function nodeDetail(g, nid) {
+    const i = derive(g).nodeById.get(nid);
+    const n = g.nodes[i], P = g.points || {};
+    const members = (n.members || []).map((r) => ({ row: r, sample_id: (P.sample_id || [])[r], label: (P.label || [])[r], prediction: (P.prediction || [])[r], adv: !!(P.is_adversarial || [])[r] }));
+    return { i, n, members };
+  }
+
+  // the "Members by class" and "Adversarial predictions" tables
+  function classTables(members) {
+    const byClass = new Map();
+    members.forEach((m) => { const b = byClass.get(m.label) || { c: m.label, clean: 0, adv: 0 }; m.adv ? b.adv++ : b.clean++; byClass.set(m.label, b); });
+    const rows = [...byClass.values()].sort((a, b) => b.clean + b.adv - (a.clean + a.adv) || a.c - b.c);
+    const maxB = d3.max(rows, (r) => r.clean + r.adv) || 1;
+    const flows = new Map();
+    members.filter((m) => m.adv).forEach((m) => { const k = `${m.label}→${m.prediction}`; flows.set(k, (flows.get(k) || 0) + 1); });
+    const flowRows = [...flows.entries()].sort((a, b) => b[1] - a[1]).slice(0, 8);
+    let html = `<h4>Members by class</h4><table class="t members-by-class"><tr><th>class</th><th class="num">clean</th><th class="num">adv</th><th></th></tr>`;
+    rows.forEach((r) => {
+      html += `<tr data-class="${r.c}"><td><span class="bar" style="width:9px;background:${S.ccolor(r.c)};border-radius:50%"></span> ${esc(S.cname(r.c))}</td>
+        <td class="num">${r.clean}</td><td class="num">${r.adv}</td>
+        <td style="width:40%"><span class="bar" style="width:${(70 * r.clean) / maxB}%;background:${S.ccolor(r.c)}"></span><span class="bar adv" style="width:${(70 * r.adv) / maxB}%;background-color:${S.ccolor(r.c)}"></span></td></tr>`;
+    });
+    html += `</table>`;
+    if (flowRows.length) {
+      html += `<h4>Adversarial predictions (true → predicted)</h4><table class="t"><tr><th>true</th><th>predicted</th><th class="num">n</th></tr>`;
+      flowRows.forEach(([k, v]) => { const [a, b] = k.split("→"); html += `<tr><td>${esc(S.cname(+a))}</td><td style="color:${a === b ? "inherit" : "var(--adv)"}">${esc(S.cname(+b))}</td><td class="num">${v}</td></tr>`; });
+      html += `</table>`;
+    }
+    return html;
+  }
+
+  // thumbnails: clean next to adversarial, per sample
+  function thumbnails(g, e, inMode) {
+    const sids = [...new Set(inMode.map((m) => m.sample_id))];
+    let html = `<h4>Samples (${sids.length}${sids.length > THUMB_LIMIT ? `, first ${THUMB_LIMIT}` : ""}) — clean | adversarial</h4><div class="thumbs">`;
+    const d = derive(g), P = g.points || {};
+    sids.slice(0, THUMB_LIMIT).forEach((sid) => {
+      const rws = d.rowsBySample.get(sid) || [];
+      const rc = rws.find((r) => !(P.is_adversarial || [])[r]), ra = rws.find((r) => !!(P.is_adversarial || [])[r]);
+      const lab = (P.label || [])[rws[0]];
+      const cimg = DS.image(sid, "clean", e), aimg = ra != null ? DS.image(sid, "adversarial", e) : null;
+      const pc = rc != null ? (P.prediction || [])[rc] : null, pa = ra != null ? (P.prediction || [])[ra] : null;
+      html += `<div class="pair" data-sid="${sid}" title="sample ${sid}: click to locate it in every graph"><div class="imgs">`;
+      html += `<figure>${cimg ? `<img src="${cimg}" alt="clean ${sid}">` : ""}<figcaption class="${pc != null && pc !== lab ? "wrong" : ""}">${pc != null ? "→ " + esc(S.cname(pc)) : "clean"}</figcaption></figure>`;
+      if (ra != null) html += `<figure>${aimg ? `<img src="${aimg}" alt="adversarial ${sid}">` : ""}<figcaption class="${pa !== lab ? "wrong" : ""}">→ ${esc(S.cname(pa))}</figcaption></figure>`;
+      html += `</div><div class="sid">#${sid} · ${esc(S.cname(lab))}</div></div>`;
+    });
+    return html + `</div>`;
+  }
+
+  function show(gid, nid) {
+    const g = GRAPHS.get(gid), e = S.entry.get(gid) || {};
+    const { i, n, members } = nodeDetail(g, nid);
+    const box = $("#details");
+    const inMode = members.filter((m) => state.points === "both" || (state.points === "clean" ? !m.adv : m.adv));
+    const nAdv = members.filter((m) => m.adv).length;
+    const nMis = members.filter((m) => m.prediction != null && m.prediction !== m.label).length;
+    let html = `<h2>Node ${esc(n.id)}</h2><div class="sub">${esc(S.graphLabel(e))}</div>`;
+    html += `<div class="stat-grid">
+      <div class="stat"><div class="k">members</div><div class="v" id="d-size">${members.length}</div></div>
+      <div class="stat"><div class="k">clean</div><div class="v">${members.length - nAdv}</div></div>
+      <div class="stat"><div class="k">adversarial</div><div class="v adv">${nAdv}</div></div>
+      <div class="stat"><div class="k">purity</div><div class="v">${fmt(n.purity)}</div></div>
+      <div class="stat"><div class="k">misclassified</div><div class="v">${nMis}</div></div>
+      <div class="stat"><div class="k">mean lens</div><div class="v">${fmt(n.mean_lens)}</div></div></div>`;
+    html += `<div class="actions">`;
+    if (DS.csvUrl) html += `<a class="btn small" id="d-csv" href="${DS.csvUrl(gid, nid)}" download>Members CSV</a>`;
+    else html += `<button class="btn small" id="d-csv">Members CSV</button>`;
+    html += `<button class="btn small" id="d-comp">Select component</button><button class="btn small" id="d-path">Shortest path to…</button></div>`;
+    html += `<h4>Feature visualisation</h4><div class="fv" id="d-fv">`;
+    html += DS.featurevis ? `<span class="spinner"></span> <span class="muted">optimising an image for the node's mean activation…</span>`
+      : `<span class="muted">feature visualisation needs the model: open the run with <code>advtopo serve</code></span>`;
+    html += `</div>`;
+    html += classTables(members) + thumbnails(g, e, inMode);
+    box.innerHTML = html;
+    box.querySelectorAll("img").forEach((im) => im.addEventListener("error", () => { im.style.visibility = "hidden"; }));
+    box.querySelectorAll(".pair").forEach((el) => el.addEventListener("click", () => locate(+el.dataset.sid)));
+    if (!DS.csvUrl) $("#d-csv").addEventListener("click", () => {
+      const lines = ["graph,node,row,sample_id,label,prediction,is_adversarial"].concat(members.map((m) => [gid, nid, m.row, m.sample_id, m.label, m.prediction, m.adv ? 1 : 0].join(",")));
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(new Blob([lines.join("\n") + "\n"], { type: "text/csv" }));
+      a.download = `${gid}_${nid}_members.csv`; a.click();
+    });
+    if (DS.featurevis) {
+      const fvBox = $("#d-fv");
+      DS.featurevis(gid, nid).then((fv) => {
+        if (!fvBox.isConnected) return;  // another node was opened meanwhile
+        if (!fv.available) { fvBox.innerHTML = `<span class="muted">not available: ${esc(fv.reason || "")}</span>`; return; }
+        fvBox.innerHTML = `<img class="fv-img" src="${fv.png}" alt="feature visualisation of node ${esc(nid)}" width="112" height="112">
+          <div class="fv-cap">the input that points layer <b>${esc(fv.layer)}</b> (${esc(fv.summary)}) along the node's mean activation
+          over its ${fv.n_rows} ${esc(fv.rows)} members; cosine <b id="d-fv-cos">${fv.cosine.toFixed(2)}</b></div>`;
+      }).catch((err) => {
+        if (fvBox.isConnected) fvBox.innerHTML = `<span class="muted">not available: ${esc(err.message)}</span>`;
+      });
+    }
+    $("#d-comp").addEventListener("click", () => A.graphs.selectComponent(gid, i));
+    $("#d-path").addEventListener("click", () => { state.pathPending = true; S.toast("click another node in the same graph (or shift-click)"); });
+  }
+
+  // ------------------------------------------------------------------ locator
+  function locate(sid) {
+    if (sid == null || Number.isNaN(sid)) return;
+    state.locate = sid;
+    $("#locate-input").value = sid;
+    document.querySelectorAll(".vuln").forEach((el) => el.classList.toggle("on", +el.dataset.sid === sid));
+    A.graphs.renderAll();
+    A.controls.showTab("graphs");
+  }
+  function renderLocatePanels() {
+    const info = $("#locate-info");
+    state.panels.forEach((p) => {
+      const el = p.el && p.el.querySelector(".panel-loc");
+      if (!el) return;
+      if (state.locate == null || !GRAPHS.has(p.id)) { el.textContent = ""; return; }
+      const L = locateIn(GRAPHS.get(p.id), state.locate);
+      if (!L.rows.length) { el.textContent = `sample ${state.locate}: not in this graph`; return; }
+      el.innerHTML = L.rows.map((r) => `${r.adv ? "adversarial" : "clean"} in <b>${r.nodes.length}</b> node${r.nodes.length === 1 ? "" : "s"}` +
+        (r.nodes.length ? ` (point purity ${fmt(r.purity)})` : " (noise)") + (r.pred != null ? `, predicted ${esc(S.cname(r.pred))}` : "")).join(" · ");
+      el.dataset.located = [...L.nodeSet].map((i) => GRAPHS.get(p.id).nodes[i].id).join(",");
+    });
+    if (state.locate == null) { info.innerHTML = ""; return; }
+    const sid = state.locate;
+    const anyG = state.panels.map((p) => GRAPHS.get(p.id)).find((g) => g && derive(g).rowsBySample.has(sid));
+    const lab = anyG ? (anyG.points.label || [])[derive(anyG).rowsBySample.get(sid)[0]] : null;
+    const img = DS.image(sid, "clean", null);
+    info.innerHTML = (img ? `<img src="${img}" alt="sample ${sid}">` : "") +
+      `<div><b>sample ${sid}</b>${lab != null ? ` · ${esc(S.cname(lab))}` : ""}</div>` +
+      `<div class="hint">${anyG ? "outlined in every graph that holds it" : "not in the graphs shown"}</div><div style="clear:both"></div>`;
+    const im = info.querySelector("img"); if (im) im.addEventListener("error", () => im.remove());
+  }
+
+  async function loadVulnerable() {
+    let v;
+    try { v = await DS.vulnerability(); } catch (e) { v = { samples: [] }; }
+    const list = (v && Array.isArray(v.samples) ? v.samples : []).filter((s) => s && s.sample_id != null)
+      .sort((a, b) => (b.score ?? -Infinity) - (a.score ?? -Infinity)).slice(0, 100);
+    const host = $("#vuln-list");
+    if (!list.length) { host.innerHTML = `<div class="hint">none in this run (vulnerability.json)</div>`; return; }
+    host.innerHTML = "";
+    list.forEach((s, k) => {
+      const el = document.createElement("div");
+      el.className = "vuln"; el.dataset.sid = s.sample_id;
+      const img = DS.image(s.sample_id, "clean", null);
+      el.innerHTML = `<span class="rk">${k + 1}</span>${img ? `<img src="${img}" alt="">` : ""}<div class="meta"><div><b>#${esc(s.sample_id)}</b>${s.label != null ? " · " + esc(S.cname(s.label)) : ""}</div>` +
+        `<div class="s">score ${fmt(s.score, 3)}${s.fooled_at != null ? ` · fooled at ε=${esc(s.fooled_at)}` : ""}</div></div>`;
+      el.addEventListener("click", () => locate(+s.sample_id));
+      const im = el.querySelector("img"); if (im) im.addEventListener("error", () => { im.style.visibility = "hidden"; });
+      host.appendChild(el);
+    });
+  }
+
+  A.details = { show, locate, renderLocatePanels, loadVulnerable };
+})(window.advtopo);

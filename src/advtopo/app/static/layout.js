@@ -1,0 +1,102 @@
+/* Layout helpers: the deterministic node positions of a mapper graph (force-directed, or
+ * x fixed to the mean lens value) and how a layout is fitted into a panel. Pure (d3's force
+ * simulation and scales only): window.advtopo.layout in the page, require() in Node's tests. */
+(function (root, factory) {
+  if (typeof module !== "undefined" && module.exports) module.exports = factory(require("./vendor/d3.min.js"));
+  else (root.advtopo = root.advtopo || {}).layout = factory(root.d3);
+})(typeof self !== "undefined" ? self : this, function (d3) {
+  "use strict";
+
+  const nodeSize = (x) => x.size || (x.members || []).length;
+
+  /** Ticks of the force simulation and how many of the last ones resolve collisions: big
+   * graphs get few ticks (they start from a lens-ordered guess). */
+  function tickPlan(n) {
+    const ticks = n > 1500 ? 40 : n > 400 ? 50 : 300;
+    return { ticks, late: n > 400 ? 8 : ticks };
+  }
+
+  /** Width of the lens axis in layout units for n nodes. */
+  function lensSpan(n) {
+    return Math.max(200, 22 * Math.sqrt(n) * 2.2);
+  }
+
+  /** The aspect bucket of a W x H panel (0.5 = wide, 1 = square, 2 = tall): one layout per bucket. */
+  function aspectBucket(W, H) {
+    return Math.pow(2, Math.max(-1, Math.min(1, Math.round(Math.log2(H / W)))));
+  }
+
+  /** Node positions of graph `g` (nodes, edges with source/target ids and jaccard, mean_lens).
+   * kind "lens": x is the node's mean lens value (lensExtent gives the axis); otherwise a
+   * force layout for the aspect bucket. Same graph, same arguments: same positions. */
+  function computeLayout(g, kind, aspect) {
+    const t = performance.now();
+    const n = g.nodes.length;
+    const nodeById = new Map(g.nodes.map((x, i) => [String(x.id), i]));
+    const maxS = d3.max(g.nodes, nodeSize) || 1;
+    const nodes = g.nodes.map((x, i) => ({ i, r: 3 + 7 * Math.sqrt(nodeSize(x) / maxS), lens: x.mean_lens }));
+    const links = [];
+    g.edges.forEach((e) => {
+      const a = nodeById.get(String(e.source)), b = nodeById.get(String(e.target));
+      if (a != null && b != null) links.push({ source: a, target: b, j: e.jaccard || 0 });
+    });
+    // seeded initial positions: along the lens (mapper graphs are ordered by it), y from a seeded LCG;
+    // a good start lets big graphs settle in few ticks
+    const rnd = d3.randomLcg(7), span = Math.max(120, 26 * Math.sqrt(n));
+    const lensVals = nodes.map((p) => p.lens).filter((v) => v != null && isFinite(v));
+    const le = lensVals.length ? d3.extent(lensVals) : [0, 1];
+    const lx = (v) => (le[1] > le[0] && v != null && isFinite(v) ? ((v - le[0]) / (le[1] - le[0]) - 0.5) * span : (rnd() - 0.5) * span);
+    nodes.forEach((p) => { p.x = lx(p.lens); p.y = (rnd() - 0.5) * span; });
+    const big = n > 400;
+    const sim = d3.forceSimulation(nodes).randomSource(d3.randomLcg(42))
+      .force("link", d3.forceLink(links).id((p) => p.i).distance((l) => 14 + l.source.r + l.target.r).strength(0.8))
+      .force("charge", d3.forceManyBody().strength(-28).distanceMax(260).theta(big ? 1.2 : 0.9))
+      .stop();
+    const collide = d3.forceCollide((p) => p.r + 2).iterations(1);
+    let lensExtent = null, xs = null;
+    if (kind === "lens") {
+      lensExtent = [le[0], le[1]];
+      if (lensExtent[0] === lensExtent[1]) lensExtent = [lensExtent[0] - 0.5, lensExtent[1] + 0.5];
+      xs = d3.scaleLinear().domain(lensExtent).range([0, lensSpan(n)]);
+      nodes.forEach((p) => { p.fx = xs(p.lens != null && isFinite(p.lens) ? p.lens : lensExtent[0]); });
+      sim.force("y", d3.forceY(0).strength(0.08));
+    } else {
+      // a tall panel gets a tall picture: pull harder along x than y
+      const ax = aspect || 1, k = big ? 0.25 : 1; // big graphs keep more of their lens-ordered start
+      sim.force("x", d3.forceX(0).strength(k * 0.07 * Math.max(1, ax))).force("y", d3.forceY(0).strength(0.07 / Math.min(1, ax)));
+    }
+    const { ticks, late } = tickPlan(n);
+    sim.alpha(1).alphaDecay(1 - Math.pow(0.001, 1 / ticks));
+    for (let k = 0; k < ticks; k++) { if (k === ticks - late) sim.force("collide", collide); sim.tick(); }
+    const res = { x: nodes.map((p) => p.x), y: nodes.map((p) => p.y), lensExtent, ms: performance.now() - t };
+    if (kind === "lens") res.x = res.x.map((v) => xs.invert(v)); // keep the lens value itself as x (the axis is in lens units)
+    return res;
+  }
+
+  /** Largest and smallest node radius in a W x H panel showing nVis nodes. */
+  function nodeRadii(nVis, W, H) {
+    const n = Math.max(1, nVis);
+    const rMax = Math.max(4, Math.min(24, (n > 300 ? 0.3 : 0.48) * Math.sqrt((W * H) / n)));
+    return { rMax, rMin: Math.max(1.5, Math.min(4, rMax / 3)) };
+  }
+
+  /** Layout units -> panel pixels. Force layouts keep their aspect ratio and are centred with
+   * a margin of pad = 8 + rMax (more at the bottom for the lens axis); lens layouts stretch x
+   * over the width (fx is a d3 scale, for the axis). Returns {fx, fy}. */
+  function fitToPanel(L, lensMode, W, H, rMax) {
+    const pad = 8 + rMax, padB = (lensMode ? 36 : 0) + rMax + 4;
+    const xExt = lensMode ? L.lensExtent : d3.extent(L.x), yExt = d3.extent(L.y);
+    const dx = (xExt[1] - xExt[0]) || 1, dy = (yExt[1] - yExt[0]) || 1;
+    if (lensMode) {
+      const fx = d3.scaleLinear().domain(xExt).range([pad + 10, W - pad - 10]);
+      const s = Math.min((H - pad - padB) / dy, 4);
+      const fy = d3.scaleLinear().domain(yExt).range([pad + (H - pad - padB - dy * s) / 2, pad + (H - pad - padB + dy * s) / 2]);
+      return { fx, fy };
+    }
+    const s = Math.min((W - 2 * pad) / dx, (H - pad - padB) / dy);
+    const ox = (W - dx * s) / 2, oy = pad + (H - pad - padB - dy * s) / 2;
+    return { fx: (v) => ox + (v - xExt[0]) * s, fy: (v) => oy + (v - yExt[0]) * s };
+  }
+
+  return { tickPlan, lensSpan, aspectBucket, computeLayout, nodeRadii, fitToPanel };
+});

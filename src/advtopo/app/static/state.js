@@ -1,0 +1,85 @@
+/* The page's shared state: the run's index and classes, the loaded graphs, the view settings
+ * (window.advtopo.state), and the queries and URL hash built on them. Every other script
+ * reads and changes the state through window.advtopo.store. */
+(function (A) {
+  "use strict";
+  const EMBED = window.ADVTOPO_EMBED || null;
+
+  const state = {
+    panels: [],               // [{id, el, zoom, transform}]
+    layout: "force", color: "class", cmap: "viridis", points: "both", size: "members",
+    minSize: 1, jaccard: 0, search: null, locate: null,
+    selected: null,           // {gid, nid}
+    highlight: null,          // {gid, nodes:Set, edges:Set, label}
+  };
+  const store = {
+    T0: performance.now(),
+    EMBED,                    // the static export's data, or null when a server answers
+    MAX_PANELS: 4,
+    index: null,              // index.json (graphs filtered to entries with an id)
+    entry: new Map(),         // graph id -> index entry
+    classes: [],              // class names
+    ccolor: () => "#999",     // class index -> colour
+    graphs: new Map(),        // graph id -> graph json (+ derived caches)
+    state,
+  };
+  // the page's public handle (tests and benchmarks read these)
+  A.store = store;
+  A.state = state;
+  A.GRAPHS = store.graphs;
+  A.timings = {};
+  A.ready = null;
+
+  const $ = (s) => document.querySelector(s);
+  const cname = (c) => (store.classes[c] != null ? store.classes[c] : String(c));
+  const uniq = (a) => [...new Set(a)];
+
+  function toast(msg, err) {
+    const t = $("#toast"); t.textContent = msg; t.className = "toast" + (err ? " err" : "");
+    clearTimeout(toast._t); toast._t = setTimeout(() => t.classList.add("hidden"), err ? 6000 : 3000);
+  }
+
+  /** "model · layer · attack ε=eps": the model only when the run has several. */
+  function graphLabel(e) {
+    if (!e) return "";
+    const nModels = (store.index.models || []).length;
+    const parts = [];
+    if (nModels !== 1) parts.push(e.model);
+    parts.push(e.layer);
+    parts.push(`${e.attack} ε=${e.eps}`);
+    if (e.recomputed) parts.push("(recomputed)");
+    return parts.join(" · ");
+  }
+
+  function setIndex(index) {
+    store.index = index;
+    store.entry = new Map(index.graphs.map((g) => [g.id, g]));
+  }
+
+  function entriesFor(filter) {
+    return store.index.graphs.filter((e) => Object.entries(filter).every(([k, v]) => e[k] === v));
+  }
+
+  function writeHash() {
+    const h = A.urlstate.graphsHash(state.panels.map((p) => p.id));
+    if (location.protocol !== "file:" && location.hash !== h) history.replaceState(null, "", h);
+  }
+
+  /** The graphs to open: the URL hash's, else the export's, else the paper's view (the first
+   * model, the deepest layer, every attack eps; at most 3). */
+  function defaultPanels() {
+    const fromHash = A.urlstate.parseGraphsHash(location.hash).filter((id) => store.entry.has(id));
+    if (fromHash.length) return fromHash;
+    const fromEmbed = EMBED && EMBED.state && Array.isArray(EMBED.state.graphs) ? EMBED.state.graphs.filter((id) => store.entry.has(id)) : [];
+    if (fromEmbed.length) return fromEmbed;
+    const index = store.index;
+    if (!index.graphs.length) return [];
+    const layers = index.layers && index.layers.length ? index.layers : uniq(index.graphs.map((g) => g.layer));
+    const first = index.graphs[0];
+    const layer = layers[layers.length - 1];
+    const sweep = entriesFor({ model: first.model, layer, attack: first.attack }).sort((a, b) => a.eps - b.eps).map((g) => g.id);
+    return (sweep.length ? sweep : [first.id]).slice(0, 3);
+  }
+
+  Object.assign(store, { $, cname, uniq, toast, graphLabel, setIndex, entriesFor, writeHash, defaultPanels });
+})(window.advtopo = window.advtopo || {});
