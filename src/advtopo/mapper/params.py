@@ -13,7 +13,7 @@ hashes into its task keys)::
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,14 +113,16 @@ class MapperParams:
         """Every parameter as ``Mapper(**kwargs)`` takes it (values as stored, not copied)."""
         return {name: getattr(self, name) for name in self.names()}
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, include: Iterable[str] = ()) -> dict[str, Any]:
         """JSON data: the :data:`STUDY_KEYS` always, the other parameters when they differ from
-        the default. Raises for values JSON cannot hold (an array lens, a clusterer object)."""
+        the default or are named in ``include``. Raises for values JSON cannot hold (an array
+        lens, a clusterer object)."""
         defaults = MapperParams()
+        include = set(include)
         out = {}
         for name in STUDY_KEYS + tuple(n for n in self.names() if n not in STUDY_KEYS):
             value = getattr(self, name)
-            if name in STUDY_KEYS or not is_default(value, getattr(defaults, name)):
+            if name in STUDY_KEYS or name in include or not is_default(value, getattr(defaults, name)):
                 out[name] = _to_json(name, value)
         return out
 

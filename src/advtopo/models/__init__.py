@@ -9,9 +9,10 @@ from advtopo.models import robust  # noqa: F401  (registers the robust-zoo layou
 from advtopo.models.checkpoint import (KNOWN_LAYOUTS, load_checkpoint, load_weights, match_state_dict,
                                        read_state_dict, save_checkpoint)
 from advtopo.models.layers import LayerInfo, check_layers, format_layers, layer_shapes, list_layers
-from advtopo.models.spec import add_input_normalization, arch_file, build_model, check_input_shape, resolve_arch
+from advtopo.models.spec import (add_input_normalization, arch_file, build_model, check_input_shape, resolve_arch,
+                                 resolve_checkpoint)
 
 __all__ = ["MODELS", "Normalize", "create_model", "save_checkpoint", "load_checkpoint", "match_state_dict",
            "read_state_dict", "load_weights", "KNOWN_LAYOUTS", "layer_shapes", "check_layers", "list_layers",
            "format_layers", "LayerInfo", "resolve_arch", "arch_file", "build_model", "add_input_normalization",
-           "check_input_shape"]
+           "check_input_shape", "resolve_checkpoint"]

@@ -181,7 +181,9 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _resolve_checkpoint(checkpoint: str | os.PathLike[str], base_dir: str | os.PathLike[str] | None) -> Path:
+def resolve_checkpoint(checkpoint: str | os.PathLike[str], base_dir: str | os.PathLike[str] | None) -> Path:
+    """A checkpoint as a file: ``zoo:NAME`` from the built-in zoo (SHA-256 checked), else a path
+    (a relative one against ``base_dir``, the config file's folder); existence is not checked."""
     if isinstance(checkpoint, str) and checkpoint.startswith(ZOO_PREFIX):
         name = checkpoint[len(ZOO_PREFIX):]
         if importlib.util.find_spec("advtopo.models.pretrained") is None:
@@ -249,7 +251,7 @@ def build_model(arch: str, arch_kwargs: dict[str, Any] | None = None, *,
     if not isinstance(model, nn.Module):
         raise AdvtopoError(f"arch {arch!r} returned a {type(model).__name__}, not a torch.nn.Module")
     if checkpoint is not None:
-        path = _resolve_checkpoint(checkpoint, base_dir)
+        path = resolve_checkpoint(checkpoint, base_dir)
         tensors, _config, stripped = _read(path)
         report = load_weights(model, tensors, match=match, source=f"checkpoint {path}")
         info.update(checkpoint=str(checkpoint), sha256=_sha256(path), translation=report["translation"],

@@ -3,8 +3,8 @@
 Validation errors name the offending key with its full path (``attacks[0].eps[2]``), say
 what is allowed, and suggest the closest key for typos, like scikit-learn's parameter
 checks. Sections whose keys belong to another stage (a model's ``train`` recipe, a mapper
-parameter set, persistence settings) are checked by that stage's own validator when it is
-importable.
+parameter set, persistence settings) are checked by that stage's own validator, imported
+when validating: importing this module stays cheap (no torch, no mapper).
 """
 from __future__ import annotations
 
@@ -20,8 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from advtopo.errors import AdvtopoError, check_choice, did_you_mean
+from advtopo.utils.metrics import METRICS
 
-SUMMARIES = ("flatten", "gap", "gmp", "top_l2", "random_position")
+if typing.TYPE_CHECKING:
+    from advtopo.mapper import MapperParams
+
+MAPPER_ROWS = ("both", "adversarial", "clean")
 
 
 @dataclass
@@ -106,31 +110,66 @@ class CaptureConfig:
     seed: int = 0  # for the random_position summary
 
 
+def _default_mapper_params() -> "MapperParams":
+    from advtopo.mapper import MapperParams
+
+    return MapperParams()
+
+
 @dataclass
 class MapperConfig:
-    """One mapper parameter set; every (model, layer, attack, eps) gets one graph per set."""
+    """One ``[[mapper]]`` parameter set: every (model, layer, attack, eps) gets one graph per set.
+
+    The table holds ``name``, ``rows`` and the Mapper's parameters side by side (``n_intervals =
+    15``); ``mapper`` holds the latter as one typed, validated :class:`advtopo.mapper.MapperParams`.
+    Parameters may also be given under ``options = {...}`` (the older form); ``options`` records
+    which, so the config and the task keys are written back as they were read.
+    """
 
     name: str = "default"
-    lens: str = "l2norm"
-    cover: str = "uniform"
-    n_intervals: int = 10
-    overlap: float = 0.3
-    clusterer: str = "dbscan"
-    eps: float | str = "auto"
-    min_samples: int = 5
-    metric: str = "euclidean"
     # the rows of a graph at eps > 0: "both" (clean + adversarial), "adversarial" or "clean";
     # eps 0 graphs hold the clean rows whatever it says
     rows: str = "both"
-    options: dict = field(default_factory=dict)
+    mapper: "MapperParams" = field(default_factory=_default_mapper_params)
+    options: tuple[str, ...] = ()  # the parameters the table gave under options
 
-    def params(self) -> dict:
-        """The advtopo.mapper.Mapper arguments (``rows`` is the study's, not Mapper's)."""
-        d = dataclasses.asdict(self)
-        d.pop("name")
-        d.pop("rows")
-        d.update(d.pop("options"))
-        return d
+    @classmethod
+    def from_table(cls, d: dict[str, Any], where: str) -> "MapperConfig":
+        """A ``[[mapper]]`` table (``where``: its path, ``mapper[1]``) -> a checked set."""
+        from advtopo.mapper import STUDY_KEYS, MapperParams
+
+        table = dict(d)
+        name = _coerce(str, table.pop("name", "default"), f"{where}.name")
+        rows = _coerce(str, table.pop("rows", "both"), f"{where}.rows")
+        options = _coerce(dict, table.pop("options", {}), f"{where}.options")
+        allowed = ["name", *MapperParams.names(), "rows", "options"]
+        for key in table:
+            if key not in allowed:
+                raise AdvtopoError(f"unknown key {f'{where}.{key}'!r}{did_you_mean(key, allowed)}; "
+                                   f"allowed in {where}: {', '.join(allowed)}")
+        option_names = [n for n in MapperParams.names() if n not in STUDY_KEYS]
+        for key in options:
+            if key in STUDY_KEYS:
+                raise AdvtopoError(f"{where}.options.{key}: set {key} in the [[mapper]] table itself, not under options")
+            if key not in option_names:
+                raise AdvtopoError(f"unknown key {f'{where}.options.{key}'!r}{did_you_mean(key, option_names)}; "
+                                   f"allowed in {where}.options: {', '.join(option_names)}")
+            if key in table:
+                raise AdvtopoError(f"{where}.options.{key} is also set in the [[mapper]] table; give it once")
+        given = MapperParams.from_dict(options, where=f"{where}.options")
+        params = MapperParams.from_dict(table, where=where).replace(**{k: getattr(given, k) for k in options})
+        return cls(name=name, rows=rows, mapper=params, options=tuple(options))
+
+    def params(self) -> dict[str, Any]:
+        """The Mapper's parameters as JSON, the form in the study's task keys and graph entries
+        (:meth:`MapperParams.to_dict`, plus the ``options`` given even at their default)."""
+        return self.mapper.to_dict(include=self.options)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The table as read: name, the parameters, rows, options."""
+        params = self.params()
+        return {"name": self.name, **{k: v for k, v in params.items() if k not in self.options},
+                "rows": self.rows, "options": {k: params[k] for k in self.options}}
 
 
 @dataclass
@@ -244,6 +283,7 @@ class StudyConfig:
         d = dataclasses.asdict(self)
         d.pop("source_text")
         d.pop("base_dir")
+        d["mapper"] = [m.to_dict() for m in self.mapper]
         return _drop_none(d)
 
     def to_toml(self) -> str:
@@ -267,98 +307,20 @@ class StudyConfig:
     # -- validation -----------------------------------------------------------------------
     def validate(self, model_objects: Collection[str] = ()) -> None:
         """Check every key before any work; ``model_objects`` as in :meth:`from_dict`."""
-        from advtopo.data import DATASETS
-
         _check_name("name", self.name)
         check_choice("device", self.device.split(":")[0], ["auto", "cpu", "cuda", "mps"])
-        DATASETS.get(self.dataset.name)
-        from advtopo.data import check_dataset_options
-        check_dataset_options(self.dataset.name, self.dataset.options)  # a misspelt option, before any work
-        check_choice("dataset.split", self.dataset.split, ["train", "test"])
-        check_choice("dataset.train_split", self.dataset.train_split, ["train", "test"])
-        for key in ("subset", "train_subset"):
-            v = getattr(self.dataset, key)
-            if v is not None and v < 1:
-                raise AdvtopoError(f"dataset.{key}={v} must be >= 1 (or left out for the whole split)")
-        if not self.models:
-            raise AdvtopoError("the study needs at least one [[models]] entry (arch = 'lenet5', ...)")
-        for i, m in enumerate(self.models):
-            _check_model(i, m, self.base_dir, m.name is not None and m.name in model_objects)
-            if m.checkpoint and m.train:
-                raise AdvtopoError(f"models[{i}] has both 'checkpoint' and 'train'; a model is either loaded or trained")
-            eps = m.train.get("eps", 0.0)
-            _check_eps(f"models[{i}].train.eps", eps)
-            _check_train_recipe(i, m.train)
-        names = self.model_names
-        for n in names:
-            _check_name("models[].name", n)
-        if len(set(names)) != len(names):
-            raise AdvtopoError(f"model names must be unique, got {names}; set name = '...' on each [[models]]")
-        if not self.attacks:
-            raise AdvtopoError("the study needs at least one [[attacks]] entry (name = 'pgd', eps = [...])")
-        attack_names = [a.name for a in self.attacks]
-        if len(set(attack_names)) != len(attack_names):
-            raise AdvtopoError(f"attack names must be unique, got {attack_names}")
-        try:
-            from advtopo.adversarial import ATTACKS
-        except ImportError:  # the attacks stage is not installed: the runner will say so
-            ATTACKS = None
-        for i, a in enumerate(self.attacks):
-            if ATTACKS is not None:
-                ATTACKS.get(a.name)
-            _check_name(f"attacks[{i}].name", a.name)
-            if not a.eps:
-                raise AdvtopoError(f"attacks[{i}].eps is empty; give a list such as [0.0, 0.1, 0.3]")
-            if a.steps is not None and a.steps < 1:
-                raise AdvtopoError(f"attacks[{i}].steps={a.steps} must be >= 1")
-            if a.alpha is not None and not a.alpha > 0:
-                raise AdvtopoError(f"attacks[{i}].alpha={a.alpha} must be > 0")
-            norm = _check_attack_args(i, a) if ATTACKS is not None else "Linf"
-            for j, e in enumerate(a.eps):
-                _check_eps(f"attacks[{i}].eps[{j}]", e, norm)
-            if len(set(a.eps)) != len(a.eps):
-                raise AdvtopoError(f"attacks[{i}].eps has repeated values: {a.eps}")
-        if not self.layers:
-            raise AdvtopoError("the study needs at least one [[layers]] entry (module = 'fc1', summary = 'flatten')")
-        for i, layer in enumerate(self.layers):
-            check_choice(f"layers[{i}].summary", layer.summary, SUMMARIES)
-            _check_name(f"layers[{i}].name", layer.key)
-        keys = [layer.key for layer in self.layers]
-        if len(set(keys)) != len(keys):
-            raise AdvtopoError(f"layer names must be unique, got {keys}; give repeated modules a distinct name = '...'")
+        _check_dataset(self.dataset)
+        _check_models(self, model_objects)
+        _check_attacks(self.attacks)
+        _check_layers(self.layers)
         if self.capture.batch_size < 1:
             raise AdvtopoError(f"capture.batch_size={self.capture.batch_size} must be >= 1")
-        mapper_names = [m.name for m in self.mapper]
-        if len(set(mapper_names)) != len(mapper_names):
-            raise AdvtopoError(f"mapper parameter set names must be unique, got {mapper_names}")
-        for i, m in enumerate(self.mapper):
-            _check_name(f"mapper[{i}].name", m.name)
-            if m.n_intervals < 1:
-                raise AdvtopoError(f"mapper[{i}].n_intervals={m.n_intervals} must be >= 1")
-            if not 0 <= m.overlap < 1:
-                raise AdvtopoError(f"mapper[{i}].overlap={m.overlap} must be in [0, 1)")
-            if isinstance(m.eps, str) and m.eps != "auto":
-                raise AdvtopoError(f"mapper[{i}].eps={m.eps!r} must be a positive number or 'auto'")
-            _check_mapper_params(i, m.params())
+        _check_mapper_sets(self.mapper, self.dataset.subset)
         if self.persistence.enabled:
-            try:
-                from advtopo.persistence import validate_settings  # type: ignore[attr-defined]
-            except ImportError:
-                validate_settings = None
-            if validate_settings is not None:
-                try:
-                    validate_settings(self.persistence.settings)
-                except AdvtopoError as exc:
-                    raise AdvtopoError(f"persistence.settings: {exc}") from None
-        v = self.vulnerability
-        if v.model is not None:
-            check_choice("vulnerability.model", v.model, names)
-        if v.layer is not None:
-            check_choice("vulnerability.layer", v.layer, keys)
-        if v.attack is not None:
-            check_choice("vulnerability.attack", v.attack, attack_names)
+            _check_persistence(self.persistence)
+        _check_vulnerability(self)
         if self.datapaths.enabled:
-            _check_datapaths(self.datapaths, names, self.attacks, keys)
+            _check_datapaths(self.datapaths, self.model_names, self.attacks, [la.key for la in self.layers])
         _check_measures(self)
 
     def check_layers_against_models(self, model_objects: dict[str, Any] | None = None,
@@ -432,6 +394,114 @@ def _check_eps(param: str, eps: Any, norm: str = "Linf") -> None:
                            "so it must be in [0, 1] (e.g. 8/255 = 0.031 or 0.3 for MNIST)")
 
 
+def _check_dataset(d: DatasetConfig) -> None:
+    """The dataset exists (did-you-mean), its options are its loader's, splits and sizes make sense."""
+    from advtopo.data import DATASETS, check_dataset_options
+
+    DATASETS.get(d.name)
+    check_dataset_options(d.name, d.options)  # a misspelt option, before any work
+    check_choice("dataset.split", d.split, ["train", "test"])
+    check_choice("dataset.train_split", d.train_split, ["train", "test"])
+    for key in ("subset", "train_subset"):
+        v = getattr(d, key)
+        if v is not None and v < 1:
+            raise AdvtopoError(f"dataset.{key}={v} must be >= 1 (or left out for the whole split)")
+
+
+def _check_models(cfg: StudyConfig, model_objects: Collection[str]) -> None:
+    """Each [[models]] entry (arch, checkpoint or train recipe) and unique, file-safe names."""
+    if not cfg.models:
+        raise AdvtopoError("the study needs at least one [[models]] entry (arch = 'lenet5', ...)")
+    for i, m in enumerate(cfg.models):
+        _check_model(i, m, cfg.base_dir, m.name is not None and m.name in model_objects)
+        if m.checkpoint and m.train:
+            raise AdvtopoError(f"models[{i}] has both 'checkpoint' and 'train'; a model is either loaded or trained")
+        _check_eps(f"models[{i}].train.eps", m.train.get("eps", 0.0))
+        _check_train_recipe(i, m.train)
+    names = cfg.model_names
+    for n in names:
+        _check_name("models[].name", n)
+    if len(set(names)) != len(names):
+        raise AdvtopoError(f"model names must be unique, got {names}; set name = '...' on each [[models]]")
+
+
+def _check_attacks(attacks: list[AttackConfig]) -> None:
+    """Known attacks with unique names, the arguments each accepts, eps in its norm's range."""
+    from advtopo.adversarial import ATTACKS
+
+    if not attacks:
+        raise AdvtopoError("the study needs at least one [[attacks]] entry (name = 'pgd', eps = [...])")
+    attack_names = [a.name for a in attacks]
+    if len(set(attack_names)) != len(attack_names):
+        raise AdvtopoError(f"attack names must be unique, got {attack_names}")
+    for i, a in enumerate(attacks):
+        ATTACKS.get(a.name)
+        _check_name(f"attacks[{i}].name", a.name)
+        if not a.eps:
+            raise AdvtopoError(f"attacks[{i}].eps is empty; give a list such as [0.0, 0.1, 0.3]")
+        if a.steps is not None and a.steps < 1:
+            raise AdvtopoError(f"attacks[{i}].steps={a.steps} must be >= 1")
+        if a.alpha is not None and not a.alpha > 0:
+            raise AdvtopoError(f"attacks[{i}].alpha={a.alpha} must be > 0")
+        norm = _check_attack_args(i, a)
+        for j, e in enumerate(a.eps):
+            _check_eps(f"attacks[{i}].eps[{j}]", e, norm)
+        if len(set(a.eps)) != len(a.eps):
+            raise AdvtopoError(f"attacks[{i}].eps has repeated values: {a.eps}")
+
+
+def _check_layers(layers: list[LayerConfig]) -> None:
+    """Known summaries and unique, file-safe layer names (the modules are checked against the
+    models by :meth:`StudyConfig.check_layers_against_models`)."""
+    from advtopo.activations import SUMMARIES
+
+    if not layers:
+        raise AdvtopoError("the study needs at least one [[layers]] entry (module = 'fc1', summary = 'flatten')")
+    for i, layer in enumerate(layers):
+        check_choice(f"layers[{i}].summary", layer.summary, SUMMARIES)
+        _check_name(f"layers[{i}].name", layer.key)
+    keys = [layer.key for layer in layers]
+    if len(set(keys)) != len(keys):
+        raise AdvtopoError(f"layer names must be unique, got {keys}; give repeated modules a distinct name = '...'")
+
+
+def _check_mapper_sets(sets: list[MapperConfig], subset: int | None) -> None:
+    """Unique set names, the rows choice, and the Mapper's own rules (MapperParams.validate);
+    a graph has at least ``subset`` rows, so n_intervals may not exceed it."""
+    names = [m.name for m in sets]
+    if len(set(names)) != len(names):
+        raise AdvtopoError(f"mapper parameter set names must be unique, got {names}")
+    for i, m in enumerate(sets):
+        _check_name(f"mapper[{i}].name", m.name)
+        check_choice(f"mapper[{i}].rows", m.rows, MAPPER_ROWS)
+        m.mapper.validate(where=f"mapper[{i}]")
+        if subset is not None:
+            try:  # only the row count can fail now
+                m.mapper.validate(n_samples=subset, where=f"mapper[{i}]")
+            except AdvtopoError as exc:
+                raise AdvtopoError(f"{exc}: a graph has at least dataset.subset = {subset} rows") from None
+
+
+def _check_persistence(p: PersistenceConfig) -> None:
+    from advtopo.persistence import validate_settings
+
+    try:
+        validate_settings(p.settings)
+    except AdvtopoError as exc:
+        raise AdvtopoError(f"persistence.settings: {exc}") from None
+
+
+def _check_vulnerability(cfg: StudyConfig) -> None:
+    """[vulnerability]'s model, layer and attack name ones the study has."""
+    v = cfg.vulnerability
+    if v.model is not None:
+        check_choice("vulnerability.model", v.model, cfg.model_names)
+    if v.layer is not None:
+        check_choice("vulnerability.layer", v.layer, [la.key for la in cfg.layers])
+    if v.attack is not None:
+        check_choice("vulnerability.attack", v.attack, [a.name for a in cfg.attacks])
+
+
 def _check_model(i: int, m: ModelConfig, base_dir: str | None, is_object: bool) -> None:
     """The arch resolves (the factory imports, did-you-mean for registry names), the checkpoint
     exists, mean/std fit; whether the checkpoint's tensors fit is checked by
@@ -467,18 +537,16 @@ def _check_model(i: int, m: ModelConfig, base_dir: str | None, is_object: bool) 
 
 
 def resolve_checkpoint(checkpoint: str, base_dir: str | os.PathLike[str] | None) -> Path:
-    """A model's checkpoint as a file: ``zoo:NAME`` from the built-in zoo, else a path
-    (relative paths against the config file's folder)."""
-    from advtopo.models.spec import _resolve_checkpoint
+    """A model's checkpoint as an absolute file path: ``zoo:NAME`` from the built-in zoo, else a
+    path (relative paths against the config file's folder)."""
+    from advtopo.models import resolve_checkpoint as resolve
 
-    return Path(_resolve_checkpoint(checkpoint, base_dir)).resolve()
+    return Path(resolve(checkpoint, base_dir)).resolve()
 
 
 def _check_train_recipe(i: int, recipe: dict) -> None:
-    try:
-        from advtopo.adversarial import TrainConfig  # type: ignore[attr-defined]
-    except ImportError:
-        return
+    from advtopo.adversarial import TrainConfig
+
     try:
         TrainConfig.from_dict(dict(recipe))
     except AdvtopoError as exc:
@@ -494,7 +562,7 @@ def _check_attack_args(i: int, a: AttackConfig) -> str:
     Returns the attack's norm ("Linf" or "L2"), which decides the valid eps range."""
     import torch.nn as nn
 
-    from advtopo.adversarial.attacks import TorchattacksAttack, check_attack_kwargs, create_attack
+    from advtopo.adversarial.attacks import TorchattacksAttack, check_attack_kwargs, create_attack, import_torchattacks
 
     kw = a.kwargs()
     for bad in ("eps", "model"):
@@ -509,10 +577,8 @@ def _check_attack_args(i: int, a: AttackConfig) -> str:
     except (TypeError, ValueError) as exc:
         raise AdvtopoError(f"attacks[{i}] ({a.name}): {exc}") from None
     if isinstance(atk, TorchattacksAttack):
-        from advtopo.adversarial.attacks.torchattacks_adapter import _torchattacks
-
         try:
-            _torchattacks()
+            import_torchattacks()
         except AdvtopoError as exc:
             raise AdvtopoError(f"attacks[{i}] ({a.name}): {exc}") from None
     return str(getattr(atk, "norm", "Linf"))
@@ -542,10 +608,8 @@ def _check_datapaths(d: "DatapathsConfig", models: list[str], attacks: list[Atta
             raise AdvtopoError(f"datapaths.{key}={getattr(d, key)} must be >= 1")
     if d.n_detail < 0:
         raise AdvtopoError(f"datapaths.n_detail={d.n_detail} must be >= 0")
-    try:
-        from advtopo.datapaths import DatapathExtractor
-    except ImportError:
-        return
+    from advtopo.datapaths import DatapathExtractor
+
     kw = {k: getattr(d, k) for k in ("lam", "steps", "lr") if getattr(d, k) is not None}
     try:
         DatapathExtractor(d.layers or layer_keys, threshold=d.threshold, **kw).validate()
@@ -554,10 +618,8 @@ def _check_datapaths(d: "DatapathsConfig", models: list[str], attacks: list[Atta
 
 
 def _check_measures(cfg: "StudyConfig") -> None:
-    """[[mapper]].rows, [separability] and [stability] (advtopo.study.measures)."""
-    for i, m in enumerate(cfg.mapper):
-        check_choice(f"mapper[{i}].rows", m.rows, ["both", "adversarial", "clean"])
-    metrics = ["euclidean", "cosine"]
+    """[separability] and [stability] (advtopo.study.measures)."""
+    metrics = METRICS
     s = cfg.separability
     for key, low in (("k", 1), ("cv", 2), ("n_boot", 1)):
         if getattr(s, key) < low:
@@ -585,30 +647,6 @@ def _check_measures(cfg: "StudyConfig") -> None:
             raise AdvtopoError(f"stability.overlap[{j}]={v} must be in [0, 1)")
     for j, v in enumerate(st.metric):
         check_choice(f"stability.metric[{j}]", v, metrics)
-
-
-def _check_mapper_params(i: int, params: dict) -> None:
-    """Let the mapper stage reject unknown lenses, clusterers, covers... by constructing it."""
-    try:
-        from advtopo.mapper import Mapper
-    except ImportError:
-        return
-    try:
-        mapper = Mapper(**params)
-        for check in ("_clusterer",):
-            if hasattr(mapper, check):
-                getattr(mapper, check)()
-        from advtopo.mapper import COVERS, LENSES
-
-        if isinstance(params.get("lens"), str):
-            check_choice(f"mapper[{i}].lens", params["lens"], list(LENSES))
-        if isinstance(params.get("cover"), str):
-            check_choice(f"mapper[{i}].cover", params["cover"], list(COVERS))
-    except TypeError as exc:
-        raise AdvtopoError(f"mapper[{i}]: {exc}") from None
-    except AdvtopoError as exc:
-        msg = str(exc)
-        raise AdvtopoError(msg if msg.startswith(f"mapper[{i}]") else f"mapper[{i}]: {msg}") from None
 
 
 def _type_name(tp: Any) -> str:
@@ -639,6 +677,8 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise AdvtopoError(f"{path} must be a table ([{path}]), got {value!r}")
+        if hasattr(tp, "from_table"):  # a section that reads its own keys (MapperConfig)
+            return tp.from_table(value, path)
         return _build(tp, value, path)
     if tp is type(None):
         if value is None:

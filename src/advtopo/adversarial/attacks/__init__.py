@@ -9,7 +9,7 @@ import torch.nn as nn
 
 from advtopo.adversarial.attacks.base import Attack, eval_mode, project
 from advtopo.adversarial.attacks.gradient import FGSM, PGD, PGDL2
-from advtopo.adversarial.attacks.torchattacks_adapter import TorchattacksAttack, apgd, autoattack, cw
+from advtopo.adversarial.attacks.torchattacks_adapter import TorchattacksAttack, apgd, autoattack, cw, import_torchattacks
 from advtopo.errors import AdvtopoError, did_you_mean
 from advtopo.registry import Registry
 
@@ -58,5 +58,5 @@ def create_attack(name: str, model: nn.Module, **kwargs: Any) -> Attack:
 
 
 __all__ = ["Attack", "FGSM", "PGD", "PGDL2", "TorchattacksAttack", "ATTACKS", "create_attack", "attack_params",
-           "check_attack_kwargs", "supported_kwargs",
+           "check_attack_kwargs", "supported_kwargs", "import_torchattacks",
            "autoattack", "apgd", "cw", "eval_mode", "project"]

@@ -14,7 +14,8 @@ from advtopo.adversarial.attacks.base import Attack
 from advtopo.errors import AdvtopoError
 
 
-def _torchattacks():
+def import_torchattacks():
+    """The torchattacks module, or an AdvtopoError that says how to install it."""
     try:
         import torchattacks
     except ImportError:
@@ -37,7 +38,7 @@ class TorchattacksAttack(Attack):
         self.name = cls_name.lower()
 
     def _build(self):
-        ta = _torchattacks()
+        ta = import_torchattacks()
         cls = getattr(ta, self.cls_name)
         kw = dict(self.kwargs)
         if self.cls_name != "CW":
