@@ -7,11 +7,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.advtopo-installed
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: demo test setup setup-test browser clean bench help
+.PHONY: demo test test-js setup setup-test browser clean bench help
 
 help:
 	@echo "make demo   - set up .venv and run the built-in MNIST study (advtopo demo)"
-	@echo "make test   - set up .venv (+ test extras, chromium) and run the test suite"
+	@echo "make test   - set up .venv (+ test extras, chromium, node) and run the test suites (pytest, node --test)"
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -30,24 +30,35 @@ $(STAMP): pyproject.toml | $(BIN)/python
 setup: $(STAMP)
 
 # Browser tests drive Debian's chromium (Playwright's own browser download cannot work offline);
-# the zoo's Fashion-MNIST models are checked on Debian's dataset-fashion-mnist.
-SYSTEM_PKGS := chromium dataset-fashion-mnist
+# the zoo's Fashion-MNIST models are checked on Debian's dataset-fashion-mnist; the front end's
+# unit tests run on Node's built-in test runner (nodejs, any version >= 18).
+SYSTEM_PKGS := chromium dataset-fashion-mnist nodejs
 browser:
 	@missing=; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	[ -d /usr/share/datasets/fashion-mnist ] || missing="$$missing dataset-fashion-mnist"; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing || \
-	  echo "warning: could not install$$missing; the tests that need them will be skipped"; \
+	  echo "warning: could not install$$missing; the tests that need chromium or fashion-mnist will be skipped, tests/js needs node"; \
 	fi
 
 demo: setup
 	$(BIN)/advtopo demo $(DEMO_ARGS)
 
+# both suites run; the target fails if either does
 test: setup browser
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	@status=0; \
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS) || status=1; \
+	$(MAKE) --no-print-directory test-js || status=1; \
+	exit $$status
+
+# the front end's pure modules (src/advtopo/app/static/*.js) under Node's test runner
+test-js:
+	@command -v node >/dev/null || { echo "error: node not found (apt-get install nodejs): cannot run tests/js"; exit 1; }
+	node --test tests/js/*.test.js
 
 bench: setup browser
 	$(BIN)/python benchmarks/adversarial_training.py

@@ -88,7 +88,7 @@
     return { nodes: seen, edges };
   }
 
-  /** A shortest path (fewest edges) from node index a to b as {nodes, edges} in order, or null. */
+  /** A shortest path (fewest edges) from node index a to b: {nodes (a to b), edges (their indices)}, or null. */
   function shortestPath(neighbours, a, b) {
     const prev = new Map([[a, null]]), q = [a];
     while (q.length) {

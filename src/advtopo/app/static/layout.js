@@ -94,7 +94,8 @@
       return { fx, fy };
     }
     const s = Math.min((W - 2 * pad) / dx, (H - pad - padB) / dy);
-    const ox = (W - dx * s) / 2, oy = pad + (H - pad - padB - dy * s) / 2;
+    // centred on the real extent (0 for a single node, which then sits in the middle)
+    const ox = (W - (xExt[1] - xExt[0]) * s) / 2, oy = pad + (H - pad - padB - (yExt[1] - yExt[0]) * s) / 2;
     return { fx: (v) => ox + (v - xExt[0]) * s, fy: (v) => oy + (v - yExt[0]) * s };
   }
 
