@@ -24,7 +24,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -330,7 +330,8 @@ def train_model(arch_or_model: str | nn.Module, train_ds, test_ds, config: Train
         robust = (_robust_accuracy(fwd, data.x_eval, data.y_eval, eval_eps, cfg.eval_steps, cfg.eval_batch_size,
                                    cfg.seed, autocast) if eval_eps > 0 else clean)
         row = {"epoch": epoch + 1, "loss": ep.loss, "train_acc": ep.train_acc, "clean_acc": clean, "pgd_acc": robust,
-               "eval_eps": eval_eps, "eval_n": len(data.x_eval), "train_eps": ep.eps if cfg.method != "standard" else 0.0,
+               "eval_eps": eval_eps, "eval_n": len(data.x_eval),
+               "train_eps": ep.eps if cfg.method != "standard" else 0.0,
                "lr": float(opt.param_groups[0]["lr"]), "time": ep.seconds,
                "images_per_s": ep.seen / ep.seconds if ep.seconds > 0 else float("nan")}
         history.append(row)
