@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 
 from advtopo.errors import AdvtopoError
-from advtopo.study.stages import Plan, _load_npy, graph_id, mapper_rows
+from advtopo.rundir import layout, writer
+from advtopo.rundir.layout import graph_id
+from advtopo.study.stages import Plan, _load_npy, mapper_rows
 from advtopo.study.tasks import Task, read_done
 
 HERE = "advtopo.study.measures"
-SEPARABILITY_FILE = "separability.json"
-STABILITY_FILE = "stability.json"
 
 
 def _short(ci) -> dict[str, float | None]:
@@ -93,7 +93,7 @@ def plan_separability(plan: Plan) -> None:
         for layer in cfg.layers:
             for a in cfg.attacks:
                 for eps in a.eps:
-                    label = graph_id(name, layer.key, a.name, eps, "", 1)
+                    label = graph_id(name, layer.key, a.name, eps)
                     t = plan.add(Task("separability", f"separability {label}", f"{HERE}:run_separability",
                                       {**base, "layer": layer.key},
                                       {"data": plan.data, "acts": plan.capture_for(name, a.name, eps)}))
@@ -207,12 +207,13 @@ def plan_stability(plan: Plan) -> None:
                     if eps > 0 and ms0.rows != "clean":
                         deps["adv"] = plan.captures[(name, a.name, float(eps))]
                     for i, ms in enumerate(cfg.mapper):  # the study's graphs, when the mapper stage is planned
-                        g = plan.graphs.get(graph_id(name, layer.key, a.name, eps, ms.name, len(cfg.mapper)))
+                        set_name = ms.name if len(cfg.mapper) > 1 else None
+                        g = plan.graphs.get(graph_id(name, layer.key, a.name, eps, set_name))
                         if g is not None:
                             deps[f"g{i}"] = g[0]
                     params = {"layer": layer.key, "mapper": ms0.params(), "rows": ms0.rows if eps > 0 else "clean",
                               "grid": grid, "n_boot": st.n_boot, "level": st.level, "seed": cfg.seed}
-                    label = graph_id(name, layer.key, a.name, eps, "", 1)
+                    label = graph_id(name, layer.key, a.name, eps)
                     t = plan.add(Task("stability", f"stability {label}", f"{HERE}:run_stability", params, deps))
                     plan.stability.append(  # type: ignore[attr-defined]
                         ({"model": name, "layer": layer.key, "attack": a.name, "eps": float(eps), "rows": ms0.rows},
@@ -225,33 +226,26 @@ def publish_measures(root: Path, plan: Plan) -> dict[str, str]:
     """Write separability.json / stability.json from finished tasks; returns their index.json
     entries (a disabled stage's file is removed; a stage left out of ``make_plan(stages=...)``
     keeps its file, unnamed in this index)."""
-    from advtopo.utils import atomic_write_json
-
     root = Path(root)
-    t_dir = lambda t: root / "tasks" / t.stage / t.key  # noqa: E731
     entries: dict[str, str] = {}
     cfg = plan.cfg
     sep = getattr(plan, "separability", None) or []
     if sep:
         s = cfg.separability
-        rows = []
-        for info, t in sep:
-            res = read_done(t_dir(t))["result"]
-            rows.append({**info, **res})
+        rows = [{**info, **read_done(t.out_dir(root))["result"]} for info, t in sep]
         doc = {"params": {"k": s.k, "cv": s.cv, "n_boot": s.n_boot, "metric": s.metric, "level": s.level,
                           "max_samples": s.max_samples, "seed": cfg.seed,
                           "rows_measured": "adversarial at eps > 0, clean at eps 0; true labels"},
                "rows": rows}
-        atomic_write_json(root / SEPARABILITY_FILE, doc)
-        entries["separability"] = SEPARABILITY_FILE
-    elif not cfg.separability.enabled and (root / SEPARABILITY_FILE).exists():
-        (root / SEPARABILITY_FILE).unlink()
+        entries["separability"] = writer.write_document(root, layout.SEPARABILITY, doc)
+    elif not cfg.separability.enabled:
+        writer.write_document(root, layout.SEPARABILITY, None)
     stab = getattr(plan, "stability", None) or []
     if stab:
         st = cfg.stability
         rows, cis = [], {}
         for info, t in stab:
-            res = read_done(t_dir(t))["result"]
+            res = read_done(t.out_dir(root))["result"]
             rows.append({**info, "settings": res["settings"], "mean_purity": res["mean_purity"],
                          "mixing": res["mixing"]})
             cis.update(res["graphs"])
@@ -264,10 +258,9 @@ def publish_measures(root: Path, plan: Plan) -> dict[str, str]:
                           "mixing": "1 - mean point purity over the rows in some node",
                           "mean_purity": "size-weighted mean node purity (graph stats' mean_purity)"},
                "rows": rows, "graphs": graphs}
-        atomic_write_json(root / STABILITY_FILE, doc)
-        entries["stability"] = STABILITY_FILE
-    elif not cfg.stability.enabled and (root / STABILITY_FILE).exists():
-        (root / STABILITY_FILE).unlink()
+        entries["stability"] = writer.write_document(root, layout.STABILITY, doc)
+    elif not cfg.stability.enabled:
+        writer.write_document(root, layout.STABILITY, None)
     return entries
 
 

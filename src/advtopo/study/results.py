@@ -1,4 +1,5 @@
-"""Read a run back without knowing its file layout: ``open_run(path) -> Run``."""
+"""What ``advtopo runs`` and ``advtopo show`` print; reading a run is :mod:`advtopo.rundir`'s job
+(``Run`` and ``open_run`` are re-exported here for older imports)."""
 from __future__ import annotations
 
 import json
@@ -6,114 +7,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from advtopo.rundir import Run, layout, open_run
+from advtopo.study.lock import run_status
 
-from advtopo.errors import AdvtopoError, check_choice
-
-
-class Run:
-    """A finished (or partial) run directory."""
-
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
-        if not (self.root / "index.json").is_file():
-            status = ""
-            if (self.root / "manifest.json").is_file():
-                status = f" (manifest status: {self.manifest.get('status')})"
-            raise AdvtopoError(f"{root} is not a finished run directory: no index.json{status}; run a study first")
-        self.index: dict[str, Any] = json.loads((self.root / "index.json").read_text())
-
-    def __repr__(self) -> str:
-        return f"Run({str(self.root)!r}, models={self.models}, layers={self.layers})"
-
-    @property
-    def manifest(self) -> dict[str, Any]:
-        p = self.root / "manifest.json"
-        return json.loads(p.read_text()) if p.is_file() else {}
-
-    @property
-    def models(self) -> list[str]:
-        return [m["name"] for m in self.index["models"]]
-
-    @property
-    def layers(self) -> list[str]:
-        return list(self.index["layers"])
-
-    @property
-    def samples(self):
-        """The per-sample table (one row per sample_id, model, attack, eps) as a DataFrame."""
-        import pandas as pd
-
-        return pd.read_parquet(self.root / "samples.parquet")
-
-    def accuracy(self):
-        import pandas as pd
-
-        return pd.DataFrame(self.index["accuracy"])
-
-    def activations(self, model: str, layer: str, attack: str | None = None, eps: float = 0.0) -> np.ndarray:
-        """N x D activations of ``layer`` for ``model`` on the clean samples (eps 0) or the
-        ``attack`` samples at ``eps``; row i is sample_id i."""
-        from advtopo.activations import read_activations
-
-        check_choice("model", model, self.models)
-        check_choice("layer", layer, self.layers)
-        if eps == 0:
-            attack = "clean"
-        elif attack is None:
-            attack = self.index["attacks"][0]["name"]
-        for e in self.index.get("activations", []):
-            if e["model"] == model and e["layer"] == layer and e["attack"] == attack and \
-                    (attack == "clean" or abs(e["eps"] - float(eps)) < 1e-9):
-                return read_activations(self.root / e["path"], e["array"])
-        have = sorted({f"{e['attack']}@{e['eps']:g}" for e in self.index.get("activations", [])
-                       if e["model"] == model})
-        raise AdvtopoError(f"no activations for model={model!r} attack={attack!r} eps={eps}; available: {', '.join(have)}")
-
-    def graph(self, graph_id: str) -> dict[str, Any]:
-        ids = {g["id"]: g for g in self.index["graphs"]}
-        check_choice("graph_id", graph_id, ids)
-        return json.loads((self.root / ids[graph_id]["path"]).read_text())
-
-    def graphs(self):
-        import pandas as pd
-
-        rows = [{**{k: g[k] for k in ("id", "model", "layer", "attack", "eps")}, **(g.get("stats") or {})}
-                for g in self.index["graphs"]]
-        return pd.DataFrame(rows)
-
-    def images(self, model: str | None = None, attack: str | None = None, eps: float = 0.0) -> np.ndarray:
-        """uint8 N x H x W x C images: clean, or adversarial for (model, attack, eps)."""
-        if eps == 0 or model is None:
-            return np.load(self.root / self.index["images"]["clean"], allow_pickle=False)
-        attack = attack or self.index["attacks"][0]["name"]
-        key = f"{model}/{attack}/{float(eps):g}"
-        adv = self.index["images"]["adversarial"]
-        check_choice("images (model/attack/eps)", key, adv)
-        return np.load(self.root / adv[key], allow_pickle=False)
-
-    def vulnerability(self) -> dict[str, Any] | None:
-        rel = self.index.get("vulnerability")
-        return json.loads((self.root / rel).read_text()) if rel else None
-
-    def datapaths(self) -> dict[str, Any] | None:
-        """datapaths.json (clean vs adversarial critical datapaths), or None when not computed."""
-        rel = self.index.get("datapaths")
-        return json.loads((self.root / rel).read_text()) if rel else None
-
-    def separability(self) -> dict[str, Any] | None:
-        """separability.json (k-NN / probe accuracy, silhouette with CIs), or None when not computed."""
-        rel = self.index.get("separability")
-        return json.loads((self.root / rel).read_text()) if rel else None
-
-    def stability(self) -> dict[str, Any] | None:
-        """stability.json (mapper statistics over a settings grid, point-purity CIs), or None."""
-        rel = self.index.get("stability")
-        return json.loads((self.root / rel).read_text()) if rel else None
-
-
-def open_run(path: str | os.PathLike[str]) -> Run:
-    return Run(path)
+__all__ = ["Run", "open_run", "list_runs", "format_summary"]
 
 
 def list_runs(base: str | os.PathLike[str] = "runs") -> list[dict[str, Any]]:
@@ -122,9 +19,9 @@ def list_runs(base: str | os.PathLike[str] = "runs") -> list[dict[str, Any]]:
     out = []
     if not base.is_dir():
         return out
-    cands = [base] if (base / "manifest.json").is_file() else sorted(p for p in base.iterdir() if p.is_dir())
+    cands = [base] if (base / layout.MANIFEST).is_file() else sorted(p for p in base.iterdir() if p.is_dir())
     for p in cands:
-        mf = p / "manifest.json"
+        mf = p / layout.MANIFEST
         if not mf.is_file():
             continue
         try:
@@ -134,7 +31,7 @@ def list_runs(base: str | os.PathLike[str] = "runs") -> list[dict[str, Any]]:
             continue
         tasks = m.get("tasks", {}).values()
         finished = sum(1 for t in tasks if t.get("status") in ("done", "cached"))
-        out.append({"path": str(p), "name": m.get("name", p.name), "status": m.get("status"),
+        out.append({"path": str(p), "name": m.get("name", p.name), "status": run_status(p, m.get("status")),
                     "started": m.get("started"), "seconds": m.get("seconds"),
                     "tasks": f"{finished}/{len(m.get('tasks', {}))}"})
     out.sort(key=lambda r: r.get("started") or "", reverse=True)
@@ -148,7 +45,7 @@ def format_summary(run: Run) -> str:
              f"dataset {idx['dataset']['name']} ({idx['dataset']['n_samples']} samples), layers {', '.join(idx['layers'])}"]
     m = run.manifest
     if m:
-        lines.append(f"status {m.get('status')}, {m.get('seconds', '?')}s, device {m.get('device')}")
+        lines.append(f"status {run_status(run.root, m.get('status'))}, {m.get('seconds', '?')}s, device {m.get('device')}")
     for att in idx["attacks"]:
         eps_list = att["eps"]
         lines.append("")

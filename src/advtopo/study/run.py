@@ -1,16 +1,15 @@
 """``run_study``: plan, execute (cached, resumable), then publish the run directory.
 
-Publishing writes the files the web app reads (docs/architecture.md): images/*.npy,
-samples.parquet, mapper/<id>.json, vulnerability.json, then index.json last, each written
-atomically, so a reader never sees a half-written file; manifest.json records the config,
-versions, seeds and per-task timings and status.
+Publishing gathers the finished task outputs and writes them through advtopo.rundir.writer
+(images/*.npy, samples.parquet, mapper/<id>.json, ..., index.json last, each atomically);
+manifest.json records the config, versions, seeds and per-task timings and status.
 """
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import time
@@ -21,9 +20,12 @@ import numpy as np
 
 from advtopo import __version__
 from advtopo.study.config import StudyConfig, load_config
-from advtopo.study.stages import Plan, eps_key, load_stats, make_plan
+from advtopo.rundir import layout, writer
+from advtopo.rundir.records import (AccuracyEntry, ActivationEntry, AttackEntry, DatasetEntry, GraphEntry, ModelEntry,
+                                    RunIndex)
+from advtopo.study.stages import Plan, load_stats, make_plan
 from advtopo.study.executors import SequentialExecutor
-from advtopo.study.tasks import Task, is_done, log
+from advtopo.study.tasks import Task, is_done, log, read_done
 from advtopo.utils import atomic_write_json, atomic_write_text
 
 
@@ -54,7 +56,7 @@ class Manifest:
 
     def __init__(self, root: Path, cfg: StudyConfig, plan: Plan, runtime: dict[str, Any], executor: str) -> None:
         self.root = root
-        self.path = root / "manifest.json"
+        self.path = root / layout.MANIFEST
         self.t0 = time.perf_counter()
         self.doc: dict[str, Any] = {
             "name": cfg.name, "status": "running",
@@ -137,13 +139,6 @@ def run_study(config: str | os.PathLike[str] | dict | StudyConfig, out: str | os
             raise AdvtopoError(f"models {trained} are trained with a recipe, but run_study got dataset= without "
                                "train_dataset=; pass the training data too (or load those models by checkpoint)")
     cfg.check_layers_against_models(objects, dataset)
-    try:
-        import advtopo.adversarial as _adv  # noqa: F401
-        from advtopo.adversarial import create_attack  # noqa: F401
-    except ImportError as exc:
-        from advtopo.errors import AdvtopoError
-
-        raise AdvtopoError(f"the attack stage is not available ({exc})") from None
     root = cfg.output_dir(out)
     root.mkdir(parents=True, exist_ok=True)
     from advtopo.utils import resolve_device
@@ -157,7 +152,7 @@ def run_study(config: str | os.PathLike[str] | dict | StudyConfig, out: str | os
         runtime["train_dataset"] = train_dataset
     plan = make_plan(cfg, stages, model_objects=objects, dataset=dataset, train_dataset=train_dataset)
     executor = executor or SequentialExecutor()
-    atomic_write_text(root / "config.toml", cfg.source_text if cfg.source_text is not None else cfg.to_toml())
+    atomic_write_text(root / layout.CONFIG, cfg.source_text if cfg.source_text is not None else cfg.to_toml())
     manifest = Manifest(root, cfg, plan, runtime, getattr(executor, "name", type(executor).__name__))
     n_cached = sum(is_done(root, t.stage, t.key) for t in plan.tasks)
     if verbose:
@@ -239,116 +234,93 @@ def _as_image_dataset(ds: Any, subset: int | None, seed: int, split: str, role: 
 
 # --- publishing the run directory ------------------------------------------------------------
 
-def _place(src: Path, dst: Path) -> None:
-    """Hard-link (or copy) an immutable task output into the run dir, atomically."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    if tmp.exists():
-        tmp.unlink()
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
-
-
-def _rel(root: Path, p: Path) -> str:
-    return p.relative_to(root).as_posix()
-
-
 def publish(root: Path, cfg: StudyConfig, plan: Plan) -> dict[str, Any]:
-    """Assemble index.json and the files it names from finished task outputs."""
+    """Write the run directory from finished task outputs (advtopo.rundir.writer, index.json last);
+    returns index.json's content."""
+    root = Path(root)
+    data_dir = plan.data.out_dir(root)
+    meta, labels = _read(data_dir / "meta.json"), np.load(data_dir / "y.npy")
+    models, accuracy, samples, adversarial = _gather_models(root, cfg, plan, data_dir, meta, labels)
+    writer.write_samples(root, samples)
+    graphs = _gather_graphs(root, plan)
+    writer.place_graphs(root, graphs)
+    index = RunIndex(
+        name=cfg.name, created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        dataset=DatasetEntry(name=meta["name"], split=meta["split"], class_names=meta["class_names"],
+                             image_shape=meta["image_shape"], n_samples=len(labels)),
+        models=models,
+        attacks=[AttackEntry(name=a.name, eps=[float(e) for e in a.eps], steps=_attack_steps(a)) for a in cfg.attacks],
+        layers=[la.key for la in cfg.layers],
+        layer_summaries={la.key: la.summary for la in cfg.layers},
+        layer_modules={la.key: la.module for la in cfg.layers},
+        accuracy=accuracy,
+        images=writer.place_images(root, data_dir / "images.npy", adversarial),
+        graphs=[entry for entry, _ in graphs],
+        activations=[ActivationEntry(model=name, layer=la.key, attack=attack, eps=eps, is_adversarial=attack != "clean",
+                                     summary=la.summary, path=layout.task_file(t.stage, t.key, "activations.zarr"),
+                                     array=la.key)
+                     for (name, attack, eps), t in plan.captures.items() for la in cfg.layers])
+    _publish_optional_stages(root, plan, index)
+    return writer.write_index(root, index)
+
+
+def _gather_models(root: Path, cfg: StudyConfig, plan: Plan, data_dir: Path, meta: dict[str, Any],
+                   y: np.ndarray) -> tuple[list[ModelEntry], list[AccuracyEntry], Any, dict[tuple, Path]]:
+    """Per model: its index entry, its accuracy per (attack, eps), its rows of the sample table and
+    its adversarial image files (by (model, attack, eps))."""
     import pandas as pd
 
-    from advtopo.activations import sample_table, write_parquet
+    from advtopo.activations import sample_table
 
-    t_dir = lambda t: root / "tasks" / t.stage / t.key  # noqa: E731
-    data_dir = t_dir(plan.data)
-    meta = _read(data_dir / "meta.json")
-    y = np.load(data_dir / "y.npy")
     indices = np.load(data_dir / "indices.npy")
-    n = len(y)
-    _place(data_dir / "images.npy", root / "images" / "clean.npy")
-
-    models, accuracy, frames, adv_images = [], [], [], {}
-    for i, name in enumerate(cfg.model_names):
-        mcfg = cfg.models[i]
-        clean_stats = load_stats(t_dir(plan.captures[(name, "clean", 0.0)]))
-        models.append({"name": name, "arch": mcfg.arch or plan.models[name].params.get("class"),
-                       "train_eps": mcfg.train_eps,
-                       "train": dict(mcfg.train) if not mcfg.checkpoint else None,
-                       "checkpoint": _rel(root, t_dir(plan.models[name]) / "checkpoint.pt"),
-                       "clean_accuracy": float(np.mean(clean_stats["correct"]))})
+    models, accuracy, frames, adversarial = [], [], [], {}
+    for mcfg, name in zip(cfg.models, cfg.model_names):
+        trained = plan.models[name]
+        clean = load_stats(plan.captures[(name, "clean", 0.0)].out_dir(root))
+        models.append(ModelEntry(name=name, arch=mcfg.arch or trained.params.get("class"), train_eps=mcfg.train_eps,
+                                 train=dict(mcfg.train) if not mcfg.checkpoint else None,
+                                 checkpoint=layout.task_file(trained.stage, trained.key, "checkpoint.pt"),
+                                 clean_accuracy=float(np.mean(clean["correct"]))))
         for a in cfg.attacks:
             for eps in a.eps:
-                st = clean_stats if eps == 0 else load_stats(t_dir(plan.captures[(name, a.name, float(eps))]))
-                accuracy.append({"model": name, "attack": a.name, "eps": float(eps),
-                                 "accuracy": float(np.mean(st["correct"]))})
-                frames.append(sample_table(np.arange(n), indices, meta["split"], y, name, a.name, eps, eps > 0,
+                key = (name, a.name, float(eps))
+                st = clean if eps == 0 else load_stats(plan.captures[key].out_dir(root))
+                accuracy.append(AccuracyEntry(model=name, attack=a.name, eps=float(eps),
+                                              accuracy=float(np.mean(st["correct"]))))
+                frames.append(sample_table(np.arange(len(y)), indices, meta["split"], y, name, a.name, eps, eps > 0,
                                            st["prediction"], st["confidence"], st["margin"], st["loss"]))
                 if eps > 0:
-                    rel = f"images/{name}/{a.name}_{eps_key(eps)}.npy"
-                    _place(t_dir(plan.attacks[(name, a.name, float(eps))]) / "images.npy", root / rel)
-                    adv_images[f"{name}/{a.name}/{eps_key(eps)}"] = rel
-    write_parquet(pd.concat(frames, ignore_index=True), root / "samples.parquet")
+                    adversarial[key] = plan.attacks[key].out_dir(root) / "images.npy"
+    return models, accuracy, pd.concat(frames, ignore_index=True), adversarial
 
+
+def _gather_graphs(root: Path, plan: Plan) -> list[tuple[GraphEntry, Path]]:
+    """Each planned graph's index entry and the graph.json its mapper task wrote."""
     graphs = []
-    keep = set()
     for gid, (t, info) in plan.graphs.items():
-        rel = f"mapper/{gid}.json"
-        _place(t_dir(t) / "graph.json", root / rel)
-        keep.add(f"{gid}.json")
-        done = _read(t_dir(t) / "DONE.json")["result"]
-        graphs.append({**{k: info[k] for k in ("id", "model", "layer", "attack", "eps")}, "path": rel,
-                       "mapper_set": info["mapper_set"], "rows": info.get("rows", "both"),
-                       "params": done.get("params"), "stats": done.get("stats")})
-    mdir = root / "mapper"
-    if mdir.is_dir():  # graphs of an older config of this run are not listed any more
-        for p in mdir.glob("*.json"):
-            if p.name not in keep:
-                p.unlink()
+        done = read_done(t.out_dir(root))["result"]
+        entry = GraphEntry(id=info["id"], model=info["model"], layer=info["layer"], attack=info["attack"],
+                           eps=info["eps"], path=layout.mapper_graph_path(gid), mapper_set=info["mapper_set"],
+                           rows=info.get("rows", "both"), params=done.get("params"), stats=done.get("stats"))
+        graphs.append((entry, t.out_dir(root) / "graph.json"))
+    return graphs
 
-    activations = []
-    for (name, attack, eps), t in plan.captures.items():
-        for layer in cfg.layers:
-            activations.append({"model": name, "layer": layer.key, "attack": attack, "eps": eps,
-                                "is_adversarial": attack != "clean", "summary": layer.summary,
-                                "path": _rel(root, t_dir(t) / "activations.zarr"), "array": layer.key})
 
-    index: dict[str, Any] = {
-        "name": cfg.name, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "dataset": {"name": meta["name"], "split": meta["split"], "class_names": meta["class_names"],
-                    "image_shape": meta["image_shape"], "n_samples": n},
-        "models": models,
-        "attacks": [{"name": a.name, "eps": [float(e) for e in a.eps], "steps": _attack_steps(a)}
-                    for a in cfg.attacks],
-        "layers": [la.key for la in cfg.layers],
-        "layer_summaries": {la.key: la.summary for la in cfg.layers},
-        "layer_modules": {la.key: la.module for la in cfg.layers},
-        "accuracy": accuracy,
-        "images": {"clean": "images/clean.npy", "adversarial": adv_images},
-        "graphs": graphs,
-        "activations": activations,
-    }
-    if plan.persistence is not None:
-        pdir = t_dir(plan.persistence)
-        res = _read(pdir / "DONE.json")["result"].get("index") or {}
-        dst = root / "persistence"
-        if dst.exists():
-            shutil.rmtree(dst)
-        shutil.copytree(pdir / "persistence", dst, copy_function=_link_or_copy) if (pdir / "persistence").exists() else None
-        index["persistence"] = res
-    if plan.vulnerability is not None:
-        _place(t_dir(plan.vulnerability) / "vulnerability.json", root / "vulnerability.json")
-        index["vulnerability"] = "vulnerability.json"
-    if getattr(plan, "datapaths", None) is not None:
-        _place(t_dir(plan.datapaths) / "datapaths.json", root / "datapaths.json")
-        index["datapaths"] = "datapaths.json"
+def _publish_optional_stages(root: Path, plan: Plan, index: RunIndex) -> None:
+    """persistence/, vulnerability.json, datapaths.json and the measures' files, when planned."""
     from advtopo.study.measures import publish_measures
 
-    index.update(publish_measures(root, plan))  # separability.json, stability.json
-    atomic_write_json(root / "index.json", index)
-    return index
+    if plan.persistence is not None:
+        task_dir = plan.persistence.out_dir(root)
+        index.persistence = read_done(task_dir)["result"].get("index") or {}
+        writer.place_tree(root, task_dir / "persistence", layout.PERSISTENCE_DIR)
+    if plan.vulnerability is not None:
+        index.vulnerability = writer.place_file(root, plan.vulnerability.out_dir(root) / "vulnerability.json",
+                                                layout.VULNERABILITY)
+    if getattr(plan, "datapaths", None) is not None:
+        index.datapaths = writer.place_file(root, plan.datapaths.out_dir(root) / "datapaths.json", layout.DATAPATHS)
+    documents = publish_measures(root, plan)  # separability.json, stability.json
+    index.separability, index.stability = documents.get("separability"), documents.get("stability")
 
 
 def _attack_steps(a) -> int | None:
@@ -361,14 +333,5 @@ def _attack_steps(a) -> int | None:
     return p.default if p is not None and isinstance(p.default, int) else None
 
 
-def _link_or_copy(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
 def _read(path: Path) -> Any:
-    import json
-
     return json.loads(Path(path).read_text())

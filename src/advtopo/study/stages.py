@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 
 from advtopo.errors import AdvtopoError
+from advtopo.rundir.layout import eps_key, graph_id
 from advtopo.study.config import StudyConfig
 from advtopo.study.tasks import Task
+from advtopo.utils.io import to_jsonable
 
 HERE = "advtopo.study.stages"
 
@@ -173,14 +175,7 @@ def run_train(params, inputs, out_dir: Path, runtime) -> dict:
     if spec:
         info_doc.update(arch_kwargs=params["arch_kwargs"], **norm)
     _json(out_dir / "model.json", info_doc)
-    return {"metrics": _jsonable(metrics)}
-
-
-def _jsonable(obj: Any) -> Any:
-    try:
-        return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
-    except (TypeError, ValueError):
-        return str(obj)
+    return {"metrics": to_jsonable(metrics)}
 
 
 def _load_model(model_dir: Path, device, runtime: dict[str, Any] | None = None):
@@ -339,7 +334,7 @@ def run_persistence(params, inputs, out_dir: Path, runtime) -> dict:
             read_activations(inputs[entry["role"]] / "activations.zarr", entry["layer"])
     n = len(_load_npy(inputs["data"] / "y.npy"))
     result = persistence_stage(acts, np.arange(n), out_dir / "persistence", params["settings"])
-    return {"index": _jsonable(result)}
+    return {"index": to_jsonable(result)}
 
 
 # --- vulnerability -------------------------------------------------------------------------
@@ -407,15 +402,6 @@ def run_datapaths(params, inputs, out_dir: Path, runtime) -> dict:
 
 
 # --- plan ----------------------------------------------------------------------------------
-
-def eps_key(eps: float) -> str:
-    return f"{float(eps):g}"
-
-
-def graph_id(model: str, layer: str, attack: str, eps: float, mapper_set: str, n_sets: int) -> str:
-    gid = f"{model}__{layer}__{attack}__{eps_key(eps)}"
-    return gid if n_sets == 1 else f"{gid}__{mapper_set}"
-
 
 class Plan:
     """All tasks of a study, with lookups by meaning (model, attack, eps, ...)."""
@@ -593,7 +579,7 @@ def plan_mapper(plan: Plan) -> None:
                                 deps["adv"] = plan.captures[(name, a.name, float(eps))]
                             if ms.rows != "both":  # "both" adds no key: default task keys and graphs unchanged
                                 params["rows"] = ms.rows
-                        gid = graph_id(name, layer.key, a.name, eps, ms.name, len(cfg.mapper))
+                        gid = graph_id(name, layer.key, a.name, eps, ms.name if len(cfg.mapper) > 1 else None)
                         t = plan.add(Task("mapper", f"mapper {gid}", f"{HERE}:run_mapper", params, deps))
                         plan.graphs[gid] = (t, {"id": gid, "model": name, "layer": layer.key, "attack": a.name,
                                                 "eps": float(eps), "mapper_set": ms.name, "rows": ms.rows})
@@ -626,7 +612,7 @@ def plan_vulnerability(plan: Plan) -> None:
     layer = v.layer or cfg.layers[-1].key
     attack = next(a for a in cfg.attacks if a.name == (v.attack or cfg.attacks[0].name))
     eps0 = min(attack.eps)
-    gid = graph_id(model, layer, attack.name, eps0, cfg.mapper[0].name, len(cfg.mapper))
+    gid = graph_id(model, layer, attack.name, eps0, cfg.mapper[0].name if len(cfg.mapper) > 1 else None)
     deps: dict[str, Task] = {"data": plan.data, "graph": plan.graphs[gid][0]}
     eps_roles = []
     for eps in attack.eps:
