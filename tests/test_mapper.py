@@ -682,3 +682,197 @@ def test_weak_components_equal_scipy_public_call():
         # same partition: a bijection between the two labellings
         pairs = np.unique(np.stack([ours, ref]), axis=1)
         assert len(np.unique(pairs[0])) == len(np.unique(pairs[1])) == pairs.shape[1]
+
+
+# --- MapperParams: the typed parameters and their one set of rules ---------------------------
+
+def test_mapper_params_are_the_mappers_signature_and_get_params_lists_every_parameter():
+    import inspect
+
+    from advtopo.mapper import MapperParams
+
+    signature = {name: p.default for name, p in inspect.signature(Mapper).parameters.items()}
+    assert list(MapperParams.names()) == list(signature) == list(Mapper().get_params())
+    assert MapperParams().kwargs() == signature  # the same defaults
+    m = Mapper(n_intervals=7, metric="cosine", n_jobs=2)
+    assert m.get_params()["n_intervals"] == 7 and m.get_params(deep=False)["n_jobs"] == 2
+    assert m.to_params() == MapperParams(n_intervals=7, metric="cosine", n_jobs=2)
+    assert Mapper.from_params(m.to_params()).get_params() == m.get_params()
+    assert repr(m) == "Mapper(metric='cosine', n_intervals=7, n_jobs=2)"
+    assert m.set_params(overlap=0.4) is m and m.overlap == 0.4
+    with pytest.raises(AdvtopoError, match=r"unknown Mapper parameter 'overlpa' \(did you mean 'overlap'\?\)"):
+        m.set_params(overlpa=0.4)
+    with pytest.raises(AdvtopoError, match="needs a MapperParams"):
+        Mapper.from_params({"n_intervals": 3})
+
+
+def test_sklearn_clone_gives_equal_params_and_the_identical_graph():
+    from sklearn.base import clone
+
+    X, md = synthetic_activations(600, 8, seed=4)
+    m = Mapper(n_intervals=6, overlap=0.35, eps="auto", min_samples=4, metric="cosine", random_state=3)
+    c = clone(m)
+    assert c is not m and c.get_params() == m.get_params()
+    g = m.fit(X, md)
+    assert g.n_nodes > 2 and clone(m).fit(X, md).to_dict() == g.to_dict()
+
+
+@pytest.mark.parametrize("changes,match", [
+    ({"lens": "l3norm"}, r"lens='l3norm' is not valid: unknown lens \(did you mean 'l2norm'\?\)"),
+    ({"lens": "precomputed"}, r"lens='precomputed' needs the values"),
+    ({"lens": ("pcaa", {"n_components": 2})}, r"lens\[0\]='pcaa' is not valid: unknown lens \(did you mean 'pca'\?\)"),
+    ({"lens": ["l2norm", "std", "mean"]}, r"lens is a list of 3 lenses; allowed: one or two"),
+    ({"lens": 42}, r"lens=42 is not valid; allowed: one of "),
+    ({"lens": np.zeros((4, 3))}, r"lens is an array of shape \(4, 3\)"),
+    ({"cover": "unifrom"}, r"cover='unifrom' is not valid: unknown cover \(did you mean 'uniform'\?\)"),
+    ({"clusterer": "dbscn"}, r"clusterer='dbscn' is not valid: unknown clusterer \(did you mean 'dbscan'\?\)"),
+    ({"clusterer": 42}, r"clusterer=42 is not valid"),
+    ({"metric": "cosin"}, r"metric='cosin' is not valid \(did you mean 'cosine'\?\); allowed: euclidean, cosine"),
+    ({"n_intervals": 0}, r"n_intervals=0 is not valid; allowed: an integer >= 1"),
+    ({"n_intervals": 2.5}, r"n_intervals=2.5 is not valid"),
+    ({"n_intervals": True}, r"n_intervals=True is not valid"),
+    ({"n_intervals": (3, 4)}, r"n_intervals=\(3, 4\) has 2 entries but the lens has 1 dimensions"),
+    ({"overlap": 1.0}, r"overlap=1.0 is not valid; allowed: a number in \[0, 1\)"),
+    ({"overlap": -0.1}, r"overlap=-0.1 is not valid"),
+    ({"overlap": "0.3"}, r"overlap='0.3' is not valid"),
+    ({"eps": 0}, r"eps=0 is not valid; allowed: a number > 0 or 'auto'"),
+    ({"eps": "knee"}, r"eps='knee' is not valid"),
+    ({"eps": float("inf")}, r"eps=inf is not valid"),
+    ({"min_samples": 0}, r"min_samples=0 is not valid; allowed: an integer >= 1"),
+    ({"backend": "jax"}, r"backend='jax' is not valid; allowed: numpy, torch"),
+    ({"device": "gpu"}, r"device='gpu' is not valid.*allowed: auto, cpu, cuda, mps"),
+    ({"block_bytes": 0}, r"block_bytes=0 is not valid; allowed: an integer >= 1"),
+    ({"keep_means": "yes"}, r"keep_means='yes' is not valid; allowed: true or false"),
+    ({"verbose": 1}, r"verbose=1 is not valid; allowed: true or false"),
+    ({"random_state": -1}, r"random_state=-1 is not valid; allowed: an integer >= 0"),
+    ({"n_jobs": 0}, r"n_jobs=0 is not valid; allowed: -1 \(all cores\) or an integer >= 1"),
+])
+def test_mapper_params_rules(changes, match):
+    from advtopo.mapper import MapperParams
+
+    p = MapperParams().replace(**changes)
+    with pytest.raises(AdvtopoError, match=match):
+        p.validate()
+    with pytest.raises(AdvtopoError, match=r"mapper\[1\]\." + match.split("=")[0].split(" ")[0]):
+        p.validate(where="mapper[1]")  # the errors name the key where it was given
+    with pytest.raises(AdvtopoError, match=match):
+        Mapper.from_params(p).fit(np.random.default_rng(0).normal(size=(40, 3)))  # fit holds the same rules
+
+
+def test_mapper_params_rules_that_need_the_row_count_and_valid_specs():
+    from sklearn.cluster import KMeans
+
+    from advtopo.mapper import MapperParams, UniformCover
+
+    p = MapperParams(n_intervals=30)
+    assert p.validate() is p and p.validate(n_samples=30) is p
+    with pytest.raises(AdvtopoError, match=r"n_intervals=30 is more than the number of points \(29\); allowed: 1..29"):
+        p.validate(n_samples=29)
+    with pytest.raises(AdvtopoError, match=r"lens has 5 values but X has 6 rows"):
+        MapperParams(lens=np.zeros(5)).validate(n_samples=6)
+    with pytest.raises(AdvtopoError, match=r"at least 1 row"):
+        MapperParams().validate(n_samples=0)
+    for ok in (MapperParams(lens=("pca", {"n_components": 2}), n_intervals=(3, 4), overlap=(0.2, 0.3)),
+               MapperParams(lens=["pca", "std"], n_intervals=[3, 4], cover="balanced"),
+               MapperParams(lens=np.zeros((6, 2)), n_intervals=(2, 2)),
+               MapperParams(lens=lambda X: X[:, 0], cover=UniformCover(3, 0.2), clusterer=KMeans(2), eps=0.5),
+               MapperParams(device="cuda:1", backend="torch", random_state=None, keep_means=np.True_, n_intervals=6)):
+        ok.validate(n_samples=6)
+    with pytest.raises(AdvtopoError, match=r"cover.n_intervals=8 is more than the number of points \(6\)"):
+        MapperParams(cover=UniformCover(8, 0.2), n_intervals=2).validate(n_samples=6)  # the cover's own resolution
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    with pytest.raises(AdvtopoError, match=r"n_intervals=80 is more than the number of points \(50\)"):
+        Mapper().sweep(X, n_intervals=[3, 80])  # a sweep checks every setting of its grid
+    with pytest.raises(AdvtopoError, match=r"eps=-1 is not valid"):
+        Mapper().sweep(X, n_intervals=[3], eps=[0.5, -1])
+    assert len(Mapper(n_intervals=80, eps=1.0).sweep(X, n_intervals=[3, 4], overlap=[0.3])) == 2
+
+
+def test_mapper_params_from_dict_refuses_unknown_keys_and_wrong_types():
+    from advtopo.mapper import MapperParams
+
+    with pytest.raises(AdvtopoError, match=r"unknown key 'mapper.n_intervalz' \(did you mean 'n_intervals'\?\); "
+                                           r"allowed in mapper: lens, cover, clusterer"):
+        MapperParams.from_dict({"n_intervalz": 3})
+    with pytest.raises(AdvtopoError, match=r"unknown key 'request.lenz' \(did you mean 'lens'\?\)"):
+        MapperParams.from_dict({"lenz": "pca"}, where="request")
+    with pytest.raises(AdvtopoError, match=r"mapper.n_intervals='ten' has the wrong type; expected integer"):
+        MapperParams.from_dict({"n_intervals": "ten"})
+    with pytest.raises(AdvtopoError, match=r"mapper.overlap=True has the wrong type; expected number"):
+        MapperParams.from_dict({"overlap": True})
+    with pytest.raises(AdvtopoError, match=r"mapper.keep_means=1 has the wrong type; expected true/false"):
+        MapperParams.from_dict({"keep_means": 1})
+    with pytest.raises(AdvtopoError, match=r"mapper.overlap=1.5 is not valid"):  # values are checked too
+        MapperParams.from_dict({"overlap": 1.5})
+    with pytest.raises(AdvtopoError, match=r"must be a table of parameters"):
+        MapperParams.from_dict([("n_intervals", 3)])
+    p = MapperParams.from_dict({"overlap": 0, "eps": 1, "n_intervals": [3, 4], "lens": ["pca", "std"]})
+    assert p.overlap == 0.0 and isinstance(p.overlap, float) and p.eps == 1.0 and isinstance(p.eps, float)
+    assert p.n_intervals == (3, 4) and p.lens == ["pca", "std"]
+    with pytest.raises(AdvtopoError, match=r"unknown Mapper parameter 'eps_requested'"):
+        p.replace(eps_requested="auto")
+
+
+def test_mapper_params_to_dict_round_trip():
+    from advtopo.mapper import STUDY_KEYS, MapperParams
+
+    d = {"lens": "pca", "n_intervals": 12, "overlap": 0.45, "metric": "cosine", "eps": 0.7, "n_jobs": 2}
+    p = MapperParams.from_dict(d)
+    out = p.to_dict()
+    assert list(out) == [*STUDY_KEYS, "n_jobs"]  # the study keys always, the rest when not the default
+    assert MapperParams.from_dict(out) == p and MapperParams.from_dict(json.loads(json.dumps(out))) == p
+    assert MapperParams().to_dict() == {"lens": "l2norm", "cover": "uniform", "n_intervals": 10, "overlap": 0.3,
+                                        "clusterer": "dbscan", "eps": "auto", "min_samples": 5,
+                                        "metric": "euclidean"}
+    assert MapperParams().to_dict(include=["n_jobs"])["n_jobs"] == -1
+    assert MapperParams(n_intervals=(3, 4)).to_dict()["n_intervals"] == [3, 4]
+    for not_json in (MapperParams(lens=np.zeros(4)), MapperParams(lens=("pca", {"n_components": 2})),
+                     MapperParams(clusterer=SkDBSCAN())):
+        with pytest.raises(AdvtopoError, match="cannot be written as JSON"):
+            not_json.to_dict()
+
+
+@pytest.mark.parametrize("eps", ["auto", 1.2])
+def test_mapper_params_round_trip_through_a_graphs_stored_params(eps):
+    """A graph's stored "params" hold the study keys as given (eps as eps_requested, the resolved
+    eps as eps): read back, they are the same parameters and rebuild the identical graph."""
+    from advtopo.mapper import MapperParams
+
+    X, md = synthetic_activations(700, 8, seed=6)
+    p = MapperParams.from_dict({"n_intervals": 6, "overlap": 0.4, "min_samples": 4, "metric": "cosine",
+                                "eps": eps if eps == "auto" else 0.05})
+    g = Mapper.from_params(p).fit(X, md).to_dict()
+    stored = json.loads(json.dumps(g["params"]))
+    wanted = p.to_dict()
+    assert {k: stored[k] for k in wanted if k != "eps"} == {k: v for k, v in wanted.items() if k != "eps"}
+    assert stored["eps_requested"] == wanted["eps"] and isinstance(stored["eps"], float)
+    again = MapperParams.from_graph_params(stored)
+    assert again == p and again.to_dict() == wanted
+    assert Mapper.from_params(again).fit(X, md).to_dict() == g
+    assert MapperParams.from_graph_params({**stored, "rows": "adversarial"}) == p  # the study's own key is left out
+
+
+def test_mapper_modules_import_no_cycle():
+    """advtopo.mapper's modules import one another without a cycle (graph.py -> stats.py, not back),
+    counting imports inside functions too."""
+    import ast
+    from pathlib import Path
+
+    import advtopo.mapper as pkg
+
+    folder = Path(pkg.__file__).parent
+    deps = {}
+    for path in folder.glob("*.py"):
+        if path.name == "__init__.py":
+            continue
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("advtopo.mapper."):
+                found.add(node.module.rsplit(".", 1)[1])
+        deps[path.stem] = found
+
+    def reaches(start: str, goal: str, seen: set) -> bool:
+        return any(d == goal or (d not in seen and reaches(d, goal, seen | {d})) for d in deps.get(start, ()))
+
+    assert "stats" in deps["graph"]
+    assert [m for m in deps if reaches(m, m, set())] == []

@@ -170,3 +170,66 @@ def test_cifar10_example_is_valid_but_for_the_users_files():
     with pytest.raises(AdvtopoError, match=r"models\[0\] \(wrn28_10_robust\)\.checkpoint: .*examples/checkpoints/"
                                            r"Carmon2019Unlabeled.pt does not exist \(relative to the config's folder"):
         StudyConfig.from_toml(example)
+
+
+def test_mapper_sets_are_typed_params_and_errors_name_the_key():
+    from advtopo.mapper import MapperParams
+
+    d = base()
+    d["mapper"] = [{"name": "a", "n_intervals": 12, "overlap": 0, "eps": 1, "metric": "cosine"},
+                   {"name": "b", "rows": "adversarial", "n_jobs": 2, "options": {"random_state": 0}}]
+    cfg = StudyConfig.from_dict(d)
+    assert cfg.mapper[0].mapper == MapperParams(n_intervals=12, overlap=0.0, eps=1.0, metric="cosine")
+    assert cfg.mapper[1].mapper == MapperParams(n_jobs=2, random_state=0) and cfg.mapper[1].rows == "adversarial"
+    # the task keys' form: the study keys always, the options as given (even at their default)
+    assert cfg.mapper[1].params() == {"lens": "l2norm", "cover": "uniform", "n_intervals": 10, "overlap": 0.3,
+                                      "clusterer": "dbscan", "eps": "auto", "min_samples": 5, "metric": "euclidean",
+                                      "n_jobs": 2, "random_state": 0}
+    # written back as read: n_jobs in the table, random_state under options
+    assert list(cfg.to_dict()["mapper"][1].items()) == [
+        ("name", "b"), ("lens", "l2norm"), ("cover", "uniform"), ("n_intervals", 10), ("overlap", 0.3),
+        ("clusterer", "dbscan"), ("eps", "auto"), ("min_samples", 5), ("metric", "euclidean"), ("n_jobs", 2),
+        ("rows", "adversarial"), ("options", {"random_state": 0})]
+    assert StudyConfig.from_dict(cfg.to_dict()).to_dict() == cfg.to_dict()
+    for mapper, message in [
+        ([{}, {"overlap": 1.5}], r"mapper\[1\]\.overlap=1.5 is not valid; allowed: a number in \[0, 1\)"),
+        ([{"n_intervalz": 3}], r"unknown key 'mapper\[0\]\.n_intervalz' \(did you mean 'n_intervals'\?\); "
+                               r"allowed in mapper\[0\]: name, lens"),
+        ([{"options": {"n_jbos": 3}}], r"unknown key 'mapper\[0\]\.options\.n_jbos' \(did you mean 'n_jobs'\?\)"),
+        ([{"options": {"n_intervals": 3}}], r"mapper\[0\]\.options\.n_intervals: set n_intervals in the "
+                                            r"\[\[mapper\]\] table itself"),
+        ([{"n_jobs": 2, "options": {"n_jobs": 3}}], r"mapper\[0\]\.options\.n_jobs is also set"),
+        ([{"n_intervals": "ten"}], r"mapper\[0\]\.n_intervals='ten' has the wrong type; expected integer"),
+        ([{"options": {"n_jobs": 0}}], r"mapper\[0\]\.options\.n_jobs=0 is not valid"),
+        ([{"clusterer": "dbscn"}], r"mapper\[0\]\.clusterer='dbscn' is not valid: unknown clusterer "
+                                   r"\(did you mean 'dbscan'\?\)"),
+        ([{"metric": "cosin"}], r"mapper\[0\]\.metric='cosin' is not valid \(did you mean 'cosine'\?\)"),
+        ([{"n_intervals": 60}], r"mapper\[0\]\.n_intervals=60 is more than the number of points \(50\); "
+                                r"allowed: 1..50: a graph has at least dataset.subset = 50 rows"),
+        ([{"name": "x"}, {"name": "x"}], "mapper parameter set names must be unique"),
+    ]:
+        d = base()
+        d["mapper"] = mapper
+        with pytest.raises(AdvtopoError, match=message):
+            StudyConfig.from_dict(d)
+    d = base()
+    d["mapper"] = {"n_intervals": 4}  # one [mapper] table is one set
+    assert StudyConfig.from_dict(d).mapper[0].mapper.n_intervals == 4
+
+
+def test_default_mapper_set_task_key_form_is_unchanged():
+    """The study hashes MapperConfig.params() into its task keys: this form must not change, or
+    every cached mapper result of existing runs would be recomputed."""
+    from advtopo.study.config import MapperConfig
+
+    expected = {"lens": "l2norm", "cover": "uniform", "n_intervals": 10, "overlap": 0.3, "clusterer": "dbscan",
+                "eps": "auto", "min_samples": 5, "metric": "euclidean"}
+    assert MapperConfig().params() == expected
+    assert StudyConfig.from_dict(base()).mapper[0].params() == expected
+    d = base()
+    d["mapper"] = [{"n_intervals": 4, "overlap": 0, "eps": 2, "min_samples": 2}]
+    p = StudyConfig.from_dict(d).mapper[0].params()
+    assert p == {**expected, "n_intervals": 4, "overlap": 0.0, "eps": 2.0, "min_samples": 2}
+    assert type(p["overlap"]) is float and type(p["eps"]) is float  # as the old config coerced them
+    assert StudyConfig.from_dict(base()).to_dict()["mapper"] == [{"name": "default", **expected, "rows": "both",
+                                                                 "options": {}}]

@@ -137,13 +137,16 @@ class MapperParams:
         _check_cover(self.cover, _path(where, "cover"))
         _check_clusterer(self.clusterer, _path(where, "clusterer"))
         check_choice(_path(where, "metric"), self.metric, METRICS)
-        for n in _per_dimension(self.n_intervals, dims, _path(where, "n_intervals")):
-            check_n_intervals(n, _path(where, "n_intervals"))
+        # a Cover object brings its own resolution (the Mapper's n_intervals/overlap are not used)
+        owner, resolution = (_path(where, "cover"), self.cover) if isinstance(self.cover, Cover) else (where, self)
+        n_path, ov_path = _path(owner, "n_intervals"), _path(owner, "overlap")
+        for n in _per_dimension(resolution.n_intervals, dims, n_path):
+            check_n_intervals(n, n_path)
             if n_samples is not None and n > n_samples:
-                raise AdvtopoError(f"{_path(where, 'n_intervals')}={n} is more than the number of points "
-                                   f"({n_samples}); allowed: 1..{n_samples}")
-        for ov in _per_dimension(self.overlap, dims, _path(where, "overlap")):
-            check_overlap(ov, _path(where, "overlap"))
+                raise AdvtopoError(f"{n_path}={n} is more than the number of points ({n_samples}); "
+                                   f"allowed: 1..{n_samples}")
+        for ov in _per_dimension(resolution.overlap, dims, ov_path):
+            check_overlap(ov, ov_path)
         check_eps(self.eps, _path(where, "eps"))
         check_int_at_least(self.min_samples, 1, _path(where, "min_samples"))
         check_choice(_path(where, "backend"), self.backend, BACKENDS)
