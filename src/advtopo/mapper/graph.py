@@ -16,13 +16,14 @@ from scipy.sparse import csr_matrix, triu
 from scipy.sparse.csgraph import connected_components
 
 from advtopo.errors import AdvtopoError
-from advtopo.mapper.stats import _py, graph_statistics, node_statistics, point_purity
+from advtopo.mapper.stats import graph_statistics, node_statistics, point_purity
+from advtopo.utils import to_jsonable
 
 META_COLUMNS = ("sample_id", "label", "prediction", "is_adversarial")
 
 
 def _list(a: Any) -> list:
-    return [_py(x) for x in np.asarray(a).tolist()] if a is not None else []
+    return to_jsonable(np.asarray(a)) if a is not None else []
 
 
 def normalize_metadata(metadata: Any, n: int) -> dict[str, np.ndarray]:
@@ -206,7 +207,7 @@ class MapperGraph:
             "lens": _list(self.lens[:, 0]) if self.lens is not None else [None] * n,
         }
         if self.lens is not None and self.lens.shape[1] > 1:
-            points["lens_2d"] = [[_py(a), _py(b)] for a, b in self.lens.tolist()]
+            points["lens_2d"] = to_jsonable(self.lens)
         if self.row_l2 is not None:
             points["l2"] = _list(self.row_l2)
         nodes = []
@@ -219,13 +220,13 @@ class MapperGraph:
         edges = [{"source": f"n{s}", "target": f"n{t}", "weight": int(w), "jaccard": float(j)}
                  for s, t, w, j in zip(self.edge_source, self.edge_target, self.edge_weight, self.edge_jaccard)]
         return {
-            "params": _jsonable(self.params),
+            "params": to_jsonable(self.params),
             "points": points,
             "nodes": nodes,
             "edges": edges,
             "stats": self.stats(),
             "point_purity": _list(self.point_purity()),
-            "cover_elements": _jsonable(self.elements),
+            "cover_elements": to_jsonable(self.elements),
             "components": self.components(),
         }
 
@@ -324,7 +325,7 @@ class MapperGraph:
             links.setdefault(ids[s], []).append(ids[t])
         simplices = [[k] for k in ids] + [[ids[s], ids[t]] for s, t in zip(self.edge_source, self.edge_target)]
         return {"nodes": nodes, "links": links, "simplices": simplices,
-                "meta_data": _jsonable({"projection": self.params.get("lens"),
+                "meta_data": to_jsonable({"projection": self.params.get("lens"),
                                         "n_cubes": self.params.get("n_intervals"),
                                         "perc_overlap": self.params.get("overlap"),
                                         "clusterer": self.params.get("clusterer"),
@@ -347,7 +348,7 @@ class MapperGraph:
             nodes.append(node)
         links = [{"source": f"n{s}", "target": f"n{t}", "weight": float(j), "intersection": int(w)}
                  for s, t, w, j in zip(self.edge_source, self.edge_target, self.edge_weight, self.edge_jaccard)]
-        return {"nodes": nodes, "links": links, "params": _jsonable(self.params)}
+        return {"nodes": nodes, "links": links, "params": to_jsonable(self.params)}
 
     def to_mapper_interactive(self) -> dict:
         """Mapper Interactive-style JSON: nodes {id: {vertices, categorical_cols_summary, avgs}}, edges."""
@@ -368,16 +369,3 @@ class MapperGraph:
                  for s, t, w in zip(self.edge_source, self.edge_target, self.edge_weight)]
         return {"nodes": nodes, "edges": edges}
 
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [_jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, (np.generic, float)):
-        return _py(obj)
-    if obj is None or isinstance(obj, (str, int, bool)):
-        return obj
-    return repr(obj)

@@ -9,7 +9,6 @@ Definitions (also in docs/mapper.md):
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -17,6 +16,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from advtopo.errors import AdvtopoError
+from advtopo.utils import to_jsonable
 
 
 class GraphLike(Protocol):
@@ -42,20 +42,8 @@ class GraphLike(Protocol):
     def incidence(self) -> csr_matrix: ...
 
 
-def _py(v: Any) -> Any:
-    """numpy scalar -> JSON-friendly python value; NaN -> None."""
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating, float)):
-        f = float(v)
-        return None if math.isnan(f) else f
-    if isinstance(v, np.bool_):
-        return bool(v)
-    return v
-
-
 def _key(v) -> str:
-    v = _py(v)
+    v = to_jsonable(v)
     if isinstance(v, float) and v.is_integer():
         v = int(v)
     return str(v)
@@ -106,7 +94,7 @@ def node_statistics(g: GraphLike) -> list[dict]:
             cnt = counts[i]
             k = int(np.argmax(cnt))
             st["class_hist"] = {_key(values[j]): int(cnt[j]) for j in np.flatnonzero(cnt)}
-            st["dominant_class"] = _py(values[k])
+            st["dominant_class"] = to_jsonable(values[k])
             st["purity"] = float(cnt[k] / size) if size else None
             st["entropy"] = _entropy_bits(cnt)
             st["n_classes"] = int((cnt > 0).sum())
@@ -244,7 +232,7 @@ def rank_vulnerable(g: GraphLike, top: int | None = None, clean_only: bool = Tru
     if top is not None:
         order = order[:top]
     sid = g.metadata.get("sample_id", np.arange(g.n_points))
-    return [{"row": int(r), "sample_id": _py(sid[r]), "score": _py(scores[r])} for r in order]
+    return [{"row": int(r), "sample_id": to_jsonable(sid[r]), "score": to_jsonable(scores[r])} for r in order]
 
 
 def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:

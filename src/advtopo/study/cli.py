@@ -10,8 +10,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="study config (TOML); see examples/study.toml")
     p.add_argument("--out", default=None, help="run directory (default: the config's 'output')")
     p.add_argument("--device", default=None, help="auto, cpu, cuda (default: the config's 'device')")
-    p.add_argument("--executor", default="sequential", help="sequential (default) or dask (a local cluster)")
-    p.add_argument("--workers", type=int, default=None, help="Dask workers (default: CPU count)")
+    _executor_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_run)
 
@@ -43,8 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train", action="store_true",
                    help="train the four models from scratch (a few minutes on a CPU) instead of using the zoo's")
     p.add_argument("--device", default=None)
-    p.add_argument("--executor", default="sequential")
-    p.add_argument("--workers", type=int, default=None)
+    _executor_options(p)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
     p.set_defaults(func=_demo)
@@ -87,16 +85,31 @@ def _export_activations(args: argparse.Namespace) -> int:
     return 0
 
 
-def _executor(args):
-    from advtopo.study.executors import make_executor
+def _executor_options(p: argparse.ArgumentParser) -> None:
+    """Where the tasks run; each option overrides the config's [executor] table."""
+    p.add_argument("--executor", default=None, choices=["sequential", "dask"],
+                   help="sequential (the default) or dask (a local cluster, or the one --scheduler names)")
+    p.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                   help="run on an existing Dask cluster (implies --executor dask); the run directory must be "
+                        "on storage every worker sees")
+    p.add_argument("--workers", type=int, default=None, help="local Dask workers (default: CPU count)")
+    p.add_argument("--gpu-resource", default=None, action=argparse.BooleanOptionalAction,
+                   help="tasks that use the device ask for a GPU=1 Dask resource (default: when the device is "
+                        "cuda and a worker offers one)")
 
-    return make_executor(args.executor, **({"n_workers": args.workers} if args.executor == "dask" else {}))
+
+def _executor(args: argparse.Namespace, cfg):
+    from advtopo.study.executors import executor_from_config
+
+    return executor_from_config(cfg.executor, kind=args.executor, scheduler=args.scheduler, workers=args.workers,
+                                gpu_resource=args.gpu_resource)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from advtopo.study import format_summary, open_run, run_study
+    from advtopo.study import format_summary, load_config, open_run, run_study
 
-    root = run_study(args.config, out=args.out, executor=_executor(args), device=args.device, verbose=not args.quiet)
+    cfg = load_config(args.config)
+    root = run_study(cfg, out=args.out, executor=_executor(args, cfg), device=args.device, verbose=not args.quiet)
     if not args.quiet:
         print(format_summary(open_run(root)))
     return 0
@@ -124,9 +137,10 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from advtopo.study import demo_config_path, format_summary, open_run, run_study
+    from advtopo.study import demo_config_path, format_summary, load_config, open_run, run_study
 
-    root = run_study(demo_config_path(train=args.train), out=args.out, executor=_executor(args), device=args.device)
+    cfg = load_config(demo_config_path(train=args.train))
+    root = run_study(cfg, out=args.out, executor=_executor(args, cfg), device=args.device)
     print(format_summary(open_run(root)))
     if not args.no_report:
         from advtopo.report import build_report  # imported here only: the report sits above the study

@@ -232,6 +232,28 @@ class DatapathsConfig:
 
 
 @dataclass
+class ExecutorConfig:
+    """Where the tasks run (docs/study.md, "Running on a cluster"); `advtopo run` options override it."""
+
+    kind: str | None = None  # "sequential" or "dask"; default: dask when a scheduler is given
+    scheduler: str | None = None  # an existing Dask cluster, "tcp://HOST:PORT"
+    workers: int | None = None  # LocalCluster size when kind = "dask" without a scheduler
+    gpu_resource: bool | None = None  # ask for GPU=1 on device stages; default: when device is cuda
+
+    def __post_init__(self) -> None:
+        from advtopo.study.executors import EXECUTORS, check_address
+
+        if self.kind is not None:
+            check_choice("executor.kind", self.kind, EXECUTORS)
+        if self.scheduler is not None:
+            check_address(self.scheduler, "executor.scheduler")
+            if self.kind == "sequential":
+                raise AdvtopoError("executor.scheduler needs kind = 'dask' (or leave kind out)")
+        if self.workers is not None and self.workers < 1:
+            raise AdvtopoError(f"executor.workers={self.workers} must be >= 1")
+
+
+@dataclass
 class StudyConfig:
     """A whole study: data, models, attacks x eps, layers, mapper sets, persistence."""
 
@@ -250,6 +272,7 @@ class StudyConfig:
     datapaths: DatapathsConfig = field(default_factory=DatapathsConfig)
     separability: SeparabilityConfig = field(default_factory=SeparabilityConfig)
     stability: StabilityConfig = field(default_factory=StabilityConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     source_text: str | None = field(default=None, repr=False, compare=False)
     # the config file's folder: relative arch files and checkpoints are resolved against it
     base_dir: str | None = field(default=None, repr=False, compare=False)
@@ -284,7 +307,10 @@ class StudyConfig:
         d.pop("source_text")
         d.pop("base_dir")
         d["mapper"] = [m.to_dict() for m in self.mapper]
-        return _drop_none(d)
+        d = _drop_none(d)
+        if not d.get("executor"):  # all defaults: no empty [executor] table in config.toml
+            d.pop("executor", None)
+        return d
 
     def to_toml(self) -> str:
         return dumps_toml(self.to_dict())

@@ -3,17 +3,39 @@
 Both take the task list, run every task after its inputs and return ``{key: DONE info}``;
 tasks are pure and cached (see advtopo.study.tasks), so an executor only decides where
 and in which order they run.
+
+On a cluster (``DaskExecutor(address="tcp://HOST:PORT")``) the run directory must be on
+storage every worker sees: the executor proves it before submitting anything by writing a
+nonce file there and having every worker read it back. Tasks of the stages that use the
+model's device can ask for a ``GPU`` resource, so on a cluster whose GPU workers were
+started with ``--resources GPU=1`` they run there while the other stages run anywhere.
+A worker that dies mid-task is replaced by the scheduler (the task reruns elsewhere;
+tasks are safe to rerun), and a task that raises is retried ``retries`` times.
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from advtopo.errors import AdvtopoError, check_choice
 from advtopo.study.tasks import Task, execute_task, is_done, topo_order
+from advtopo.utils import atomic_write_text
 
 ProgressFn = Callable[[int, int, Task, dict[str, Any]], None]
+
+EXECUTORS = ("sequential", "dask")
+
+# The stages whose functions put a model on the study's device (stages.py: _device(runtime)).
+DEVICE_STAGES = frozenset({"train", "attack", "capture", "datapaths"})
+
+GPU_RESOURCE = "GPU"
+
+_ADDRESS = re.compile(r"^(?:[a-z][a-z0-9+.-]*://)?[^\s/:]+(?::\d+)?$")
 
 
 class SequentialExecutor:
@@ -34,51 +56,135 @@ class SequentialExecutor:
         return out
 
 
-def _worker_setup() -> None:
+def _single_thread_setup() -> None:
+    """One BLAS/torch thread per worker: a LocalCluster's workers share this machine's cores."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _dask_execute(spec: dict[str, Any], root: str, runtime: dict[str, Any], single_thread: bool,
+                  *_deps: Any) -> dict[str, Any]:
+    """Worker side of one task; the result says which worker ran it (for the manifest)."""
+    from distributed import get_worker
+
+    address = get_worker().address
+    if not Path(root).is_dir():  # a worker that joined after the storage check, without the shared mount
+        raise AdvtopoError(f"worker {address} cannot see the run directory {root}; "
+                           "it must be on storage every worker sees (the same path on every machine)")
+    if single_thread:
+        _single_thread_setup()
+    return {**execute_task(spec, root, runtime), "worker": address}
+
+
+def _read_probe(path: str) -> str | None:
+    """Run on every worker by the storage check: the nonce it sees at ``path`` (None: no file)."""
     try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover
-        pass
+        return Path(path).read_text()
+    except OSError:
+        return None
 
 
-def _dask_execute(spec: dict[str, Any], root: str, runtime: dict[str, Any], *_deps: Any) -> dict[str, Any]:
-    _worker_setup()
-    return execute_task(spec, root, runtime)
+def check_shared_storage(client: Any, root: Path) -> list[str]:
+    """Prove every worker sees ``root``: write a nonce there, have each worker read it back.
+
+    Returns the worker addresses; raises AdvtopoError naming the workers that cannot see it."""
+    nonce = secrets.token_hex(16)
+    probe = Path(root) / f".advtopo-storage-check-{nonce}"
+    atomic_write_text(probe, nonce)
+    try:
+        seen = client.run(_read_probe, str(probe), on_error="return")
+    finally:
+        probe.unlink(missing_ok=True)
+    blind = sorted(w for w, text in seen.items() if text != nonce)
+    if blind:
+        who = f"worker {blind[0]}" if len(blind) == 1 else f"workers {', '.join(blind)}"
+        raise AdvtopoError(f"{who} cannot see the run directory {root}; it must be on storage every worker sees "
+                           "(the same path on every machine, e.g. an NFS mount)")
+    return sorted(seen)
+
+
+def check_address(address: str, param: str = "scheduler") -> str:
+    """A Dask scheduler address: ``tcp://HOST:PORT`` (any Dask protocol) or ``HOST:PORT``."""
+    if not isinstance(address, str) or not _ADDRESS.match(address):
+        raise AdvtopoError(f"{param}={address!r} is not a Dask scheduler address; "
+                           "expected tcp://HOST:PORT (as printed by `dask scheduler`)")
+    return address
 
 
 class DaskExecutor:
-    """Runs independent tasks in parallel on a Dask cluster (a LocalCluster by default:
-    processes, one thread and one BLAS thread each, no dashboard)."""
+    """Runs independent tasks in parallel on a Dask cluster.
+
+    ``address``: an existing scheduler (``tcp://HOST:PORT``); without it a LocalCluster of
+    ``n_workers`` processes, one thread and one BLAS thread each, no dashboard.
+    ``gpu_resource``: True asks for ``GPU=1`` for the tasks of :data:`DEVICE_STAGES`, False
+    never, None when the study's device is cuda and some worker offers a GPU resource.
+    ``retries``: how often a task that raises is resubmitted (a worker that dies is handled by
+    the scheduler, which reruns its tasks elsewhere)."""
 
     name = "dask"
 
-    def __init__(self, n_workers: int | None = None, address: str | None = None) -> None:
+    def __init__(self, n_workers: int | None = None, address: str | None = None,
+                 gpu_resource: bool | None = None, retries: int = 1, worker_timeout: float = 60.0) -> None:
         self.n_workers = n_workers or max(1, (os.cpu_count() or 2))
-        self.address = address
+        self.address = check_address(address) if address else None
+        self.gpu_resource = gpu_resource
+        self.retries = retries
+        self.worker_timeout = worker_timeout
 
-    def run(self, tasks: list[Task], root: Path, runtime: dict[str, Any],
-            progress: ProgressFn | None = None) -> dict[str, dict[str, Any]]:
-        from dask.distributed import Client, LocalCluster, as_completed
+    def _connect(self) -> tuple[Any, Any]:
+        from dask.distributed import Client, LocalCluster
 
-        order = topo_order(tasks)
-        cluster = None
-        if self.address:
-            client = Client(self.address)
-        else:
+        if not self.address:
             cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,
                                    dashboard_address=None, env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                                                                 "OPENBLAS_NUM_THREADS": "1"})
-            client = Client(cluster)
+            return Client(cluster), cluster
         try:
+            client = Client(self.address, timeout="20s")
+        except OSError as exc:
+            raise AdvtopoError(f"cannot reach the Dask scheduler at {self.address} ({exc}); "
+                               "start one with `dask scheduler` and pass the address it prints") from None
+        try:
+            client.wait_for_workers(1, timeout=self.worker_timeout)
+        except TimeoutError:
+            client.close()
+            raise AdvtopoError(f"the Dask scheduler at {self.address} has no workers after "
+                               f"{self.worker_timeout:.0f} s; start some with `dask worker {self.address}`") from None
+        return client, None
+
+    def _wants_gpu(self, client: Any, runtime: dict[str, Any]) -> bool:
+        workers = client.scheduler_info(n_workers=-1)["workers"].values()
+        offered = any(w.get("resources", {}).get(GPU_RESOURCE, 0) >= 1 for w in workers)
+        if self.gpu_resource is None:
+            return offered and str(runtime.get("device", "")).startswith("cuda")
+        if self.gpu_resource and not offered:
+            raise AdvtopoError(f"gpu_resource is on, but no worker of the cluster offers a {GPU_RESOURCE} "
+                               f"resource; start GPU workers with `dask worker ADDRESS --resources {GPU_RESOURCE}=1`")
+        return bool(self.gpu_resource)
+
+    def run(self, tasks: list[Task], root: Path, runtime: dict[str, Any],
+            progress: ProgressFn | None = None) -> dict[str, dict[str, Any]]:
+        from dask.distributed import as_completed
+
+        root = Path(root).resolve()
+        order = topo_order(tasks)
+        client, cluster = self._connect()
+        try:
+            if self.address:
+                check_shared_storage(client, root)
+            gpu = self._wants_gpu(client, runtime)
+            # the run directory is part of the Dask key: two runs of one config on one cluster stay apart
+            tag = hashlib.sha256(str(root).encode()).hexdigest()[:8]
             futures = {}
             for t in order:
                 deps = [futures[d.key] for d in t.deps.values()]
-                futures[t.key] = client.submit(_dask_execute, t.spec(), str(root), runtime, *deps,
-                                               key=f"{t.stage}-{t.key}", pure=False)
+                futures[t.key] = client.submit(
+                    _dask_execute, t.spec(), str(root), runtime, cluster is not None, *deps,
+                    key=f"{t.stage}-{t.key}-{tag}", pure=False, retries=self.retries,
+                    resources={GPU_RESOURCE: 1} if gpu and t.stage in DEVICE_STAGES else None)
             by_future = {f.key: t for t, f in zip(order, futures.values())}
             out: dict[str, dict[str, Any]] = {}
             for n, fut in enumerate(as_completed(list(futures.values())), 1):
@@ -93,8 +199,27 @@ class DaskExecutor:
                 cluster.close()
 
 
-def make_executor(name: str = "sequential", **kw: Any):
-    from advtopo.errors import check_choice
+def make_executor(name: str | None = "sequential", *, scheduler: str | None = None, workers: int | None = None,
+                  gpu_resource: bool | None = None) -> SequentialExecutor | DaskExecutor:
+    """An executor by name; a scheduler address implies dask (name None: dask iff one is given)."""
+    name = name or ("dask" if scheduler else "sequential")
+    check_choice("executor", name, EXECUTORS)
+    if name == "sequential":
+        if scheduler:
+            raise AdvtopoError(f"scheduler={scheduler!r} needs the dask executor, not 'sequential'")
+        return SequentialExecutor()
+    return DaskExecutor(n_workers=workers, address=scheduler, gpu_resource=gpu_resource)
 
-    check_choice("executor", name, ["sequential", "dask"])
-    return SequentialExecutor() if name == "sequential" else DaskExecutor(**kw)
+
+def executor_from_config(section: Any = None, **overrides: Any) -> SequentialExecutor | DaskExecutor:
+    """The executor of a study's ``[executor]`` section, with the CLI's options (non-None) on top."""
+    settings = {"kind": None, "scheduler": None, "workers": None, "gpu_resource": None}
+    if section is not None:
+        settings.update({k: getattr(section, k) for k in settings})
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    if overrides.get("scheduler") and overrides.get("kind") is None:
+        settings["kind"] = None  # --scheduler alone means dask, whatever the config's kind
+    if overrides.get("kind") == "sequential" and not overrides.get("scheduler"):
+        settings["scheduler"] = None  # --executor sequential runs here, whatever the config's scheduler
+    return make_executor(settings["kind"], scheduler=settings["scheduler"], workers=settings["workers"],
+                         gpu_resource=settings["gpu_resource"])

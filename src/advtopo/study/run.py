@@ -24,7 +24,7 @@ from advtopo.rundir import layout, writer
 from advtopo.rundir.records import (AccuracyEntry, ActivationEntry, AttackEntry, DatasetEntry, GraphEntry, ModelEntry,
                                     RunIndex)
 from advtopo.study.stages import Plan, load_stats, make_plan
-from advtopo.study.executors import SequentialExecutor
+from advtopo.study.executors import executor_from_config
 from advtopo.study.tasks import Task, is_done, log, read_done
 from advtopo.utils import atomic_write_json, atomic_write_text
 
@@ -79,6 +79,8 @@ class Manifest:
         else:
             entry["status"] = "cached" if info.get("cached") else "done"
             entry["seconds"] = info.get("seconds")
+            if info.get("worker"):  # a Dask worker's address: which machine ran it
+                entry["worker"] = info["worker"]
         self.write()
 
     def finish(self, status: str, stage_seconds: dict[str, float], error: str | None = None) -> None:
@@ -151,7 +153,7 @@ def run_study(config: str | os.PathLike[str] | dict | StudyConfig, out: str | os
     if train_dataset is not None:
         runtime["train_dataset"] = train_dataset
     plan = make_plan(cfg, stages, model_objects=objects, dataset=dataset, train_dataset=train_dataset)
-    executor = executor or SequentialExecutor()
+    executor = executor or executor_from_config(cfg.executor)
     atomic_write_text(root / layout.CONFIG, cfg.source_text if cfg.source_text is not None else cfg.to_toml())
     manifest = Manifest(root, cfg, plan, runtime, getattr(executor, "name", type(executor).__name__))
     n_cached = sum(is_done(root, t.stage, t.key) for t in plan.tasks)
