@@ -422,7 +422,7 @@ def test_loopback_by_default(run_dir):
 
 
 def test_not_a_run_dir(tmp_path):
-    with pytest.raises(AdvtopoError, match="not a run directory"):
+    with pytest.raises(AdvtopoError, match="not a finished run directory"):
         AppServer(tmp_path)
     with pytest.raises(AdvtopoError, match="not found"):
         AppServer(tmp_path / "missing")
@@ -476,27 +476,25 @@ def test_cli(run_dir, tmp_path, capsys):
     assert os.path.getsize(tmp_path / "o.html") > 0
 
 
-def test_recompute_job_with_the_engine(tmp_path, monkeypatch):
-    """Full job: stored activations (faked reader) -> advtopo.mapper.Mapper -> cached graph in the run."""
-    pytest.importorskip("advtopo.mapper", reason="mapper engine not installed")
-    from advtopo.app import recompute as rc
+def test_recompute_job_with_the_engine(tmp_path):
+    """Full job: stored activations (real zarr stores named by index.json) -> advtopo.mapper.Mapper
+    -> a graph cached in the run."""
+    from advtopo.activations import ActivationWriter
 
-    if rc._engine() is None:
-        pytest.skip("mapper engine not available")
     run = make_fixture_run(tmp_path / "run", n_per_class=6, with_extras=False)
     idx = json.loads((run / "index.json").read_text())
     entry = next(e for e in idx["graphs"] if e["eps"] > 0)
-    idx["activations"] = [{"model": entry["model"], "layer": entry["layer"], "attack": a, "eps": eps}
-                          for a, eps in (("clean", 0.0), (entry["attack"], entry["eps"]))]
-    (run / "index.json").write_text(json.dumps(idx))
     n = idx["dataset"]["n_samples"]
-
-    class FakeRun:
-        def activations(self, model, layer, attack=None, eps=0.0):
-            rng = np.random.default_rng(int(eps * 10))
-            return rng.normal(size=(n, 6)) + np.repeat(np.arange(10), n // 10)[:, None]
-
-    monkeypatch.setattr(rc, "_open_run", lambda: (lambda root: FakeRun()))
+    idx["activations"] = []
+    for attack, eps in (("clean", 0.0), (entry["attack"], entry["eps"])):
+        rng = np.random.default_rng(int(eps * 10))
+        acts = rng.normal(size=(n, 6)) + np.repeat(np.arange(10), n // 10)[:, None]
+        store = ActivationWriter(run / "acts" / f"{attack}.zarr", n, {entry["layer"]: 6})
+        store.write(0, {entry["layer"]: acts})
+        store.close()
+        idx["activations"].append({"model": entry["model"], "layer": entry["layer"], "attack": attack, "eps": eps,
+                                   "path": f"acts/{attack}.zarr", "array": entry["layer"]})
+    (run / "index.json").write_text(json.dumps(idx))
     srv = serve(run, port=0, open_browser=False, block=False)
     try:
         body = json.dumps({"graph": entry["id"], "n_intervals": 5, "overlap": 0.4, "eps": 1.5, "lens": "l2norm"}).encode()

@@ -42,8 +42,7 @@ def attacked_graph(server):
 def test_embedding_pca_matches_sklearn_and_is_cached(server, run_root):
     from sklearn.decomposition import PCA
 
-    from advtopo.app.recompute import point_cloud
-    from advtopo.study import open_run
+    from advtopo.rundir import GraphEntry, open_run
 
     e, g = attacked_graph(server)
     n = len(g["points"]["sample_id"])
@@ -52,7 +51,8 @@ def test_embedding_pca_matches_sklearn_and_is_cached(server, run_root):
     assert status == 200 and emb["available"] is True and emb["method"] == "pca"
     assert len(emb["x"]) == len(emb["y"]) == n
     # equal to sklearn's PCA of the loaded cloud, up to the sign of each component
-    X = point_cloud(open_run(run_root), e)
+    X = open_run(run_root).point_cloud(GraphEntry.from_dict(e))
+    assert X.shape[0] == n
     ref = PCA(n_components=2, random_state=0).fit_transform(X)
     for k, c in enumerate(("x", "y")):
         got = np.asarray(emb[c])
@@ -74,10 +74,9 @@ def test_embedding_tsne_and_errors(server, run_root):
     assert np.isfinite(emb["x"]).all() and np.std(emb["x"]) > 0
     # deterministic: the same coordinates computed from scratch
     from advtopo.app.embedding import embed
-    from advtopo.app.recompute import point_cloud
-    from advtopo.study import open_run
+    from advtopo.rundir import GraphEntry, open_run
 
-    Y = embed(point_cloud(open_run(run_root), e), "tsne")
+    Y = embed(open_run(run_root).point_cloud(GraphEntry.from_dict(e)), "tsne")
     np.testing.assert_allclose(np.asarray(emb["x"]), Y[:, 0], atol=1e-3)
     for bad, code in [(f"api/embedding/{e['id']}?method=umap", 400), ("api/embedding/nope", 404),
                       ("api/embedding/..%2F..%2Fetc", 404)]:

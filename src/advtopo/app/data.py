@@ -1,24 +1,23 @@
-"""Read-only access to a run directory, confined to that directory.
+"""The run as the JSON API serves it: a thin adapter over :class:`advtopo.rundir.Run`.
 
-Every file the app reads is named by ``index.json`` (paths relative to the run
-directory) and goes through :meth:`RunData.safe_path`, which refuses absolute paths,
-``..`` parts and anything (symlinks included) that resolves outside the run directory.
-Arrays are loaded with ``allow_pickle=False``; nothing is unpickled.
+Reading the run directory (path confinement, caching, point clouds) is the reader's job; the
+server answers its errors as HTTP: ``ArtefactMissing`` -> 404, ``ArtefactInvalid`` -> 400.
+What is left here is about the answers: node details, member lists, where a sample lies, PNG
+thumbnails, and the shapes the front end expects when an optional document is absent.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
-import math
 import threading
 from collections import OrderedDict
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from advtopo.errors import AdvtopoError
+from advtopo.rundir import ArtefactInvalid, ArtefactMissing, Run, eps_key
 
 from .png import encode_png
 
@@ -31,170 +30,57 @@ class BadRequest(Exception):
     """-> HTTP 400."""
 
 
-def _eps_equal(a: Any, b: Any) -> bool:
-    try:
-        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
-    except (TypeError, ValueError):
-        return False
-
-
-def _finite(obj: Any) -> Any:
-    """``obj`` with NaN / +-inf floats replaced by None (nested dicts and lists)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj
-
-
 class RunData:
-    """The run directory as the app sees it (thread-safe, cached)."""
+    """The app's view of one run directory (thread-safe; ``reader`` is the shared :class:`Run`)."""
 
-    def __init__(self, run_dir: str | Path, max_cached_graphs: int = 64):
-        root = Path(run_dir)
-        if not root.is_dir():
-            raise AdvtopoError(f"run directory not found: {run_dir}")
-        self.root = root.resolve()
-        if not (self.root / "index.json").is_file():
-            raise AdvtopoError(f"{run_dir} is not a run directory (no index.json); run a study first")
-        self._lock = threading.RLock()
-        self._graphs: OrderedDict[str, dict] = OrderedDict()
-        self._max_graphs = max_cached_graphs
-        self._arrays: dict[str, np.ndarray] = {}
+    def __init__(self, run_dir: str | Path, max_cached_pngs: int = 20000):
+        self.reader = Run(run_dir)
+        self.root = self.reader.root
+        self._lock = threading.Lock()
         self._png: OrderedDict[tuple, bytes] = OrderedDict()
-        self._samples = None
-        self._datapaths: tuple | None = None  # ((path, mtime_ns), data)
-        self._index_mtime = None
-        self._index: dict = {}
-        self._extra: list[dict] = []  # graphs recomputed by the app (app-cache/), not in index.json
-        self.index()
-        self._load_extra()  # validate now: a broken index is a user error at start-up
+        self._max_png = max_cached_pngs
 
-    # ---- paths -------------------------------------------------------------------------
-    def safe_path(self, rel: Any) -> Path:
-        """``rel`` (from index.json) -> an existing file inside the run dir, else NotFound."""
-        if not isinstance(rel, str) or not rel or "\x00" in rel or "\\" in rel:
-            raise NotFound("not found")
-        p = PurePosixPath(rel)
-        if p.is_absolute() or any(part in ("..", "") for part in p.parts) or rel.startswith("~"):
-            raise NotFound("not found")
-        full = (self.root / p).resolve()
-        try:
-            full.relative_to(self.root)
-        except ValueError:
-            raise NotFound("not found") from None
-        if not full.is_file():
-            raise NotFound("not found")
-        return full
-
-    # ---- index -------------------------------------------------------------------------
     def index(self) -> dict:
-        path = self.root / "index.json"
-        with self._lock:
-            mtime = path.stat().st_mtime_ns
-            if mtime != self._index_mtime:
-                try:
-                    idx = json.loads(path.read_text(encoding="utf-8"))
-                except (OSError, ValueError) as exc:
-                    raise AdvtopoError(f"cannot read {path}: {exc}") from exc
-                if not isinstance(idx, dict):
-                    raise AdvtopoError(f"{path}: expected a JSON object")
-                if not isinstance(idx.get("graphs"), list):
-                    idx["graphs"] = []
-                self._index, self._index_mtime = idx, mtime
-                self._graphs.clear()
-            if self._extra:
-                known = {g.get("id") for g in self._index["graphs"] if isinstance(g, dict)}
-                return {**self._index, "graphs": self._index["graphs"] + [g for g in self._extra if g["id"] not in known]}
-            return self._index
-
-    def _load_extra(self) -> None:
-        try:
-            extra = json.loads(self.safe_path("app-cache/recompute/index.json").read_text(encoding="utf-8"))
-        except (NotFound, OSError, ValueError):
-            return
-        if isinstance(extra, list):
-            self._extra = [g for g in extra if isinstance(g, dict) and isinstance(g.get("id"), str)
-                           and isinstance(g.get("path"), str)]
-
-    def extra_graphs(self) -> list[dict]:
-        with self._lock:
-            return list(self._extra)
-
-    def add_extra_graph(self, entry: dict) -> None:
-        with self._lock:
-            self._extra = [g for g in self._extra if g["id"] != entry["id"]] + [entry]
-            self._graphs.pop(entry["id"], None)
-
-    def graph_entry(self, graph_id: str) -> dict:
-        for g in self.index().get("graphs", []):
-            if isinstance(g, dict) and g.get("id") == graph_id:
-                return g
-        raise NotFound(f"unknown graph {graph_id!r}")
-
-    def graph(self, graph_id: str) -> dict:
-        with self._lock:
-            if graph_id in self._graphs:
-                self._graphs.move_to_end(graph_id)
-                return self._graphs[graph_id]
-        entry = self.graph_entry(graph_id)
-        path = self.safe_path(entry.get("path"))
-        try:
-            g = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise BadRequest(f"graph {graph_id!r} is not valid JSON") from exc
-        if not isinstance(g, dict) or not isinstance(g.get("nodes"), list):
-            raise BadRequest(f"graph {graph_id!r} lacks nodes")
-        g.setdefault("edges", [])
-        g.setdefault("points", {})
-        with self._lock:
-            self._graphs[graph_id] = g
-            while len(self._graphs) > self._max_graphs:
-                self._graphs.popitem(last=False)
-        return g
+        """index.json, its graphs followed by the ones the app recomputed."""
+        idx = self.reader.index
+        extra = [g.to_dict() for g in self.reader.graph_entries() if g.recomputed]
+        return {**idx, "graphs": list(idx.get("graphs") or []) + extra} if extra else idx
 
     def graph_text(self, graph_id: str) -> bytes:
-        """The graph as JSON bytes (validated: a broken file is a 400, not a 200)."""
-        g = self.graph(graph_id)
-        return json.dumps(g, separators=(",", ":"), allow_nan=False, default=float).encode()
+        """The graph as JSON bytes (strict: a NaN in the file is a 400, not invalid JSON sent)."""
+        return json.dumps(self.reader.graph(graph_id), separators=(",", ":"), allow_nan=False, default=float).encode()
 
     # ---- nodes -------------------------------------------------------------------------
     @staticmethod
-    def _find_node(g: dict, node_id: str) -> dict:
+    def find_node(g: dict, node_id: str) -> dict:
         for n in g["nodes"]:
             if str(n.get("id")) == node_id:
                 return n
         raise NotFound(f"unknown node {node_id!r}")
 
     def node_members(self, graph_id: str, node_id: str) -> list[dict]:
-        g = self.graph(graph_id)
-        node = self._find_node(g, node_id)
+        g = self.reader.graph(graph_id)
+        node = self.find_node(g, node_id)
         pts = g.get("points", {})
         cols = {k: pts.get(k) or [] for k in ("sample_id", "label", "prediction", "is_adversarial")}
         out = []
         for r in node.get("members", []):
             r = int(r)
-            row = {"row": r}
-            for k, v in cols.items():
-                row[k] = v[r] if r < len(v) else None
-            out.append(row)
+            out.append({"row": r, **{k: v[r] if r < len(v) else None for k, v in cols.items()}})
         return out
 
     def node_detail(self, graph_id: str, node_id: str) -> dict:
-        g = self.graph(graph_id)
-        node = self._find_node(g, node_id)
+        node = self.find_node(self.reader.graph(graph_id), node_id)
         members = self.node_members(graph_id, node_id)
-        names = self.index().get("dataset", {}).get("class_names") or []
+        names = self.reader.index.get("dataset", {}).get("class_names") or []
         by_class: dict[str, dict] = {}
         preds: dict[str, int] = {}
         n_adv = n_mis = 0
         for m in members:
             lab = m["label"]
-            key = str(lab)
-            d = by_class.setdefault(key, {"label": lab, "name": names[lab] if isinstance(lab, int) and 0 <= lab < len(names) else key,
-                                          "clean": 0, "adversarial": 0, "misclassified": 0})
+            name = names[lab] if isinstance(lab, int) and 0 <= lab < len(names) else str(lab)
+            d = by_class.setdefault(str(lab), {"label": lab, "name": name, "clean": 0, "adversarial": 0,
+                                               "misclassified": 0})
             adv = bool(m["is_adversarial"])
             d["adversarial" if adv else "clean"] += 1
             n_adv += adv
@@ -246,144 +132,71 @@ class RunData:
         return {"nodes": sorted(nodes), "rows": out_rows}
 
     def locate(self, sample_id: int, graph_ids: list[str] | None = None) -> dict:
-        ids = graph_ids or [g["id"] for g in self.index()["graphs"] if isinstance(g, dict) and "id" in g]
+        ids = graph_ids or [g.id for g in self.reader.graph_entries()]
         res = {}
         for gid in ids:
             try:
-                res[gid] = self.locate_in_graph(self.graph(gid), sample_id)
-            except NotFound:
+                res[gid] = self.locate_in_graph(self.reader.graph(gid), sample_id)
+            except ArtefactMissing:
                 continue
         return {"sample_id": sample_id, "graphs": res, "samples": self.samples([sample_id])}
 
-    # ---- samples -----------------------------------------------------------------------
-    def _samples_df(self):
-        with self._lock:
-            if self._samples is None:
-                import pandas as pd
-
-                try:
-                    path = self.safe_path("samples.parquet")
-                except NotFound:
-                    self._samples = pd.DataFrame()
-                else:
-                    self._samples = pd.read_parquet(path)
-            return self._samples
-
+    # ---- tables and documents ----------------------------------------------------------
     def samples(self, ids: list[int]) -> list[dict]:
-        df = self._samples_df()
+        try:
+            df = self.reader.samples
+        except ArtefactMissing:
+            return []
         if df.empty or "sample_id" not in df.columns:
             return []
-        sub = df[df["sample_id"].isin(ids)]
-        return json.loads(sub.to_json(orient="records"))
+        return json.loads(df[df["sample_id"].isin(ids)].to_json(orient="records"))
 
     def diagram(self, key: str) -> dict:
-        """A persistence diagram named in index.json["persistence"]["diagrams"] ((birth, death, dim)
-        rows, stored as .npy by the persistence stage) as JSON points per homology dimension."""
-        import numpy as np
-
-        diagrams = (self.index().get("persistence") or {}).get("diagrams") or {}
-        rel = diagrams.get(key) if isinstance(diagrams, dict) else None
-        if not isinstance(rel, str):
-            raise NotFound("no such diagram")
-        try:
-            arr = np.load(self.safe_path(rel), allow_pickle=False)
-        except (ValueError, OSError):
-            raise NotFound("diagram file unreadable") from None
-        if arr.ndim != 2 or arr.shape[1] != 3:
-            raise NotFound("diagram file has an unexpected shape")
+        """A persistence diagram as JSON points (birth, death) per homology dimension."""
+        arr = self.reader.diagram(key)
         arr = arr[np.isfinite(arr[:, 1])]
-        out: dict[str, list] = {}
-        for dim in np.unique(arr[:, 2]).astype(int):
-            pts = arr[arr[:, 2] == dim][:, :2]
-            out[str(int(dim))] = np.round(pts, 6).tolist()
-        return {"key": key, "dims": out}
+        dims = {str(int(d)): np.round(arr[arr[:, 2] == d][:, :2], 6).tolist() for d in np.unique(arr[:, 2]).astype(int)}
+        return {"key": key, "dims": dims}
 
     def vulnerability(self) -> dict:
-        rel = self.index().get("vulnerability") or "vulnerability.json"
+        """vulnerability.json as ``{"samples": [...], ...}``; ``{"samples": []}`` when the run has none."""
         try:
-            path = self.safe_path(rel if isinstance(rel, str) else "vulnerability.json")
-        except NotFound:
-            return {"samples": []}
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError:
+            data = self.reader.vulnerability()
+        except ArtefactInvalid:
             return {"samples": [], "error": "vulnerability.json is not valid JSON"}
         if isinstance(data, list):
             data = {"samples": data}
         return data if isinstance(data, dict) else {"samples": []}
 
     def datapaths(self) -> dict:
-        """``datapaths.json`` (the optional datapaths stage, format in docs/architecture.md) plus
-        ``"available": true``; ``{"available": false}`` (with ``error`` when the file is broken)
-        when the run has none. Same confinement as every other file: the path named by
-        index.json ``"datapaths"`` (default ``datapaths.json``) must lie inside the run dir.
-        Non-finite numbers become null (the JSON we send is strict)."""
-        rel = self.index().get("datapaths") or "datapaths.json"
+        """datapaths.json (format in docs/architecture.md) plus ``"available": true``;
+        ``{"available": false}`` (with ``error`` when the file is broken) when the run has none.
+        (Non-finite numbers become null when sent: ``strict_dumps``.)"""
         try:
-            path = self.safe_path(rel if isinstance(rel, str) else "datapaths.json")
-        except NotFound:
+            data = self.reader.datapaths()
+        except ArtefactInvalid:
+            return {"available": False, "error": "datapaths.json is not valid JSON"}
+        if data is None:
             return {"available": False}
-        key = (str(path), path.stat().st_mtime_ns)
-        with self._lock:
-            if self._datapaths and self._datapaths[0] == key:
-                return self._datapaths[1]
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            out: dict = {"available": False, "error": "datapaths.json is not valid JSON"}
-        else:
-            if not isinstance(data, dict) or not isinstance(data.get("layers"), list) \
-                    or not isinstance(data.get("samples"), list) or not isinstance(data.get("eps"), list):
-                out = {"available": False, "error": "datapaths.json lacks layers / eps / samples"}
-            else:
-                out = {**_finite(data), "available": True}
-        with self._lock:
-            self._datapaths = (key, out)
-        return out
+        if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("layers", "samples", "eps")):
+            return {"available": False, "error": "datapaths.json lacks layers / eps / samples"}
+        return {**data, "available": True}
 
     # ---- images ------------------------------------------------------------------------
-    def image_relpath(self, kind: str, model: str | None = None, attack: str | None = None,
-                      eps: str | None = None) -> str:
-        images = self.index().get("images") or {}
-        if kind == "clean":
-            rel = images.get("clean")
-        elif kind == "adversarial":
-            rel = None
-            for key, val in (images.get("adversarial") or {}).items():
-                parts = str(key).split("/")
-                if len(parts) == 3 and parts[0] == model and parts[1] == attack and _eps_equal(parts[2], eps):
-                    rel = val
-                    break
-        else:
-            raise NotFound("unknown image kind")
-        if not rel:
-            raise NotFound("no such image set")
-        return rel
-
-    def _array(self, rel: str) -> np.ndarray:
-        with self._lock:
-            if rel not in self._arrays:
-                path = self.safe_path(rel)
-                try:
-                    arr = np.load(path, mmap_mode="r", allow_pickle=False)
-                except ValueError as exc:
-                    raise NotFound("image array unreadable") from exc
-                if not isinstance(arr, np.ndarray) or arr.ndim < 3:
-                    raise NotFound("image array has the wrong shape")
-                self._arrays[rel] = arr
-            return self._arrays[rel]
-
-    def image_png(self, rel: str, sample_id: int) -> bytes:
-        key = (rel, sample_id)
+    def image_png(self, sample_id: int, model: str | None = None, attack: str | None = None,
+                  eps: float | str = 0.0) -> bytes:
+        """One sample's image as PNG: clean, or adversarial for (model, attack, eps)."""
+        clean = model is None or float(eps) == 0
+        key = ("clean", sample_id) if clean else (model, attack, eps_key(eps), sample_id)
         with self._lock:
             if key in self._png:
                 return self._png[key]
-        arr = self._array(rel)
+        arr = self.reader.images(model, attack, eps)
         if not 0 <= sample_id < arr.shape[0]:
             raise NotFound("sample id out of range")
         data = encode_png(np.asarray(arr[sample_id]))
         with self._lock:
             self._png[key] = data
-            while len(self._png) > 20000:
+            while len(self._png) > self._max_png:
                 self._png.popitem(last=False)
         return data

@@ -2,7 +2,7 @@
 
 Mapper Interactive / TopoAct's linked scatter: one (x, y) per row of the graph's
 ``points`` (clean rows, then adversarial rows), from the run's stored activations
-(``recompute.cached_point_cloud``). ``pca`` (default): sklearn PCA, 2 components; ``tsne``:
+(``Run.cached_point_cloud``). ``pca`` (default): sklearn PCA, 2 components; ``tsne``:
 sklearn TSNE (perplexity min(30, (n-1)/3), init="pca", max_iter=500), both random_state 0
 so deterministic. Computed on first request, then cached as
 ``RUN_DIR/app-cache/embedding/<key>.json`` (key = hash of graph id, method and parameters).
@@ -19,9 +19,8 @@ import numpy as np
 from advtopo.utils.io import atomic_write_json
 
 from .data import BadRequest, RunData
-from .recompute import RecomputeUnavailable, cached_point_cloud
+from .recompute import RecomputeUnavailable, stored_point_cloud
 
-CACHE_DIR = "app-cache/embedding"
 METHODS = ("pca", "tsne")
 PARAMS = {"pca": {"n_components": 2, "random_state": 0},
           "tsne": {"n_components": 2, "perplexity": "min(30,(n-1)/3)", "init": "pca", "random_state": 0,
@@ -59,17 +58,17 @@ class EmbeddingService:
     def get(self, graph_id: str, method: str = "pca") -> dict:
         if method not in METHODS:
             raise BadRequest(f"method={method!r} is not valid; allowed: {', '.join(METHODS)}")
-        e = self.run.graph_entry(graph_id)  # NotFound -> 404
+        e = self.run.reader.graph_entry(graph_id)  # ArtefactMissing -> 404
         key_src = json.dumps({"graph": graph_id, "method": method, "params": PARAMS[method]}, sort_keys=True)
         key = hashlib.sha1(key_src.encode()).hexdigest()[:20]
-        path = self.run.root / CACHE_DIR / f"{key}.json"
+        path = self.run.reader.cache_path("embedding", f"{key}.json")
         if path.is_file():
             return json.loads(path.read_text())
         with self._lock:  # one embedding at a time (t-SNE is CPU heavy)
             if path.is_file():
                 return json.loads(path.read_text())
-            X = cached_point_cloud(self.run, e)  # RecomputeUnavailable -> available: false
-            g = self.run.graph(graph_id)
+            X = stored_point_cloud(self.run, e)  # RecomputeUnavailable -> available: false
+            g = self.run.reader.graph(graph_id)
             n_pts = len((g.get("points") or {}).get("sample_id") or (g.get("points") or {}).get("label") or [])
             if n_pts and n_pts != len(X):
                 raise RecomputeUnavailable(f"the stored activations ({len(X)} rows) do not match the graph's "

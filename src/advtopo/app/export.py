@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from advtopo.errors import AdvtopoError
-from advtopo.utils.io import atomic_write_bytes
+from advtopo.rundir import RunError, layout
+from advtopo.utils.io import atomic_write_bytes, strict_dumps
 
 from .data import NotFound, RunData
-from .server import STATIC_DIR
 
+STATIC_DIR = Path(__file__).resolve().parent / "static"  # the front end (the server serves the same files)
 IMAGE_BUDGET = 24 * 1024 * 1024  # bytes of base64 thumbnails at most
 STYLESHEET_TAG = '<link rel="stylesheet" href="static/app.css">'
 SCRIPT_TAG = re.compile(r'<script src="static/([^"]+)"></script>')  # the page's scripts, vendor/ included
@@ -25,18 +26,8 @@ SCRIPT_TAG = re.compile(r'<script src="static/([^"]+)"></script>')  # the page's
 
 def _script_json(obj: Any) -> str:
     """JSON safe to place inside <script>: no '</', no U+2028/9 surprises."""
-    s = json.dumps(obj, separators=(",", ":"), allow_nan=False, default=_default)
+    s = strict_dumps(obj)
     return s.replace("</", "<\\/").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").replace("<!--", "<\\!--")
-
-
-def _default(obj: Any) -> Any:
-    import numpy as np
-
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
 
 
 def _inline_js(src: str) -> str:
@@ -51,7 +42,7 @@ def build_html(run: RunData, graph_ids: list[str] | None = None, state: str | No
     for gid in ids:
         if gid not in all_ids:
             raise NotFound(f"unknown graph {gid!r}")
-    graphs = {gid: run.graph(gid) for gid in ids}
+    graphs = {gid: run.reader.graph(gid) for gid in ids}
     idx = dict(index)
     idx["graphs"] = [g for g in index["graphs"] if isinstance(g, dict) and g.get("id") in graphs]
     idx["app"] = {"mode": "static", "recompute": {"available": False, "reason": "static export"}}
@@ -100,7 +91,6 @@ def _thumbnails(run: RunData, graphs: dict[str, dict], vul: dict, datapaths: dic
     """data: URIs for the clean images of every sample in the graphs (and of the vulnerable
     and datapaths samples), then the adversarial images of the exported (model, attack, eps)
     combinations and of the datapaths' (model, attack, eps), within IMAGE_BUDGET."""
-    index = run.index()
     sids: set[int] = set()
     for g in graphs.values():
         sids.update(int(s) for s in (g.get("points", {}).get("sample_id") or []))
@@ -115,26 +105,22 @@ def _thumbnails(run: RunData, graphs: dict[str, dict], vul: dict, datapaths: dic
         dp_combos = {(datapaths.get("model"), datapaths.get("attack"), e) for e in datapaths.get("eps") or []}
     out: dict[str, Any] = {"clean": {}, "adversarial": {}}
     used = 0
-    sets: list[tuple[str, str, set[int]]] = []
-    try:
-        sets.append(("clean", run.image_relpath("clean"), sids | dp_sids))
-    except NotFound:
-        pass
-    combos = {(e.get("model"), e.get("attack"), e.get("eps")) for e in index["graphs"] if e.get("id") in graphs}
-    for key in (index.get("images") or {}).get("adversarial") or {}:
-        parts = str(key).split("/")
-        if len(parts) != 3:
+    sets: list[tuple[str, tuple, set[int]]] = [("clean", (), sids | dp_sids)]  # (key, (model, attack, eps), ids)
+    combos = {(g.model, g.attack, g.eps) for g in run.reader.graph_entries() if g.id in graphs}
+    for key in (run.reader.index.get("images") or {}).get("adversarial") or {}:
+        parts = layout.split_adversarial_images_key(key)
+        if parts is None:
             continue
-        match = lambda cs: any(m == parts[0] and a == parts[1] and _same(eps, parts[2]) for m, a, eps in cs)  # noqa: E731
+        match = lambda cs: any((m, a) == parts[:2] and layout.eps_equal(eps, parts[2]) for m, a, eps in cs)  # noqa: E731
         want = (sids if match(combos) else set()) | (dp_sids if match(dp_combos) else set())
         if want:
-            sets.append((key, index["images"]["adversarial"][key], want))
-    for key, rel, want in sets:
+            sets.append((key, parts, want))
+    for key, parts, want in sets:
         target = out["clean"] if key == "clean" else out["adversarial"].setdefault(key, {})
         for sid in sorted(want):
             try:
-                png = run.image_png(rel, sid)
-            except NotFound:
+                png = run.image_png(sid, *parts)
+            except (NotFound, RunError):
                 continue
             uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
             used += len(uri)
@@ -143,13 +129,6 @@ def _thumbnails(run: RunData, graphs: dict[str, dict], vul: dict, datapaths: dic
                 return out
             target[str(sid)] = uri
     return out
-
-
-def _same(a: Any, b: Any) -> bool:
-    try:
-        return abs(float(a) - float(b)) < 1e-12
-    except (TypeError, ValueError):
-        return False
 
 
 def export_html(run_dir: str | Path, out_path: str | Path, graph_ids: list[str] | None = None,

@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from advtopo.utils.io import atomic_write_json
+from advtopo.rundir import ArtefactMissing
+from advtopo.utils.io import atomic_write_bytes, atomic_write_json
 
 from .data import BadRequest, NotFound, RunData
-from .recompute import RecomputeUnavailable, cached_point_cloud
+from .recompute import RecomputeUnavailable, stored_point_cloud
 
-CACHE_DIR = "app-cache/featurevis"
 ROWS = ("auto", "clean", "adversarial", "all")
 PARAMS = {"steps": 128, "lr": 0.05, "jitter": 1, "tv": 0.05, "cossim_pow": 1.0, "seed": 0}
 
@@ -39,14 +39,10 @@ class FeatureVisService:
         if name not in self._models:
             from advtopo.models import load_checkpoint
 
-            entry = next((m for m in self.run.index().get("models", []) if m.get("name") == name), None)
-            rel = (entry or {}).get("checkpoint")
-            if not rel:
-                raise RecomputeUnavailable(f"the run has no checkpoint for model {name!r}; "
-                                           "feature visualisation needs the model")
-            path = self.run.safe_path(rel)
-            if not path.is_file():
-                raise RecomputeUnavailable(f"the checkpoint of model {name!r} ({rel}) is missing from the run")
+            try:
+                path = self.run.reader.checkpoint(name)
+            except ArtefactMissing as exc:
+                raise RecomputeUnavailable(f"{exc}; feature visualisation needs the model") from None
             model, _cfg = load_checkpoint(path)
             self._models[name] = model.eval()
         return self._models[name]
@@ -55,9 +51,9 @@ class FeatureVisService:
         """Compute (or read from the cache) the node's image; returns its metadata."""
         if rows not in ROWS:
             raise BadRequest(f"rows={rows!r} is not valid; allowed: {', '.join(ROWS)}")
-        e = self.run.graph_entry(graph_id)
-        g = self.run.graph(graph_id)
-        node = self.run._find_node(g, node_id)
+        e = self.run.reader.graph_entry(graph_id)
+        g = self.run.reader.graph(graph_id)
+        node = self.run.find_node(g, node_id)
         members = np.asarray(node.get("members", []), dtype=np.int64)
         if len(members) == 0:
             raise NotFound(f"node {node_id!r} has no members")
@@ -72,11 +68,11 @@ class FeatureVisService:
         key_src = json.dumps({"graph": graph_id, "node": node_id, "rows": used, "params": PARAMS,
                               "members": hashlib.sha1(sel.tobytes()).hexdigest()}, sort_keys=True)
         key = hashlib.sha1(key_src.encode()).hexdigest()[:20]
-        meta_path = self.run.root / CACHE_DIR / f"{key}.json"
+        meta_path = self.run.reader.cache_path("featurevis", f"{key}.json")
         if meta_path.is_file():
             return json.loads(meta_path.read_text())
-        index = self.run.index()
-        layer = e.get("layer")
+        index = self.run.reader.index
+        layer = e.layer
         summary = (index.get("layer_summaries") or {}).get(layer, "flatten")
         module = (index.get("layer_modules") or {}).get(layer, layer)
         shape = (index.get("dataset") or {}).get("image_shape")
@@ -88,8 +84,8 @@ class FeatureVisService:
             from advtopo.activations import FeatureVisualizer
             from advtopo.app.png import encode_png
 
-            model = self._model(e["model"])
-            X = cached_point_cloud(self.run, e)
+            model = self._model(e.model)
+            X = stored_point_cloud(self.run, e)
             if int(sel.max()) >= len(X):
                 raise RecomputeUnavailable("the stored activations do not match the graph's points")
             mean = X[sel].mean(axis=0, dtype=np.float64).astype(np.float32)
@@ -97,8 +93,7 @@ class FeatureVisService:
                                    **{k: v for k, v in PARAMS.items()})
             res = fv.fit(mean[None], tuple(int(s) for s in shape))
             png = encode_png(res.images[0])
-            (self.run.root / CACHE_DIR).mkdir(parents=True, exist_ok=True)
-            (self.run.root / CACHE_DIR / f"{key}.png").write_bytes(png)
+            atomic_write_bytes(self.run.reader.cache_path("featurevis", f"{key}.png"), png)
             meta = {"graph": graph_id, "node": node_id, "rows": used, "n_rows": int(len(sel)),
                     "cosine": float(res.cosine[0]), "layer": layer, "summary": summary, "params": PARAMS,
                     "png": f"api/featurevis/{graph_id}/{node_id}.png?rows={rows}", "key": key}
@@ -107,7 +102,7 @@ class FeatureVisService:
 
     def png(self, graph_id: str, node_id: str, rows: str = "auto") -> bytes:
         meta = self.info(graph_id, node_id, rows)
-        path = self.run.root / CACHE_DIR / f"{meta['key']}.png"
+        path = self.run.reader.cache_path("featurevis", f"{meta['key']}.png")
         if not path.is_file():
             raise NotFound("feature visualisation not found")
         return path.read_bytes()

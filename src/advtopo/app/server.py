@@ -18,14 +18,14 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from advtopo.errors import AdvtopoError
+from advtopo.rundir import ArtefactInvalid, ArtefactMissing, layout
+from advtopo.utils.io import strict_dumps
 
 from .data import BadRequest, NotFound, RunData
 from .embedding import EmbeddingService
+from .export import STATIC_DIR, build_html
 from .featurevis import FeatureVisService
 from .recompute import RecomputeManager, RecomputeUnavailable
-
-STATIC_DIR = Path(__file__).resolve().parent / "static"
-REPORT_DIR = "report"  # advtopo report's default output folder inside the run
 MAX_URL = 8192
 MAX_BODY = 64 * 1024
 MAX_IDS = 10000
@@ -107,10 +107,7 @@ class AppHandler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def _send_json(self, obj: Any, status: int = 200, close: bool = False) -> None:
-        try:
-            data = json.dumps(obj, separators=(",", ":"), allow_nan=False, default=_json_default).encode()
-        except ValueError:  # NaN / Infinity (e.g. an undefined rank correlation in index.json): null in JSON
-            data = json.dumps(_finite(obj), separators=(",", ":"), allow_nan=False, default=_json_default).encode()
+        data = strict_dumps(obj).encode()  # NaN / Infinity (an undefined rank correlation, ...): null
         self._send_bytes(data, "application/json; charset=utf-8", status, close=close)
 
     def _host_ok(self) -> bool:
@@ -139,9 +136,9 @@ class AppHandler(BaseHTTPRequestHandler):
                 self._route_get(parts, query)
         except HTTPError as exc:
             self._send_json({"error": exc.message, "status": exc.status}, exc.status)
-        except NotFound as exc:
+        except (NotFound, ArtefactMissing) as exc:  # before ValueError: the reader's errors are ValueErrors
             self._send_json({"error": str(exc) or "not found", "status": 404}, 404)
-        except (BadRequest, UnicodeDecodeError, ValueError) as exc:
+        except (BadRequest, ArtefactInvalid, UnicodeDecodeError, ValueError) as exc:
             msg = str(exc) if isinstance(exc, (BadRequest, AdvtopoError)) else "bad request"
             self._send_json({"error": msg, "status": 400}, 400)
         except RecomputeUnavailable as exc:
@@ -184,7 +181,7 @@ class AppHandler(BaseHTTPRequestHandler):
         if route == "index" and not rest:
             idx = dict(run.index())
             idx["app"] = {"mode": "server", "recompute": self.recompute.available(),
-                          "report": (self.run.root / REPORT_DIR / "report.html").is_file()}
+                          "report": (self.run.root / layout.REPORT_DIR / "report.html").is_file()}
             return self._send_json(idx)
         if route == "graph" and len(rest) == 1:
             return self._send_bytes(run.graph_text(rest[0]), "application/json; charset=utf-8")
@@ -200,12 +197,12 @@ class AppHandler(BaseHTTPRequestHandler):
         if route == "image" and rest and rest[-1].endswith(".png"):
             sid = _int(rest[-1][:-4], "sample id")
             if rest[0] == "clean" and len(rest) == 2:
-                rel = run.image_relpath("clean")
+                png = run.image_png(sid)
             elif rest[0] == "adversarial" and len(rest) == 5:
-                rel = run.image_relpath("adversarial", rest[1], rest[2], rest[3])
+                png = run.image_png(sid, rest[1], rest[2], rest[3])
             else:
                 raise NotFound("not found")
-            return self._send_bytes(run.image_png(rel, sid), "image/png", extra={"Cache-Control": "max-age=3600"})
+            return self._send_bytes(png, "image/png", extra={"Cache-Control": "max-age=3600"})
         if route == "locate" and len(rest) == 1:
             graphs = [g for g in query.get("graphs", "").split(",") if g] or None
             if graphs and len(graphs) > 64:
@@ -233,8 +230,6 @@ class AppHandler(BaseHTTPRequestHandler):
         if route == "datapaths" and not rest:
             return self._send_json(run.datapaths())
         if route == "export.html" and not rest:
-            from .export import build_html
-
             graphs = [g for g in query.get("graphs", "").split(",") if g] or None
             if graphs and len(graphs) > 16:
                 raise HTTPError(400, "at most 16 graphs per export")
@@ -287,7 +282,7 @@ class AppHandler(BaseHTTPRequestHandler):
             raise NotFound("not found")
         if any(p in ("", ".", "..") or "/" in p or "\\" in p or "\x00" in p for p in parts):
             raise NotFound("not found")
-        base = (self.run.root / REPORT_DIR).resolve()
+        base = (self.run.root / layout.REPORT_DIR).resolve()
         full = base.joinpath(*parts).resolve()
         try:
             full.relative_to(base)
@@ -309,27 +304,6 @@ class _QuietServer(ThreadingHTTPServer):
         if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)):
             return
         super().handle_error(request, client_address)
-
-
-def _finite(obj: Any) -> Any:
-    """``obj`` with every NaN / infinite float replaced by None (JSON has no such numbers)."""
-    if isinstance(obj, float):
-        return obj if obj == obj and abs(obj) != float("inf") else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
-def _json_default(obj: Any) -> Any:
-    """numpy scalars/arrays as in advtopo.utils.io; anything else as text (an API never 500s on it)."""
-    from advtopo.utils.io import _json_default as numpy_default
-
-    try:
-        return numpy_default(obj)
-    except TypeError:
-        return str(obj)
 
 
 class AppServer:

@@ -325,8 +325,9 @@ class Run:
         rel = self._images_path(model, attack, eps)
         with self._lock:
             if rel not in self._arrays:
+                path = self.safe_path(rel)  # outside the try: ArtefactMissing is a ValueError too
                 try:
-                    arr = np.load(self.safe_path(rel), mmap_mode="r", allow_pickle=False)
+                    arr = np.load(path, mmap_mode="r", allow_pickle=False)
                 except ValueError:
                     raise ArtefactInvalid(f"image array {rel!r} is unreadable") from None
                 if not isinstance(arr, np.ndarray) or arr.ndim < 3:
@@ -356,8 +357,9 @@ class Run:
         rel = diagrams.get(key) if isinstance(diagrams, dict) else None
         if not isinstance(rel, str):
             raise ArtefactMissing(f"no persistence diagram {key!r}")
+        path = self.safe_path(rel)
         try:
-            arr = np.load(self.safe_path(rel), allow_pickle=False)
+            arr = np.load(path, allow_pickle=False)
         except (ValueError, OSError):
             raise ArtefactInvalid(f"persistence diagram {key!r} is unreadable") from None
         if arr.ndim != 2 or arr.shape[1] != 3:

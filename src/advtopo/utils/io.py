@@ -66,6 +66,15 @@ def to_jsonable(obj: Any) -> Any:
     return str(obj)
 
 
+def strict_dumps(obj: Any) -> str:
+    """Compact JSON that any parser reads: NaN and +-inf as null, numpy values as numbers (the
+    common case, nothing to clean, is encoded without walking ``obj`` first)."""
+    try:
+        return json.dumps(obj, separators=(",", ":"), allow_nan=False, default=to_jsonable)
+    except ValueError:  # a NaN or an infinity somewhere
+        return json.dumps(to_jsonable(obj), separators=(",", ":"), allow_nan=False)
+
+
 def _json_default(obj: Any) -> Any:
     import numpy as np
 
