@@ -786,6 +786,8 @@ def test_mapper_params_rules_that_need_the_row_count_and_valid_specs():
     with pytest.raises(AdvtopoError, match=r"eps=-1 is not valid"):
         Mapper().sweep(X, n_intervals=[3], eps=[0.5, -1])
     assert len(Mapper(n_intervals=80, eps=1.0).sweep(X, n_intervals=[3, 4], overlap=[0.3])) == 2
+    # a sweep uses the cover's kind at the grid's resolution, not a Cover object's own resolution
+    assert len(Mapper(cover=UniformCover(80, 0.3), eps=1.0).sweep(X, n_intervals=[3], overlap=[0.3])) == 1
 
 
 def test_mapper_params_from_dict_refuses_unknown_keys_and_wrong_types():

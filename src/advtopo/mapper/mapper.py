@@ -399,15 +399,16 @@ class Mapper:
         eps_list = list(eps) if eps is not None else [self.eps]
         if not eps_list or not list(n_intervals) or not list(overlap):
             raise AdvtopoError("sweep needs at least one value of n_intervals, overlap and eps")
-        base = self.to_params().replace(lens=lens_arr)  # the lens is computed: only the grid is left to check
+        # the grid's covers are of the Mapper's cover kind, at each grid resolution: check each setting
+        kind = self.cover if isinstance(self.cover, str) else getattr(self.cover, "kind", "uniform")
+        grid_params = self.to_params().replace(lens=lens_arr, cover=kind)
         for n_i, ov, e in itertools.product(n_intervals, overlap, eps_list):
-            base.replace(n_intervals=n_i, overlap=ov, eps=e).validate(n_samples=len(X))
+            grid_params.replace(n_intervals=n_i, overlap=ov, eps=e).validate(n_samples=len(X))
         srt = _Sorted(lens_arr)
         covers = {}
         for n_i, ov in itertools.product(n_intervals, overlap):
             key = (n_i if np.ndim(n_i) == 0 else tuple(n_i), ov if np.ndim(ov) == 0 else tuple(ov))
-            base = self.cover if isinstance(self.cover, str) else getattr(self.cover, "kind", "uniform")
-            covers[key] = make_cover(base, n_i, ov).fit(lens_arr)
+            covers[key] = make_cover(kind, n_i, ov).fit(lens_arr)
         clusterers = {e: self._clusterer(e) for e in eps_list}
         resolved = {e: self._resolve_eps(c, X, metric) for e, c in clusterers.items()}
         graph_based = all(isinstance(c, GraphClusterer) for c in clusterers.values())
