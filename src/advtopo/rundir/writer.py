@@ -1,12 +1,12 @@
 """Write a run directory (the study's publish step): every file atomically, index.json last.
 
-A reader never sees a half-written file: immutable task outputs are hard-linked (or copied)
+A reader never sees a half-written file: task outputs are copied (reflinked where the file
+system can; never hard-linked, so an edit of a published file cannot reach the task cache)
 to a temporary name and renamed into place, documents go through ``atomic_write_json``, and
 index.json, which names everything else, is written after all of it.
 """
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,33 +17,46 @@ from advtopo.utils.io import atomic_path, atomic_write_json
 
 
 def place_file(root: Path, src: Path, rel: str) -> str:
-    """Hard-link (or copy) the immutable file ``src`` to ``root/rel``, atomically; returns ``rel``."""
-    dst = Path(root) / rel
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    """Copy the task output ``src`` to ``root/rel``, atomically; returns ``rel``."""
+    with atomic_path(Path(root) / rel) as tmp:
+        _copy(src, tmp)
     return rel
 
 
 def place_tree(root: Path, src: Path | None, rel: str) -> None:
-    """Replace the folder ``root/rel`` by ``src``'s files (hard-linked where possible); None removes it."""
+    """Make the folder ``root/rel`` hold ``src``'s files (each replaced atomically, so a reader
+    sees the old or the new version of each); files ``src`` lacks are removed; None removes all."""
     dst = Path(root) / rel
-    if dst.exists():
-        shutil.rmtree(dst)
-    if src is not None and src.exists():
-        shutil.copytree(src, dst, copy_function=_link_or_copy)
+    wanted = set()
+    if src is not None and src.is_dir():
+        for p in sorted(src.rglob("*")):
+            if p.is_file():
+                wanted.add(place_file(dst, p, p.relative_to(src).as_posix()))
+    if dst.is_dir():
+        for p in sorted(dst.rglob("*"), reverse=True):  # a folder's files before the folder
+            if p.is_dir() and not p.is_symlink():
+                if not any(p.iterdir()):
+                    p.rmdir()
+            elif p.relative_to(dst).as_posix() not in wanted:
+                p.unlink()
+        if not wanted:
+            shutil.rmtree(dst, ignore_errors=True)
 
 
-def _link_or_copy(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+def _copy(src: Path, dst: Path) -> None:
+    """``cp --reflink=auto``: share the blocks where the file system can (btrfs, XFS), else copy."""
+    import fcntl
+
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        try:
+            fcntl.ioctl(fout.fileno(), _FICLONE, fin.fileno())
+            return
+        except OSError:
+            pass
+    shutil.copyfile(src, dst)
+
+
+_FICLONE = 0x40049409  # linux/fs.h: clone a whole file (a reflink)
 
 
 def place_images(root: Path, clean: Path, adversarial: dict[tuple[str, str, float], Path]) -> dict[str, Any]:

@@ -12,6 +12,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="auto, cpu, cuda (default: the config's 'device')")
     _executor_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--wait", action="store_true",
+                   help="if another process is writing the run directory, wait for it (default: exit at once)")
+    p.add_argument("--verify-cache", action="store_true",
+                   help="check every cached task's files by SHA-256 before using it (default: by size)")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("runs", help="list run directories and their status")
@@ -109,7 +113,8 @@ def _run(args: argparse.Namespace) -> int:
     from advtopo.study import format_summary, load_config, open_run, run_study
 
     cfg = load_config(args.config)
-    root = run_study(cfg, out=args.out, executor=_executor(args, cfg), device=args.device, verbose=not args.quiet)
+    root = run_study(cfg, out=args.out, executor=_executor(args, cfg), device=args.device, verbose=not args.quiet,
+                     wait=args.wait, full_verify=args.verify_cache)
     if not args.quiet:
         print(format_summary(open_run(root)))
     return 0

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from advtopo.rundir import Run, layout, open_run
+from advtopo.study.lock import run_status
 
 __all__ = ["Run", "open_run", "list_runs", "format_summary"]
 
@@ -30,7 +31,7 @@ def list_runs(base: str | os.PathLike[str] = "runs") -> list[dict[str, Any]]:
             continue
         tasks = m.get("tasks", {}).values()
         finished = sum(1 for t in tasks if t.get("status") in ("done", "cached"))
-        out.append({"path": str(p), "name": m.get("name", p.name), "status": m.get("status"),
+        out.append({"path": str(p), "name": m.get("name", p.name), "status": run_status(p, m.get("status")),
                     "started": m.get("started"), "seconds": m.get("seconds"),
                     "tasks": f"{finished}/{len(m.get('tasks', {}))}"})
     out.sort(key=lambda r: r.get("started") or "", reverse=True)
@@ -44,7 +45,7 @@ def format_summary(run: Run) -> str:
              f"dataset {idx['dataset']['name']} ({idx['dataset']['n_samples']} samples), layers {', '.join(idx['layers'])}"]
     m = run.manifest
     if m:
-        lines.append(f"status {m.get('status')}, {m.get('seconds', '?')}s, device {m.get('device')}")
+        lines.append(f"status {run_status(run.root, m.get('status'))}, {m.get('seconds', '?')}s, device {m.get('device')}")
     for att in idx["attacks"]:
         eps_list = att["eps"]
         lines.append("")

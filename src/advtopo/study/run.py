@@ -25,7 +25,8 @@ from advtopo.rundir.records import (AccuracyEntry, ActivationEntry, AttackEntry,
                                     RunIndex)
 from advtopo.study.stages import Plan, load_stats, make_plan
 from advtopo.study.executors import executor_from_config
-from advtopo.study.tasks import Task, is_done, log, read_done
+from advtopo.study.lock import lock_run
+from advtopo.study.tasks import Task, clean_leftovers, is_done, log, read_done
 from advtopo.utils import atomic_write_json, atomic_write_text
 
 
@@ -103,7 +104,8 @@ class Manifest:
 def run_study(config: str | os.PathLike[str] | dict | StudyConfig, out: str | os.PathLike[str] | None = None,
               executor: Any = None, device: str | None = None, verbose: bool = True,
               stages: list[str] | None = None, *, models: dict[str, Any] | None = None,
-              dataset: Any = None, train_dataset: Any = None) -> Path:
+              dataset: Any = None, train_dataset: Any = None, wait: bool = False,
+              full_verify: bool = False) -> Path:
     """Run (or resume) a study and publish its run directory; returns the directory.
 
     From Python, ready objects can stand in for parts of the config:
@@ -117,6 +119,10 @@ def run_study(config: str | os.PathLike[str] | dict | StudyConfig, out: str | os
       (read with ``advtopo.data.from_torch_dataset``); ``[dataset].subset``/``seed`` still apply,
       its name and split are ignored. Its cache key is the sha256 of its pixels and labels.
       Models with a ``train`` recipe then also need ``train_dataset=``.
+
+    One process writes a run directory at a time (advtopo.study.lock): another one running
+    there is an error naming it, or with ``wait=True`` waited for. A cached task is used only
+    if its files verify (sizes; ``full_verify=True``: SHA-256 too), else recomputed with a warning.
     """
     from advtopo.errors import AdvtopoError
 
@@ -145,7 +151,7 @@ def run_study(config: str | os.PathLike[str] | dict | StudyConfig, out: str | os
     root.mkdir(parents=True, exist_ok=True)
     from advtopo.utils import resolve_device
 
-    runtime = {"device": str(resolve_device(device or cfg.device)), "verbose": verbose}
+    runtime = {"device": str(resolve_device(device or cfg.device)), "verbose": verbose, "full_verify": full_verify}
     if objects:
         runtime["model_objects"] = objects
     if dataset is not None:
@@ -154,8 +160,14 @@ def run_study(config: str | os.PathLike[str] | dict | StudyConfig, out: str | os
         runtime["train_dataset"] = train_dataset
     plan = make_plan(cfg, stages, model_objects=objects, dataset=dataset, train_dataset=train_dataset)
     executor = executor or executor_from_config(cfg.executor)
-    atomic_write_text(root / layout.CONFIG, cfg.source_text if cfg.source_text is not None else cfg.to_toml())
-    manifest = Manifest(root, cfg, plan, runtime, getattr(executor, "name", type(executor).__name__))
+    run_lock = lock_run(root, wait=wait, log=log)
+    try:
+        clean_leftovers(root, [t.key for t in plan.tasks])
+        atomic_write_text(root / layout.CONFIG, cfg.source_text if cfg.source_text is not None else cfg.to_toml())
+        manifest = Manifest(root, cfg, plan, runtime, getattr(executor, "name", type(executor).__name__))
+    except BaseException:
+        run_lock.release()
+        raise
     n_cached = sum(is_done(root, t.stage, t.key) for t in plan.tasks)
     if verbose:
         log(f"study {cfg.name!r}: {len(plan.tasks)} tasks ({n_cached} cached) -> {root}  [device {runtime['device']}]")
@@ -182,7 +194,10 @@ def run_study(config: str | os.PathLike[str] | dict | StudyConfig, out: str | os
         manifest.finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", stage_seconds,
                         f"{type(exc).__name__}: {exc}")
         raise
-    manifest.finish("complete", stage_seconds)
+    else:
+        manifest.finish("complete", stage_seconds)
+    finally:
+        run_lock.release()
     if verbose:
         log(f"done in {time.perf_counter() - manifest.t0:.1f}s: {root}")
     return root
