@@ -168,6 +168,7 @@ class DaskExecutor:
     def run(self, tasks: list[Task], root: Path, runtime: dict[str, Any],
             progress: ProgressFn | None = None) -> dict[str, dict[str, Any]]:
         from dask.distributed import as_completed
+        from distributed.scheduler import KilledWorker
 
         root = Path(root).resolve()
         order = topo_order(tasks)
@@ -189,7 +190,12 @@ class DaskExecutor:
             out: dict[str, dict[str, Any]] = {}
             for n, fut in enumerate(as_completed(list(futures.values())), 1):
                 t = by_future[fut.key]
-                out[t.key] = fut.result()
+                try:
+                    out[t.key] = fut.result()
+                except KilledWorker as exc:  # every worker that ran it died: out of memory, say
+                    raise AdvtopoError(f"task {t.label}: {exc.allowed_failures + 1} workers died while running it "
+                                       "(out of memory? see the workers' logs); finished tasks are kept: "
+                                       "a re-run resumes") from None
                 if progress:
                     progress(n, len(order), t, out[t.key])
             return out
