@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import os
 import sys
 import time
@@ -36,16 +35,16 @@ def build_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | 
     """Write the report of ``run_dir`` into ``out`` (default ``RUN/report/``); return the HTML path.
 
     Why one call: the report is the run's findings in publishable form; it reads the run only
-    through :func:`advtopo.study.open_run` and the files index.json names. A section whose
+    through :func:`advtopo.rundir.open_run` and the files index.json names. A section whose
     inputs are absent is written as "not in this run" with what to enable; a section that
     fails unexpectedly is reported as an error (the others are still written).
     """
     from advtopo.report.figures import model_style
-    from advtopo.study import open_run
+    from advtopo.rundir import layout, open_run
 
     t0 = time.perf_counter()
     run = open_run(run_dir)
-    out = Path(out) if out is not None else run.root / "report"
+    out = Path(out) if out is not None else run.root / layout.REPORT_DIR
     fig_dir = out / "figures"
     if out.exists() and not out.is_dir():
         raise AdvtopoError(f"--out {out} is a file; give a folder (default: RUN/report)")
@@ -119,7 +118,7 @@ def _write_report(run: Any, out: Path, results: list[dict[str, Any]], svgs: dict
     """findings.json, figures/manifest.json and report.html, readable by others; -> the page."""
     from advtopo import __version__
     from advtopo.report.html import render_page
-    from advtopo.utils import atomic_write_json, atomic_write_text
+    from advtopo.utils import atomic_write_json, atomic_write_text, to_jsonable
 
     idx = run.index
     meta = {"name": idx.get("name", run.root.name), "path": str(run.root), "dataset": idx["dataset"]["name"],
@@ -131,7 +130,7 @@ def _write_report(run: Any, out: Path, results: list[dict[str, Any]], svgs: dict
                 "sections": results, "seconds": round(time.perf_counter() - t0, 2)}
     manifest_path = out / "figures" / MANIFEST_FILE
     atomic_write_json(manifest_path, manifest)
-    atomic_write_json(out / FINDINGS_FILE, _strict(findings))
+    atomic_write_json(out / FINDINGS_FILE, to_jsonable(findings))  # null for NaN/Infinity: any JSON parser reads it
     page = out / REPORT_FILE
     atomic_write_text(page, render_page(meta, results, svgs))
     for p in [page, out / FINDINGS_FILE, manifest_path, *(out / f for e in manifest.values()
@@ -139,18 +138,3 @@ def _write_report(run: Any, out: Path, results: list[dict[str, Any]], svgs: dict
         os.chmod(p, 0o644)  # atomic writes create 0600 temp files; a report is meant to be shared
     return page
 
-
-def _strict(obj: Any) -> Any:
-    """JSON without NaN/Infinity (null instead), so any JSON parser reads findings.json."""
-    if isinstance(obj, dict):
-        return {str(k): _strict(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_strict(v) for v in obj]
-    if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
-        return None
-    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
-        try:
-            return _strict(obj.item())
-        except (TypeError, ValueError):
-            return obj
-    return obj

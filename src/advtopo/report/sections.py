@@ -158,14 +158,6 @@ def _ekey(e: float) -> float:
     return round(float(e), 9)
 
 
-def _read_json(run: Any, key: str) -> Any | None:
-    rel = run.index.get(key)
-    if not rel or not isinstance(rel, str):
-        return None
-    p = run.root / rel
-    return json.loads(p.read_text()) if p.is_file() else None
-
-
 def _trend_summary(series: list[dict[str, Any]], trends: list[dict[str, Any]], name: str, nd: int = 2) -> str:
     """"<name> falls significantly in k/n series (monotonically in m): a 0.9→0.1; ...; not in: x"."""
     pairs = [(s, t) for s, t in zip(series, trends) if t.get("judged")]
@@ -231,7 +223,7 @@ def purity_section(run: Any) -> Section:
     if not graphs:
         sec.missing, sec.enable = "no mapper graphs", "add a [[mapper]] set to the study config and re-run"
         return sec
-    stab = _read_json(run, "stability") or {}
+    stab = run.stability() or {}
     from_stab = {g["graph_id"]: g["mean_point_purity"] for g in stab.get("graphs", []) if g.get("mean_point_purity")}
     groups: dict[tuple, list] = defaultdict(list)
     for g in graphs:
@@ -246,7 +238,7 @@ def purity_section(run: Any) -> Section:
                 ci = dict(from_stab[g["id"]])
                 src.append("stability.json")
             else:
-                gj = json.loads((run.root / g["path"]).read_text())
+                gj = run.graph(g["id"])
                 pp = np.asarray([np.nan if p is None else p for p in gj.get("point_purity", [])], dtype=np.float64)
                 ci = mean_ci(pp, gj["points"]["sample_id"])
                 src.append("bootstrap over samples")
@@ -284,7 +276,7 @@ def separability_section(run: Any) -> Section:
                   "Stronger attacks make samples less distinguishable in activation space (here measured "
                   "without mapper: k-NN and linear-probe accuracy of the true class, silhouette).", ZHOU,
                   rule=TREND_RULE + " (over every measure's series)")
-    sep = _read_json(run, "separability")
+    sep = run.separability()
     if not sep:
         sec.missing = "no separability.json"
         sec.enable = "enable the study's [separability] stage (on by default in new configs) and re-run `advtopo run`"
@@ -328,7 +320,7 @@ def stability_section(run: Any) -> Section:
                   rule=("per (model, layer): the fraction of grid settings whose mean node purity at the largest "
                         "eps is below that at eps 0; holds if every setting falls in every series, partly if the "
                         "median falls in at least one series, does not hold otherwise"))
-    stab = _read_json(run, "stability")
+    stab = run.stability()
     if not stab or not stab.get("rows"):
         sec.missing = "no stability.json"
         sec.enable = "enable the study's [stability] stage (mapper settings grid) and re-run `advtopo run`"
@@ -642,7 +634,7 @@ def recovery_section(run: Any) -> Section:
                   rule=("over the successful adversarial examples: holds if recovery accuracy exceeds adversary "
                         "retention with non-overlapping 95% CIs under both protocols (paper and cross-fitted), "
                         "partly if under one, does not hold otherwise"))
-    rec = _read_json(run, "recovery")
+    rec = run.document("recovery")
     if not rec:
         sec.missing = "no recovery results in this run"
         sec.enable = RECOVERY_HOW

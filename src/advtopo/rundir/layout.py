@@ -35,9 +35,10 @@ def eps_key(eps: float | str) -> str:
 
 
 def eps_equal(a: Any, b: Any) -> bool:
-    """Whether two attack strengths (numbers or their text: ``0.1``, ``0.10``, ``1e-1``) are the same."""
+    """Whether two attack strengths (numbers or their text: ``0.1``, ``0.10``, ``1e-1``; 8/255 and
+    its key ``0.0313725``) are the same."""
     try:
-        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+        return eps_key(a) == eps_key(b) or math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
     except (TypeError, ValueError):
         return False
 
