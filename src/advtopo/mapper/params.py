@@ -91,7 +91,9 @@ class MapperParams:
         """The parameters that rebuild a stored graph, read from its JSON ``"params"``: the
         requested eps (``eps_requested``, ``"auto"`` or the number), not the resolved one; the
         keys that are not Mapper parameters (``eps_requested``, ``rows``) are left out. A
-        graph whose lens, cover or clusterer was an object (not a name) cannot be rebuilt."""
+        graph whose lens, cover or clusterer was an object (not a name) cannot be rebuilt.
+        ``random_state`` is not stored in a graph: give the one it was built with (the study's
+        seed, ``.replace(random_state=seed % 2**31)``) so ``eps="auto"`` finds the same knee."""
         d = {k: v for k, v in params.items() if k in cls.names()}
         if "eps_requested" in params:
             d["eps"] = params["eps_requested"]
