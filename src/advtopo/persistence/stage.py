@@ -16,7 +16,7 @@ from advtopo.persistence.layers import SCALINGS, LayerDistance, rank_correlation
 from advtopo.persistence.pointclouds import top_l2_point_cloud
 from advtopo.persistence.rips import METRICS, stack_diagrams
 from advtopo.persistence.vectorize import diagram_summary
-from advtopo.utils import atomic_path, atomic_write_json
+from advtopo.utils import atomic_path, atomic_write_json, to_jsonable
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     "maxdim": 1,                 # Rips diagrams H0..maxdim
@@ -89,7 +89,7 @@ def persistence_stage(activations: Mapping[tuple, Any], sample_ids: Any, out_dir
     for key in clouds:
         if float(key[3]) == 0.0:
             clean.setdefault((key[0], key[1]), key)
-    result: dict[str, Any] = {"settings": _jsonable(s), "n_points": int(len(rows)),
+    result: dict[str, Any] = {"settings": to_jsonable(s), "n_points": int(len(rows)),
                               "sample_ids": sample_ids[rows].tolist(),
                               "diagrams": {gid: f"{prefix}/{rel}" for gid, rel in diag_paths.items()},
                               "summaries": summaries}
@@ -194,13 +194,3 @@ def _plot(layer_distance: dict[str, Any] | None, curves: list[dict[str, Any]], o
         plots.plot_clean_vs_adv(curves, out_dir / "clean_vs_adv.png")
         pngs["clean_vs_adv"] = f"{prefix}/clean_vs_adv.png"
     return pngs
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
