@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from advtopo.errors import AdvtopoError, check_choice, did_you_mean
-from advtopo.utils.metrics import METRICS
 
 if typing.TYPE_CHECKING:
     from advtopo.mapper import MapperParams
@@ -645,7 +644,7 @@ def _check_datapaths(d: "DatapathsConfig", models: list[str], attacks: list[Atta
 
 def _check_measures(cfg: "StudyConfig") -> None:
     """[separability] and [stability] (advtopo.study.measures)."""
-    metrics = METRICS
+    from advtopo.utils.metrics import METRICS as metrics  # here: importing advtopo.utils loads numpy
     s = cfg.separability
     for key, low in (("k", 1), ("cv", 2), ("n_boot", 1)):
         if getattr(s, key) < low:
