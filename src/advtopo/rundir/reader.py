@@ -18,11 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from advtopo import __version__
 from advtopo.errors import did_you_mean
 from advtopo.rundir import layout
-from advtopo.rundir.errors import ArtefactInvalid, ArtefactMissing, RunNotFound, UnsupportedFormat
-from advtopo.rundir.records import ActivationEntry, GraphEntry, ModelEntry, RunIndex
+from advtopo.rundir.errors import ArtefactInvalid, ArtefactMissing, RunNotFound
+from advtopo.rundir.records import ActivationEntry, GraphEntry, RunIndex, read_index
 from advtopo.utils.io import atomic_write_json
 
 
@@ -31,28 +30,6 @@ def _choose(what: str, value: str, allowed: list[str]) -> str:
         raise ArtefactMissing(f"{what}={value!r} is not valid{did_you_mean(value, allowed)}; "
                               f"allowed: {', '.join(allowed)}")
     return value
-
-
-def read_index(path: Path) -> tuple[dict[str, Any], RunIndex]:
-    """index.json as stored and as records; UnsupportedFormat for a newer format version."""
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ArtefactInvalid(f"cannot read {path}: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ArtefactInvalid(f"{path}: expected a JSON object")
-    version = raw.get("format_version", 1)
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ArtefactInvalid(f"{path}: format_version must be a positive integer, got {version!r}")
-    if version > layout.FORMAT_VERSION:
-        raise UnsupportedFormat(
-            f"{path} is in run-directory format {version}, but advtopo {__version__} reads formats up to "
-            f"{layout.FORMAT_VERSION}: upgrade advtopo (pip install -U advtopo), or rewrite the run with this "
-            "version (advtopo run CONFIG)")
-    try:
-        return raw, RunIndex.from_dict(raw)
-    except ArtefactInvalid as exc:
-        raise ArtefactInvalid(f"{path} is not a valid run index: {exc}") from None
 
 
 class Run:
@@ -143,14 +120,10 @@ class Run:
     def layers(self) -> list[str]:
         return list(self.index_record.layers)
 
-    def model_entry(self, name: str) -> ModelEntry:
-        models = self.index_record.models
-        _choose("model", name, [m.name for m in models])
-        return next(m for m in models if m.name == name)
-
     def checkpoint(self, model: str) -> Path:
         """The model's checkpoint.pt inside the run (ArtefactMissing when the run has none)."""
-        rel = self.model_entry(model).checkpoint
+        _choose("model", model, self.models)
+        rel = next(m.checkpoint for m in self.index_record.models if m.name == model)
         if not rel:
             raise ArtefactMissing(f"the run has no checkpoint for model {model!r}")
         return self.safe_path(rel)
@@ -252,9 +225,11 @@ class Run:
     def activations(self, model: str, layer: str, attack: str | None = None, eps: float = 0.0) -> np.ndarray:
         """N x D activations of ``layer`` for ``model`` on the clean samples (eps 0) or the
         ``attack`` samples at ``eps`` (default: the first attack); row i is sample_id i."""
+        return self._read_activations(self.activation_entry(model, layer, attack, eps))
+
+    def _read_activations(self, e: ActivationEntry) -> np.ndarray:
         from advtopo.activations import read_activations
 
-        e = self.activation_entry(model, layer, attack, eps)
         return read_activations(self.safe_path(e.path, directory=True), e.array)
 
     @staticmethod
@@ -273,8 +248,7 @@ class Run:
 
     def point_cloud(self, entry: GraphEntry) -> np.ndarray:
         """A graph's rows as the study built them (float32, row r = the graph's point r)."""
-        self.point_cloud_sources(entry)  # every part present before reading any
-        X = [self.activations(entry.model, entry.layer, a, e) for a, e in self.row_blocks(entry)]
+        X = [self._read_activations(e) for e in self.point_cloud_sources(entry)]  # all found before any is read
         return np.concatenate(X).astype(np.float32, copy=False)
 
     def cached_point_cloud(self, entry: GraphEntry, keep: int = 4) -> np.ndarray:

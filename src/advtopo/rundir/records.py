@@ -3,14 +3,19 @@
 Each record's fields are the keys of its JSON object (docs/architecture.md, "Run directory");
 ``from_dict`` checks every key it knows (a clear error names the bad one) and keeps the keys
 it does not know in ``extra``, so ``to_dict`` gives them back: a newer writer's additions
-survive a round trip.
+survive a round trip. ``read_index`` reads index.json, refusing a format version newer than
+this advtopo reads (a run without the key is version 1).
 """
 from __future__ import annotations
 
+import json
 from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
 from typing import Any, ClassVar
 
-from advtopo.rundir.errors import ArtefactInvalid
+from advtopo import __version__
+from advtopo.rundir.errors import ArtefactInvalid, UnsupportedFormat
+from advtopo.rundir.layout import FORMAT_VERSION
 
 
 def _is_number(v: Any) -> bool:
@@ -187,3 +192,25 @@ class RunIndex(Record):
     datapaths: Any = None
     separability: Any = None
     stability: Any = None
+
+
+def read_index(path: Path) -> tuple[dict[str, Any], RunIndex]:
+    """index.json as stored and as records; UnsupportedFormat for a newer format version."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ArtefactInvalid(f"cannot read {path}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ArtefactInvalid(f"{path}: expected a JSON object")
+    version = raw.get("format_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ArtefactInvalid(f"{path}: format_version must be a positive integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise UnsupportedFormat(
+            f"{path} is in run-directory format {version}, but advtopo {__version__} reads formats up to "
+            f"{FORMAT_VERSION}: upgrade advtopo (pip install -U advtopo), or rewrite the run with this "
+            "version (advtopo run CONFIG)")
+    try:
+        return raw, RunIndex.from_dict(raw)
+    except ArtefactInvalid as exc:
+        raise ArtefactInvalid(f"{path} is not a valid run index: {exc}") from None
