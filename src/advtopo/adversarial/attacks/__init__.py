@@ -8,6 +8,7 @@ from typing import Any
 import torch.nn as nn
 
 from advtopo.adversarial.attacks.base import Attack, eval_mode, project
+from advtopo.adversarial.attacks.deepfool import DeepFool
 from advtopo.adversarial.attacks.gradient import FGSM, PGD, PGDL2
 from advtopo.adversarial.attacks.torchattacks_adapter import TorchattacksAttack, apgd, autoattack, cw, import_torchattacks
 from advtopo.errors import AdvtopoError, did_you_mean
@@ -17,6 +18,7 @@ ATTACKS: Registry = Registry("attack")
 ATTACKS.register("fgsm", help="Fast Gradient Sign Method (Linf, one step)")(FGSM)
 ATTACKS.register("pgd", help="Projected Gradient Descent, Linf ball (Madry et al.)")(PGD)
 ATTACKS.register("pgd_l2", help="Projected Gradient Descent, L2 ball")(PGDL2)
+ATTACKS.register("deepfool", help="DeepFool, minimal perturbation, L2 or Linf (unbounded unless eps is given)")(DeepFool)
 ATTACKS.register("autoattack", help="AutoAttack via torchattacks (optional dependency)")(autoattack)
 ATTACKS.register("apgd", help="APGD via torchattacks (optional dependency)")(apgd)
 ATTACKS.register("cw", help="Carlini-Wagner L2 via torchattacks (unbounded; optional dependency)")(cw)
@@ -57,6 +59,6 @@ def create_attack(name: str, model: nn.Module, **kwargs: Any) -> Attack:
     return ATTACKS.get(name)(model, **kwargs)
 
 
-__all__ = ["Attack", "FGSM", "PGD", "PGDL2", "TorchattacksAttack", "ATTACKS", "create_attack", "attack_params",
+__all__ = ["Attack", "FGSM", "PGD", "PGDL2", "DeepFool", "TorchattacksAttack", "ATTACKS", "create_attack", "attack_params",
            "check_attack_kwargs", "supported_kwargs", "import_torchattacks",
            "autoattack", "apgd", "cw", "eval_mode", "project"]
