@@ -52,8 +52,16 @@ def lock_metadata(**extra: Any) -> dict[str, Any]:
     """Who is taking a lock: this process's pid, host, the time and its command line."""
     return {"pid": os.getpid(), "host": platform.node(),
             "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else "python",
-            **extra}
+            "command": _command_line(), **extra}
+
+
+def _command_line() -> str:
+    """``advtopo run study.toml`` (also for ``python -m advtopo.cli``), else the program's argv."""
+    if not sys.argv or not sys.argv[0]:
+        return "python"
+    prog = Path(sys.argv[0])
+    name = "advtopo" if prog.parent.name == "advtopo" and prog.name in ("cli.py", "__main__.py") else prog.name
+    return shlex.join([name, *sys.argv[1:]])
 
 
 def describe_holder(holder: dict[str, Any]) -> str:
@@ -181,6 +189,8 @@ def lock_run(root: str | os.PathLike[str], *, wait: bool = False,
 
     try:
         lock = acquire(path, lock_metadata(), wait=wait, on_wait=waiting)
+    except PermissionError as exc:
+        raise AdvtopoError(f"cannot write the run directory {root} ({exc.strerror}); choose another with --out") from None
     except LockHeld as exc:
         raise LockHeld(f"run directory {root} is in use by {describe_holder(exc.holder)}; wait for it to finish "
                        "(or pass --wait), or write to another directory with --out", exc.holder) from None
