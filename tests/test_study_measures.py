@@ -55,7 +55,9 @@ def test_rows_both_is_todays_graph_byte_for_byte(run_dir):
     """The default set's graphs are what the mapper stage wrote before ``rows`` existed: clean
     rows then adversarial rows, no ``rows`` key in the graph or the task parameters."""
     from advtopo.mapper import Mapper
-    from advtopo.study.stages import _json, _k_distance_curve
+    from advtopo.mapper import MapperParams
+    from advtopo.study.graphs import k_distance_curve
+    from advtopo.study.stages import _json
 
     run = open_run(run_dir)
     y = _labels(run)
@@ -67,7 +69,7 @@ def test_rows_both_is_todays_graph_byte_for_byte(run_dir):
         mp = {"lens": "l2norm", "cover": "uniform", "n_intervals": 4, "overlap": 0.3, "clusterer": "dbscan",
               "eps": "auto", "min_samples": 2, "metric": "euclidean", "random_state": 1}
         d = Mapper(**mp).fit(X.astype(np.float32), metadata=md).to_dict()
-        d["k_distance"] = _k_distance_curve(X.astype(np.float32), mp, d["params"])
+        d["k_distance"] = k_distance_curve(X.astype(np.float32), MapperParams.from_dict(mp), d["params"])
         out = run_dir / f"expected_{layer}.json"
         _json(out, d)
         assert out.read_bytes() == (run_dir / "mapper" / f"std__{layer}__pgd__0.3__both.json").read_bytes()

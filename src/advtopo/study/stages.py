@@ -260,65 +260,35 @@ def load_stats(capture_dir: Path) -> dict[str, np.ndarray]:
 
 # --- mapper --------------------------------------------------------------------------------
 
-MAPPER_ROWS = ("both", "adversarial", "clean")  # which rows a graph holds at eps > 0
+def capture_blocks(inputs: dict[str, Path], layer: str, rows: str = "both") -> list:
+    """A graph's row blocks from its capture tasks: the clean rows, then (rows="both") the
+    adversarial ones, or (rows="adversarial") the adversarial rows only. Without an "adv"
+    input (eps 0): the clean rows."""
+    from advtopo.activations import read_activations
+    from advtopo.study.graphs import RowBlock
+
+    y = _load_npy(inputs["data"] / "y.npy")
+    roles = [r for r, use in (("clean", "adv" not in inputs or rows != "adversarial"),
+                              ("adv", "adv" in inputs and rows != "clean")) if use]
+    return [RowBlock(read_activations(inputs[r] / "activations.zarr", layer), y, load_stats(inputs[r])["prediction"],
+                     np.arange(len(y)), r == "adv") for r in roles]
 
 
 def mapper_rows(inputs: dict[str, Path], layer: str, rows: str = "both") -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """(X, metadata) of a graph: the clean rows, then (rows="both") the adversarial ones, or
-    (rows="adversarial") the adversarial rows only. Without an "adv" input (eps 0): the clean rows."""
-    from advtopo.activations import read_activations
+    """(X, metadata) of a graph's rows (``capture_blocks`` one after another)."""
+    from advtopo.study.graphs import point_cloud
 
-    y = _load_npy(inputs["data"] / "y.npy")
-    n = len(y)
-    X, pred, adv = [], [], []
-    if "adv" not in inputs or rows != "adversarial":
-        X.append(read_activations(inputs["clean"] / "activations.zarr", layer))
-        pred.append(load_stats(inputs["clean"])["prediction"])
-        adv.append(np.zeros(n, bool))
-    if "adv" in inputs and rows != "clean":
-        X.append(read_activations(inputs["adv"] / "activations.zarr", layer))
-        pred.append(load_stats(inputs["adv"])["prediction"])
-        adv.append(np.ones(n, bool))
-    reps = len(X)
-    md = {"label": np.tile(y, reps), "prediction": np.concatenate(pred),
-          "is_adversarial": np.concatenate(adv), "sample_id": np.tile(np.arange(n), reps)}
-    return np.concatenate(X).astype(np.float32, copy=False), md
+    return point_cloud(capture_blocks(inputs, layer, rows))
 
 
 def run_mapper(params, inputs, out_dir: Path, runtime) -> dict:
-    """One mapper graph: clean activations (+ the adversarial ones when eps > 0), or only the
-    adversarial / clean rows at eps > 0 (``params["rows"]``, absent for "both" and at eps 0)."""
-    from advtopo.mapper import Mapper
+    """One mapper graph, built by the one graph builder (advtopo.study.graphs.build_graph)."""
+    from advtopo.study.graphs import build_graph
 
-    rows = params.get("rows", "both")
-    X, md = mapper_rows(inputs, params["layer"], rows)
-    mp = dict(params["mapper"])
-    mp.setdefault("random_state", params["seed"] % (2**31))
-    graph = Mapper(**mp).fit(X, metadata=md)
-    d = graph.to_dict()
-    if "rows" in params:  # default graphs keep their bytes: rows is recorded only when not "both"
-        d["params"]["rows"] = rows
-    if str(mp.get("clusterer", "dbscan")) == "dbscan" and d["stats"].get("n_points", len(X)) > 1:
-        d["k_distance"] = _k_distance_curve(X, mp, d["params"])
-    _json(out_dir / "graph.json", d)
-    stats = d.get("stats", {})
-    keep = ("n_nodes", "n_edges", "n_components", "n_noise", "mean_purity", "mean_entropy", "weighted_entropy",
-            "adv_pred_dominance", "shared_node_fraction", "mean_point_purity_clean", "mean_point_purity_adversarial")
-    return {"stats": {k: stats.get(k) for k in keep if k in stats},
-            "params": d.get("params", params["mapper"])}
-
-
-def _k_distance_curve(X: np.ndarray, mp: dict, params: dict, points: int = 100) -> dict:
-    """The k-distance curve (k = min_samples) the app draws beside the eps input, so users can
-    pick DBSCAN's eps at the knee; 100 quantiles of a 1,000-row sample keep the JSON small."""
-    from advtopo.mapper import k_distance
-
-    k = max(2, min(int(mp.get("min_samples", 5)), len(X)))
-    curve = k_distance(X, k, str(mp.get("metric", "euclidean")), sample=1000,
-                       random_state=int(mp.get("random_state", 0)))
-    q = np.quantile(curve, np.linspace(0.0, 1.0, points))
-    return {"k": k, "quantiles": np.linspace(0.0, 1.0, points).round(4).tolist(),
-            "values": q.astype(float).tolist(), "eps": params.get("eps")}
+    blocks = capture_blocks(inputs, params["layer"], params.get("rows", "both"))
+    doc, stats = build_graph(blocks, params["mapper"], seed=params["seed"], rows=params.get("rows"))
+    _json(out_dir / "graph.json", doc)
+    return {"stats": stats, "params": doc["params"]}
 
 
 # --- persistence ---------------------------------------------------------------------------
