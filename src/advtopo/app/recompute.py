@@ -1,7 +1,9 @@
 """Recompute a mapper graph on demand (``POST /api/recompute``).
 
-Needs the run's stored activations (read by ``advtopo.rundir.Run.point_cloud``); a run
-without them answers 501 with a message that names what is missing.
+The graph is built by the study's own builder (``advtopo.study.graphs.build_graph``) from the
+run's stored activations, starting from the parameters the study built it with (the graph
+entry's ``build``) and checked by the Mapper's rules (``MapperParams``); a run without stored
+activations answers 501 with a message that names what is missing.
 
 Results are kept by ``Run.add_graph`` under ``RUN_DIR/app-cache/recompute/`` and appear in
 ``/api/index`` as extra graphs (``"recomputed": true``), so they survive a restart.
@@ -9,7 +11,6 @@ Results are kept by ``Run.add_graph`` under ``RUN_DIR/app-cache/recompute/`` and
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import threading
 import time
@@ -19,21 +20,13 @@ from typing import Any
 import numpy as np
 
 from advtopo.errors import AdvtopoError
-from advtopo.mapper import Mapper
+from advtopo.mapper import MapperParams, data_lenses
 from advtopo.rundir import ArtefactMissing, GraphEntry
+from advtopo.study.graphs import RowBlock, build_graph, mapper_params
 
 from .data import BadRequest, NotFound, RunData
 
-FALLBACK_LENSES = ("l2norm", "pca", "pc1", "mean", "max", "sum", "density")
-
-
-def _lenses() -> tuple[str, ...]:
-    try:
-        from advtopo.mapper import LENSES  # type: ignore[attr-defined]
-
-        return tuple(n for n in LENSES if n not in ("metadata", "precomputed"))
-    except Exception:  # noqa: BLE001
-        return FALLBACK_LENSES
+REQUEST_KEYS = ("lens", "n_intervals", "overlap", "eps")  # what a rebuild may change
 
 
 class RecomputeUnavailable(Exception):
@@ -49,28 +42,49 @@ def stored_point_cloud(run: RunData, entry: GraphEntry) -> np.ndarray:
         raise RecomputeUnavailable(f"cannot read the activations of graph {entry.id!r}: {exc}") from None
 
 
-def validate(params: dict, run: RunData) -> dict:
-    gid = params.get("graph")
+def study_params(run: RunData, entry: GraphEntry) -> tuple[MapperParams, int]:
+    """The parameters and seed the study built ``entry`` with. Runs published before graph entries
+    carried ``build`` fall back to the graph's stored parameters and the study's seed."""
+    if entry.build:
+        seed = int(entry.build["seed"])
+        return mapper_params(entry.build["mapper"], seed, where="build"), seed
+    seed = int((run.reader.manifest.get("seeds") or {}).get("study", 0))
+    return MapperParams.from_graph_params(entry.params or {}).replace(random_state=seed % (2**31)), seed
+
+
+def validate(request: dict, run: RunData) -> dict:
+    """The request checked: its graph exists, it changes only REQUEST_KEYS, and the resulting
+    parameters pass the Mapper's rules for this graph's number of rows (else 400 saying which)."""
+    gid = request.get("graph")
     if not isinstance(gid, str):
         raise BadRequest("'graph' (a graph id) is required")
     entry = run.reader.graph_entry(gid)  # ArtefactMissing -> 404
-    out: dict[str, Any] = {"graph": gid, "entry": entry}
-    base = dict(entry.params or {})
-    n = params.get("n_intervals", base.get("n_intervals", 10))
-    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 1000:
-        raise BadRequest("n_intervals must be an integer in 1..1000")
-    ov = params.get("overlap", base.get("overlap", 0.3))
-    if not isinstance(ov, (int, float)) or isinstance(ov, bool) or not 0 <= ov < 1:
-        raise BadRequest("overlap must be a number in [0, 1)")
-    eps = params.get("eps", base.get("eps", "auto"))
-    if not (eps == "auto" or (isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps > 0)):
-        raise BadRequest("eps must be a positive number or 'auto'")
-    lens = params.get("lens", base.get("lens", "l2norm"))
-    lenses = _lenses()
-    if not isinstance(lens, str) or lens not in lenses:
-        raise BadRequest(f"lens must be one of {', '.join(lenses)}")
-    out.update(n_intervals=n, overlap=float(ov), eps=eps, lens=lens)
-    return out
+    unknown = sorted(set(request) - {"graph", *REQUEST_KEYS})
+    if unknown:
+        raise BadRequest(f"unknown key(s) {', '.join(unknown)}; a rebuild may set {', '.join(REQUEST_KEYS)}")
+    lens = request.get("lens")
+    if lens is not None and lens not in data_lenses():
+        raise BadRequest(f"lens must be one of {', '.join(data_lenses())}")
+    base, seed = study_params(run, entry)
+    try:
+        changes = MapperParams.from_dict({k: request[k] for k in REQUEST_KEYS if k in request}, where="request")
+        params = base.replace(**{k: getattr(changes, k) for k in REQUEST_KEYS if k in request})
+        n_rows = len(run.reader.graph(gid).get("points", {}).get("sample_id", []))
+        params.validate(n_samples=n_rows or None, where="request")
+    except AdvtopoError as exc:
+        raise BadRequest(str(exc)) from None
+    return {"graph": gid, "entry": entry, "params": params, "seed": seed,
+            "request": {k: getattr(params, k) for k in REQUEST_KEYS}}
+
+
+def graph_blocks(run: RunData, entry: GraphEntry) -> list[RowBlock]:
+    """The graph's rows from the run directory, as the study's builder takes them."""
+    X = run.reader.point_cloud(entry)
+    md = run.reader.point_metadata(entry)
+    if len(md["label"]) != len(X):
+        raise ValueError(f"the stored activations ({len(X)} rows) do not match the sample table "
+                         f"({len(md['label'])} rows)")
+    return [RowBlock(X, md["label"], md["prediction"], md["sample_id"], md["is_adversarial"])]
 
 
 class RecomputeManager:
@@ -91,7 +105,7 @@ class RecomputeManager:
             self.run.reader.point_cloud_sources(e)
         except ArtefactMissing as exc:
             raise RecomputeUnavailable(f"recompute is unavailable: {exc}") from None
-        key = json.dumps({k: p[k] for k in ("graph", "n_intervals", "overlap", "eps", "lens")}, sort_keys=True)
+        key = json.dumps({"graph": p["graph"], **p["request"]}, sort_keys=True)
         new_id = f"{e.source or e.id}__r{hashlib.sha1(key.encode()).hexdigest()[:8]}"
         job_id = uuid.uuid4().hex[:12]
         job = {"id": job_id, "state": "queued", "progress": 0.0, "message": "queued", "graph_id": new_id,
@@ -108,27 +122,15 @@ class RecomputeManager:
                 job.update(state="done", progress=1.0, message="cached")
                 return
             job.update(state="running", progress=0.05, message="loading activations")
-            base = self.run.reader.graph(e.id)
-            pts = base.get("points", {})
-            X = self.run.reader.point_cloud(e)
-            md = {k: np.asarray(pts[k]) for k in ("label", "prediction", "is_adversarial", "sample_id") if k in pts}
-            if any(len(v) != len(X) for v in md.values()):
-                raise ValueError("the stored activations do not match the graph's points")
-            job.update(progress=0.3, message=f"building the graph ({len(X)} points)")
-            allowed = set(inspect.signature(Mapper).parameters)
-            kw = {k: v for k, v in (base.get("params") or e.params or {}).items() if k in allowed
-                  and isinstance(v, (str, int, float, bool)) and k not in ("backend", "device")}
-            kw.update(lens=p["lens"], n_intervals=p["n_intervals"], overlap=p["overlap"], eps=p["eps"])
-            graph = Mapper(**kw).fit(X, metadata=md)
-            d = graph.to_dict() if hasattr(graph, "to_dict") else graph
+            blocks = graph_blocks(self.run, e)
+            job.update(progress=0.3, message=f"building the graph ({len(blocks[0].X)} points)")
+            rows = e.rows if e.rows not in (None, "both") and e.eps > 0 else None
+            doc, stats = build_graph(blocks, p["params"], seed=p["seed"], rows=rows, where="request")
             job.update(progress=0.9, message="saving")
-            params = {"lens": p["lens"], "n_intervals": p["n_intervals"], "overlap": p["overlap"], "eps": p["eps"]}
-            st = d.get("stats", {})
-            stats = {k: st.get(k) for k in ("n_nodes", "n_edges", "n_components", "n_noise", "mean_purity",
-                                            "mean_entropy") if k in st}
+            build = {"mapper": p["params"].to_dict(include=("random_state",)), "seed": p["seed"]}
             self.run.reader.add_graph(GraphEntry(id=new_id, model=e.model, layer=e.layer, attack=e.attack, eps=e.eps,
-                                                 path="", rows=e.rows, params=params, stats=stats,
-                                                 source=e.source or e.id), d)
+                                                 path="", rows=e.rows, params=p["request"], stats=stats,
+                                                 source=e.source or e.id, build=build), doc)
             job.update(state="done", progress=1.0, message="done")
         except Exception as exc:  # noqa: BLE001  (reported to the client as the job's message)
             job.update(state="error", message=f"{type(exc).__name__}: {exc}")

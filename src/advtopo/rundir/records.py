@@ -138,7 +138,7 @@ class AccuracyEntry(Record):
 class GraphEntry(Record):
     """One mapper graph: what it was built from, where its JSON lies, its kept statistics."""
 
-    OMIT_WHEN_DEFAULT: ClassVar[tuple[str, ...]] = ("mapper_set", "rows", "recomputed", "source")
+    OMIT_WHEN_DEFAULT: ClassVar[tuple[str, ...]] = ("mapper_set", "rows", "recomputed", "source", "build")
     id: str
     model: str
     layer: str
@@ -151,6 +151,9 @@ class GraphEntry(Record):
     stats: dict | None = None
     recomputed: bool = False  # built by the web app (app-cache/recompute), not by the study
     source: str | None = None  # the study graph a recomputed one started from
+    # what advtopo.study.graphs.build_graph was given: {"mapper": the set's parameters (JSON), "seed": ...};
+    # a rebuild starts from it (runs published before it existed: None)
+    build: dict | None = None
 
 
 @dataclass(kw_only=True)

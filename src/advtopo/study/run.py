@@ -318,7 +318,8 @@ def _gather_graphs(root: Path, plan: Plan) -> list[tuple[GraphEntry, Path]]:
         done = read_done(t.out_dir(root))["result"]
         entry = GraphEntry(id=info["id"], model=info["model"], layer=info["layer"], attack=info["attack"],
                            eps=info["eps"], path=layout.mapper_graph_path(gid), mapper_set=info["mapper_set"],
-                           rows=info.get("rows", "both"), params=done.get("params"), stats=done.get("stats"))
+                           rows=info.get("rows", "both"), params=done.get("params"), stats=done.get("stats"),
+                           build={"mapper": t.params["mapper"], "seed": t.params["seed"]})
         graphs.append((entry, t.out_dir(root) / "graph.json"))
     return graphs
 
