@@ -17,7 +17,7 @@ import pytest
 
 from advtopo.study import StudyConfig, run_study
 from advtopo.study.config import dumps_toml
-from advtopo.study.lock import RUN_LOCK, holder, run_status
+from advtopo.rundir.lock import RUN_LOCK, holder, run_status
 from advtopo.study.tasks import DONE, Task, verify_task
 
 pytestmark = pytest.mark.timeout(300)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from advtopo.study import StudyConfig, run_study
-from advtopo.study.lock import RUN_LOCK
+from advtopo.rundir.lock import RUN_LOCK
 from advtopo.study.tasks import DONE, verify_task, verify_tasks
 
 from test_study_concurrency import small, snapshot

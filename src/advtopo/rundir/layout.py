@@ -21,6 +21,7 @@ VULNERABILITY = "vulnerability.json"
 DATAPATHS = "datapaths.json"
 SEPARABILITY = "separability.json"
 STABILITY = "stability.json"
+RUN_LOCK = "run.lock"  # held by the process writing the run (`advtopo run`; advtopo.rundir.lock)
 MAPPER_DIR = "mapper"
 PERSISTENCE_DIR = "persistence"
 REPORT_DIR = "report"  # ``advtopo report``'s default output folder

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from advtopo.rundir import Run, layout, open_run
-from advtopo.study.lock import run_status
+from advtopo.rundir.lock import run_status
 
 __all__ = ["Run", "open_run", "list_runs", "format_summary"]
 

@@ -25,7 +25,7 @@ from advtopo.rundir.records import (AccuracyEntry, ActivationEntry, AttackEntry,
                                     RunIndex)
 from advtopo.study.stages import Plan, load_stats, make_plan
 from advtopo.study.executors import executor_from_config
-from advtopo.study.lock import lock_run
+from advtopo.rundir.lock import lock_run
 from advtopo.study.tasks import Task, clean_leftovers, is_done, log, read_done
 from advtopo.utils import atomic_write_json, atomic_write_text
 
@@ -120,7 +120,7 @@ def run_study(config: str | os.PathLike[str] | dict | StudyConfig, out: str | os
       its name and split are ignored. Its cache key is the sha256 of its pixels and labels.
       Models with a ``train`` recipe then also need ``train_dataset=``.
 
-    One process writes a run directory at a time (advtopo.study.lock): another one running
+    One process writes a run directory at a time (advtopo.rundir.lock): another one running
     there is an error naming it, or with ``wait=True`` waited for. A cached task is used only
     if its files verify (sizes; ``full_verify=True``: SHA-256 too), else recomputed with a warning.
     """

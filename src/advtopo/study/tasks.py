@@ -11,7 +11,7 @@ Finishing is atomic: a task works in ``<key>.partial/``, writes its completion r
 ``DONE.json`` there last (atomically), and the folder becomes ``<key>/`` by one rename; a kill
 at any point leaves at most a ``.partial`` folder, which is never taken as finished.
 
-One process at a time: a task is computed only under its lock ``<key>.lock`` (advtopo.study.lock,
+One process at a time: a task is computed only under its lock ``<key>.lock`` (advtopo.rundir.lock,
 an flock that dies with its process), so a process never deletes or writes into the
 ``.partial`` of another live process; it waits for it instead, and then finds the task done.
 The ``.partial`` of a dead process is deleted (or resumed, for ``_resumable`` tasks).
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from advtopo import __version__
-from advtopo.study.lock import LockHeld, acquire, describe_holder, holder, lock_metadata
+from advtopo.rundir.lock import LockHeld, acquire, describe_holder, holder, lock_metadata
 from advtopo.utils import atomic_write_json, seed_everything
 
 # Bump a stage's version when its output for the same inputs changes: its tasks (and all

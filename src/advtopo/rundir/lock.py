@@ -32,8 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from advtopo.errors import AdvtopoError
-
-RUN_LOCK = "run.lock"  # in the run directory, held by the process writing it (`advtopo run`)
+from advtopo.rundir.layout import RUN_LOCK
 
 # A reader probes a lock by taking a shared lock for an instant; a process that finds the lock
 # busy looks again for this long before it believes a live process holds it.
