@@ -84,7 +84,8 @@ def test_every_builtin_attack_runs_in_a_study(tmp_path):
                # standard AutoAttack stops once every sample is fooled (at 0.2 one robust sample
                # would go through APGD-T, FAB-T and Square: 85 s here)
                {"name": "autoattack", "eps": [0.0, 0.3]},
-               {"name": "cw", "eps": [0.0, 1.0], "steps": 10, "options": {"c": 5.0, "lr": 0.05}}]
+               {"name": "cw", "eps": [0.0, 1.0], "steps": 10, "options": {"c": 5.0, "lr": 0.05}},
+               {"name": "deepfool", "eps": [0.0, 1.5], "steps": 20}]  # L2 by default, clipped to the budget
     assert {a["name"] for a in attacks} == set(ATTACKS.names())  # a new attack must join this test
     cfg = _cfg(attacks, str(tmp_path / "model.pt"))
     root = run_study(StudyConfig.from_dict(cfg), out=tmp_path / "run", verbose=False)
@@ -98,7 +99,7 @@ def test_every_builtin_attack_runs_in_a_study(tmp_path):
         adv = np.load(root / idx["images"]["adversarial"][f"net/{a['name']}/{e:g}"]).astype(int)
         if a["name"] in ("fgsm", "pgd", "apgd", "autoattack"):  # Linf-bounded (images rounded to uint8)
             assert np.abs(adv - clean).max() <= round(e * 255) + 1, a["name"]
-        elif a["name"] == "pgd_l2":
+        elif a["name"] in ("pgd_l2", "deepfool"):
             d = (adv - clean).reshape(len(adv), -1) / 255.0
             assert np.linalg.norm(d, axis=1).max() <= e + 0.02
     steps = {a["name"]: a["steps"] for a in idx["attacks"]}
