@@ -9,7 +9,7 @@
 """
 from advtopo.mapper.clusterers import CLUSTERERS, DBSCAN, HDBSCAN, SingleLinkage, SklearnClusterer, dbscan_labels, make_clusterer
 from advtopo.mapper.cover import COVERS, BalancedCover, Cover, CoverElements, KMapperCover, UniformCover, make_cover
-from advtopo.mapper.graph import MapperGraph
+from advtopo.mapper.graph import MapperGraph, check_graph_dict
 from advtopo.mapper.lenses import LENSES, compute_lens, data_lenses
 from advtopo.mapper.mapper import Mapper, mapper_sweep
 from advtopo.mapper.neighbors import auto_eps, build_eps_graph, k_distance, knee_eps
@@ -21,7 +21,7 @@ from advtopo.mapper.stats import (
 from advtopo.mapper.synthetic import synthetic_activations
 
 __all__ = [
-    "Mapper", "MapperGraph", "MapperParams", "STUDY_KEYS", "mapper_sweep",
+    "Mapper", "MapperGraph", "check_graph_dict", "MapperParams", "STUDY_KEYS", "mapper_sweep",
     "LENSES", "compute_lens", "data_lenses", "COVERS", "Cover", "CoverElements", "UniformCover", "KMapperCover", "BalancedCover",
     "make_cover", "CLUSTERERS", "DBSCAN", "SingleLinkage", "HDBSCAN", "SklearnClusterer", "make_clusterer",
     "dbscan_labels", "auto_eps", "k_distance", "knee_eps", "build_eps_graph",

@@ -47,6 +47,73 @@ def normalize_metadata(metadata: Any, n: int) -> dict[str, np.ndarray]:
     return out
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _check_member_range(members: list[np.ndarray], n_points: int) -> None:
+    """Every member a row index in [0, n_points): an index outside would make scipy's sparse
+    products read and write out of bounds (a segfault, or silently wrong statistics)."""
+    for i, m in enumerate(members):
+        if len(m) and (m.min() < 0 or m.max() >= n_points):
+            bad = int(m.min()) if m.min() < 0 else int(m.max())
+            raise AdvtopoError(f"node n{i}: member {bad} is not a row of the graph's {n_points} points "
+                               f"(allowed: 0 to {n_points - 1})")
+
+
+def check_graph_dict(d: Any) -> None:
+    """Check a graph JSON (``MapperGraph.to_dict()``, docs/architecture.md) before anything indexes
+    with it: ``points`` columns of one length n, nodes with a unique ``id`` and ``members`` that
+    are distinct integer rows in [0, n), integer ``cover_element`` / ``cluster``, edges between
+    existing nodes. Raises an AdvtopoError naming the node or key that is wrong."""
+    if not isinstance(d, Mapping):
+        raise AdvtopoError(f"a mapper graph must be a JSON object, got {type(d).__name__}")
+    pts = d.get("points")
+    if not isinstance(pts, Mapping) or not isinstance(pts.get("sample_id"), list):
+        raise AdvtopoError("a mapper graph needs points.sample_id (a list, one entry per point)")
+    n = len(pts["sample_id"])
+    for key in (*META_COLUMNS, "lens", "lens_2d", "l2"):
+        col = pts.get(key)
+        if col is not None and (not isinstance(col, list) or len(col) != n):
+            raise AdvtopoError(f"points.{key} must be a list of {n} values (one per point), "
+                               f"got {len(col) if isinstance(col, list) else type(col).__name__}")
+    nodes = d.get("nodes")
+    if not isinstance(nodes, list):
+        raise AdvtopoError("a mapper graph needs nodes (a list)")
+    ids: set[str] = set()
+    for i, nd in enumerate(nodes):
+        if not isinstance(nd, Mapping):
+            raise AdvtopoError(f"nodes[{i}] must be an object, got {type(nd).__name__}")
+        name = nd.get("id", f"nodes[{i}]")
+        where = f"node {name!r} (nodes[{i}])"
+        if not isinstance(nd.get("id"), str) or nd["id"] in ids:
+            raise AdvtopoError(f"{where}: 'id' must be a string no other node has")
+        ids.add(nd["id"])
+        members = nd.get("members")
+        if not isinstance(members, list) or not all(_is_int(v) for v in members):
+            raise AdvtopoError(f"{where}: 'members' must be a list of integer row indices")
+        bad = next((v for v in members if not 0 <= v < n), None)
+        if bad is not None:
+            raise AdvtopoError(f"{where}: member {bad} is not a row of the graph's {n} points "
+                               f"(allowed: 0 to {n - 1})")
+        if len(set(members)) != len(members):
+            raise AdvtopoError(f"{where}: 'members' lists a row twice")
+        for key in ("cover_element",):
+            if key in nd and (not isinstance(nd[key], list) or not all(_is_int(v) for v in nd[key])):
+                raise AdvtopoError(f"{where}: {key!r} must be a list of integers")
+        if "cluster" in nd and not _is_int(nd["cluster"]):
+            raise AdvtopoError(f"{where}: 'cluster' must be an integer")
+    edges = d.get("edges", [])
+    if not isinstance(edges, list):
+        raise AdvtopoError("a mapper graph's edges must be a list")
+    for j, e in enumerate(edges):
+        if not isinstance(e, Mapping):
+            raise AdvtopoError(f"edges[{j}] must be an object, got {type(e).__name__}")
+        for end in ("source", "target"):
+            if e.get(end) not in ids:
+                raise AdvtopoError(f"edges[{j}].{end} {e.get(end)!r} names no node of the graph")
+
+
 class MapperGraph:
     """A fitted mapper graph. ``members[i]`` are the (sorted) row indices of node i."""
 
@@ -63,9 +130,10 @@ class MapperGraph:
         node_cluster: list[int] | None = None,
         node_means: np.ndarray | None = None,
     ) -> None:
-        self.members = [np.asarray(m, dtype=np.int64) for m in members]
+        self.members = [np.asarray(m, dtype=np.int64).reshape(-1) for m in members]
         self.node_elements = [tuple(int(i) for i in e) for e in node_elements]
         self.n_points = int(n_points)
+        _check_member_range(self.members, self.n_points)  # the sparse kernels below do not check bounds
         self.lens = None if lens is None else np.asarray(lens, dtype=np.float64).reshape(self.n_points, -1)
         self.metadata = normalize_metadata(metadata, self.n_points)
         self.row_l2 = None if row_l2 is None else np.asarray(row_l2, dtype=np.float64)
@@ -232,25 +300,24 @@ class MapperGraph:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "MapperGraph":
-        """Reload a graph written by ``to_dict`` (statistics are recomputed from members + points)."""
-        try:
-            pts = d["points"]
-            n = len(pts["sample_id"])
-            md = {}
-            for key in META_COLUMNS:
-                col = pts.get(key)
-                if col is not None and any(v is not None for v in col):
-                    md[key] = np.asarray(col)
-            lens = None
-            if "lens_2d" in pts:
-                lens = np.asarray(pts["lens_2d"], dtype=np.float64)
-            elif pts.get("lens") and all(v is not None for v in pts["lens"]):
-                lens = np.asarray(pts["lens"], dtype=np.float64)
-            members = [np.asarray(nd["members"], dtype=np.int64) for nd in d["nodes"]]
-            elements = [tuple(nd.get("cover_element", [0])) for nd in d["nodes"]]
-            clusters = [int(nd.get("cluster", 0)) for nd in d["nodes"]]
-        except (KeyError, TypeError) as exc:
-            raise AdvtopoError(f"not a mapper graph dict (missing {exc})") from None
+        """Reload a graph written by ``to_dict`` (statistics are recomputed from members + points).
+        The dict is checked first (:func:`check_graph_dict`): an AdvtopoError names what is wrong."""
+        check_graph_dict(d)
+        pts = d["points"]
+        n = len(pts["sample_id"])
+        md = {}
+        for key in META_COLUMNS:
+            col = pts.get(key)
+            if col is not None and any(v is not None for v in col):
+                md[key] = np.asarray(col)
+        lens = None
+        if "lens_2d" in pts:
+            lens = np.asarray(pts["lens_2d"], dtype=np.float64)
+        elif pts.get("lens") and all(v is not None for v in pts["lens"]):
+            lens = np.asarray(pts["lens"], dtype=np.float64)
+        members = [np.sort(np.asarray(nd["members"], dtype=np.int64)) for nd in d["nodes"]]
+        elements = [tuple(nd.get("cover_element", [0])) for nd in d["nodes"]]
+        clusters = [int(nd.get("cluster", 0)) for nd in d["nodes"]]
         return cls(members, elements, n, lens=lens, metadata=md,
                    row_l2=np.asarray(pts["l2"], dtype=np.float64) if "l2" in pts else None,
                    params=dict(d.get("params", {})), elements=list(d.get("cover_elements", [])),
