@@ -35,7 +35,8 @@ def server(run_dir):
 def request(srv, path: str, method: str = "GET", body: bytes | None = None, headers: dict | None = None):
     conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
     conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-    hdrs = {"Host": f"127.0.0.1:{srv.port}", **(headers or {})}
+    # a script's request: it carries the session token (tests/test_app_security.py: requests without it)
+    hdrs = {"Host": f"127.0.0.1:{srv.port}", "X-Advtopo-Token": srv.token, **(headers or {})}
     if body is not None:
         hdrs.setdefault("Content-Length", str(len(body)))
     for k, v in hdrs.items():

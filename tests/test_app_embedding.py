@@ -29,7 +29,7 @@ def server(study_server):
 
 
 def get(server, path):
-    with urllib.request.urlopen(server.url + path, timeout=120) as r:
+    with urllib.request.urlopen(urllib.request.Request(server.url + path, headers={"X-Advtopo-Token": server.token}), timeout=120) as r:
         return r.status, r.read()
 
 

@@ -30,7 +30,7 @@ def server(study_server):
 
 
 def get(server, path):
-    with urllib.request.urlopen(server.url + path, timeout=60) as r:
+    with urllib.request.urlopen(urllib.request.Request(server.url + path, headers={"X-Advtopo-Token": server.token}), timeout=60) as r:
         return r.status, r.headers.get("Content-Type"), r.read()
 
 

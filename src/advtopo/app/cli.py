@@ -13,6 +13,12 @@ def register(subparsers) -> None:
     p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = any free port)")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser, just print the URL")
     p.add_argument("--verbose", action="store_true", help="log every request")
+    p.add_argument("--workers", type=int, default=32,
+                   help="threads answering requests (default 32: a browser plus scripts)")
+    p.add_argument("--cache-files", type=int, default=1000,
+                   help="most entries each app cache (featurevis, embedding, recompute) keeps (default 1000)")
+    p.add_argument("--cache-mb", type=float, default=256,
+                   help="most megabytes each app cache keeps; least recently used go first (default 256)")
     p.set_defaults(func=_serve)
 
     e = subparsers.add_parser("export-html", help="write the app with its data as one offline HTML file",
@@ -28,12 +34,20 @@ def register(subparsers) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from advtopo.errors import AdvtopoError
 
+    from .cache import CacheLimits
     from .server import serve
 
     if not 0 <= args.port <= 65535:
         raise AdvtopoError(f"--port={args.port} is not a port number (0..65535)")
+    if not 1 <= args.workers <= 1024:
+        raise AdvtopoError(f"--workers={args.workers} must be from 1 to 1024")
+    if not args.cache_files >= 1:
+        raise AdvtopoError(f"--cache-files={args.cache_files} must be at least 1")
+    if not (args.cache_mb >= 0.001 and args.cache_mb < 2**40):  # also refuses nan and inf
+        raise AdvtopoError(f"--cache-mb={args.cache_mb} must be a positive number of megabytes")
+    limits = CacheLimits(max_files=args.cache_files, max_bytes=int(args.cache_mb * 2**20))
     serve(args.run_dir, host=args.host, port=args.port, open_browser=not args.no_browser, block=True,
-          quiet=not args.verbose)
+          quiet=not args.verbose, workers=args.workers, cache_limits=limits)
     return 0
 
 

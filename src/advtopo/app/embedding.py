@@ -4,22 +4,21 @@ Mapper Interactive / TopoAct's linked scatter: one (x, y) per row of the graph's
 ``points`` (clean rows, then adversarial rows), from the run's stored activations
 (``Run.cached_point_cloud``). ``pca`` (default): sklearn PCA, 2 components; ``tsne``:
 sklearn TSNE (perplexity min(30, (n-1)/3), init="pca", max_iter=500), both random_state 0
-so deterministic. Computed on first request, then cached as
-``RUN_DIR/app-cache/embedding/<key>.json`` (key = hash of graph id, method and parameters).
+so deterministic. Computed on first request (one at a time; a few more wait, the rest are
+answered 429), then cached as ``RUN_DIR/app-cache/embedding/<key>.json`` (key = hash of graph
+id, method and parameters; the cache is bounded, ``AppCache``).
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 
 import numpy as np
 
-from advtopo.utils.io import atomic_write_json
-
+from .cache import AppCache
 from .data import BadRequest, RunData
-from .recompute import RecomputeUnavailable, stored_point_cloud
+from .recompute import ComputeGate, RecomputeUnavailable, stored_point_cloud
 
 METHODS = ("pca", "tsne")
 PARAMS = {"pca": {"n_components": 2, "random_state": 0},
@@ -51,9 +50,10 @@ def embed(X: np.ndarray, method: str) -> np.ndarray:
 
 
 class EmbeddingService:
-    def __init__(self, run: RunData) -> None:
+    def __init__(self, run: RunData, cache: AppCache | None = None) -> None:
         self.run = run
-        self._lock = threading.Lock()
+        self.cache = cache or AppCache(run)
+        self._gate = ComputeGate("an embedding")  # one at a time (t-SNE is CPU heavy), few waiting
 
     def get(self, graph_id: str, method: str = "pca") -> dict:
         if method not in METHODS:
@@ -61,12 +61,14 @@ class EmbeddingService:
         e = self.run.reader.graph_entry(graph_id)  # ArtefactMissing -> 404
         key_src = json.dumps({"graph": graph_id, "method": method, "params": PARAMS[method]}, sort_keys=True)
         key = hashlib.sha1(key_src.encode()).hexdigest()[:20]
-        path = self.run.reader.cache_path("embedding", f"{key}.json")
-        if path.is_file():
-            return json.loads(path.read_text())
-        with self._lock:  # one embedding at a time (t-SNE is CPU heavy)
-            if path.is_file():
-                return json.loads(path.read_text())
+        name = f"{key}.json"
+        cached = self.cache.read_json("embedding", name)
+        if cached is not None:
+            return cached
+        with self._gate():  # Busy (429) when too many wait
+            cached = self.cache.read_json("embedding", name)
+            if cached is not None:
+                return cached
             X = stored_point_cloud(self.run, e)  # RecomputeUnavailable -> available: false
             g = self.run.reader.graph(graph_id)
             n_pts = len((g.get("points") or {}).get("sample_id") or (g.get("points") or {}).get("label") or [])
@@ -79,5 +81,5 @@ class EmbeddingService:
             out = {"graph": graph_id, "method": method, "n": int(len(Y)), "params": PARAMS[method],
                    "seconds": round(secs, 3), "key": key,
                    "x": [round(float(v), 4) for v in Y[:, 0]], "y": [round(float(v), 4) for v in Y[:, 1]]}
-            atomic_write_json(path, out, indent=None)
+            self.cache.write_json("embedding", name, out)
             return out

@@ -3,9 +3,10 @@
 TopoAct's node view: the image whose summarised activation at the graph's layer points
 along the node's mean activation (``advtopo.activations.FeatureVisualizer``). Needs the
 run's model checkpoint and stored activations (both named in index.json) and torch;
-computed on first request (~0.2 s for lenet5 on 2 CPU cores), then cached as
-``RUN_DIR/app-cache/featurevis/<key>.png`` + ``.json`` (key = hash of graph, node, rows and
-parameters), so a second request is a file read.
+computed on first request (~0.2 s for lenet5 on 2 CPU cores; one at a time, a few more wait,
+the rest are answered 429), then cached as ``RUN_DIR/app-cache/featurevis/<key>.png`` +
+``.json`` (key = hash of graph, node, rows and parameters; the cache is bounded, ``AppCache``),
+so a second request is a file read. The ``.png`` URL only reads the cache.
 
 ``rows``: ``auto`` (default: the node's clean members when it has any, else all), ``clean``,
 ``adversarial`` or ``all`` — a node of an attacked graph mixes clean and adversarial rows.
@@ -14,25 +15,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
 from advtopo.rundir import ArtefactMissing
-from advtopo.utils.io import atomic_write_bytes, atomic_write_json
-
+from .cache import AppCache
 from .data import BadRequest, NotFound, RunData
-from .recompute import RecomputeUnavailable, stored_point_cloud
+from .recompute import ComputeGate, RecomputeUnavailable, stored_point_cloud
 
 ROWS = ("auto", "clean", "adversarial", "all")
 PARAMS = {"steps": 128, "lr": 0.05, "jitter": 1, "tv": 0.05, "cossim_pow": 1.0, "seed": 0}
 
 
 class FeatureVisService:
-    def __init__(self, run: RunData) -> None:
+    def __init__(self, run: RunData, cache: AppCache | None = None) -> None:
         self.run = run
-        self._lock = threading.Lock()
+        self.cache = cache or AppCache(run)
+        self._gate = ComputeGate("a feature visualisation")  # one optimisation at a time: the model is shared
         self._models: dict[str, Any] = {}
 
     def _model(self, name: str):
@@ -47,11 +48,11 @@ class FeatureVisService:
             self._models[name] = model.eval()
         return self._models[name]
 
-    def info(self, graph_id: str, node_id: str, rows: str = "auto") -> dict:
-        """Compute (or read from the cache) the node's image; returns its metadata."""
+    def _rows(self, graph_id: str, node_id: str, rows: str) -> tuple[str, np.ndarray, str]:
+        """(the rows used, the node's rows of that kind, the cache key)."""
         if rows not in ROWS:
             raise BadRequest(f"rows={rows!r} is not valid; allowed: {', '.join(ROWS)}")
-        e = self.run.reader.graph_entry(graph_id)
+        self.run.reader.graph_entry(graph_id)  # ArtefactMissing -> 404
         g = self.run.reader.graph(graph_id)
         node = self.run.find_node(g, node_id)
         members = np.asarray(node.get("members", []), dtype=np.int64)
@@ -67,10 +68,15 @@ class FeatureVisService:
             raise NotFound(f"node {node_id!r} has no {used} members")
         key_src = json.dumps({"graph": graph_id, "node": node_id, "rows": used, "params": PARAMS,
                               "members": hashlib.sha1(sel.tobytes()).hexdigest()}, sort_keys=True)
-        key = hashlib.sha1(key_src.encode()).hexdigest()[:20]
-        meta_path = self.run.reader.cache_path("featurevis", f"{key}.json")
-        if meta_path.is_file():
-            return json.loads(meta_path.read_text())
+        return used, sel, hashlib.sha1(key_src.encode()).hexdigest()[:20]
+
+    def info(self, graph_id: str, node_id: str, rows: str = "auto") -> dict:
+        """Compute (or read from the cache) the node's image; returns its metadata."""
+        used, sel, key = self._rows(graph_id, node_id, rows)
+        cached = self.cache.read_json("featurevis", f"{key}.json")
+        if cached is not None:
+            return cached
+        e = self.run.reader.graph_entry(graph_id)
         index = self.run.reader.index
         layer = e.layer
         summary = (index.get("layer_summaries") or {}).get(layer, "flatten")
@@ -78,9 +84,10 @@ class FeatureVisService:
         shape = (index.get("dataset") or {}).get("image_shape")
         if not shape or len(shape) != 3:
             raise RecomputeUnavailable("the run's index.json gives no dataset image_shape [C, H, W]")
-        with self._lock:  # one optimisation at a time: the model is shared
-            if meta_path.is_file():
-                return json.loads(meta_path.read_text())
+        with self._gate():  # Busy (429) when too many wait
+            cached = self.cache.read_json("featurevis", f"{key}.json")
+            if cached is not None:
+                return cached
             from advtopo.activations import FeatureVisualizer
             from advtopo.app.png import encode_png
 
@@ -92,17 +99,20 @@ class FeatureVisService:
             fv = FeatureVisualizer(model, module, summary=summary,
                                    **{k: v for k, v in PARAMS.items()})
             res = fv.fit(mean[None], tuple(int(s) for s in shape))
-            png = encode_png(res.images[0])
-            atomic_write_bytes(self.run.reader.cache_path("featurevis", f"{key}.png"), png)
+            self.cache.write("featurevis", f"{key}.png", encode_png(res.images[0]))
             meta = {"graph": graph_id, "node": node_id, "rows": used, "n_rows": int(len(sel)),
                     "cosine": float(res.cosine[0]), "layer": layer, "summary": summary, "params": PARAMS,
-                    "png": f"api/featurevis/{graph_id}/{node_id}.png?rows={rows}", "key": key}
-            atomic_write_json(meta_path, meta)
+                    "png": f"api/featurevis/{quote(graph_id, safe='')}/{quote(node_id, safe='')}.png?rows={rows}",
+                    "key": key}
+            self.cache.write_json("featurevis", f"{key}.json", meta)
             return meta
 
     def png(self, graph_id: str, node_id: str, rows: str = "auto") -> bytes:
-        meta = self.info(graph_id, node_id, rows)
-        path = self.run.reader.cache_path("featurevis", f"{meta['key']}.png")
-        if not path.is_file():
-            raise NotFound("feature visualisation not found")
-        return path.read_bytes()
+        """The node's image when computed already (``info`` computes it: only that request needs
+        the page's token, so an <img> of this URL computes nothing)."""
+        _used, _sel, key = self._rows(graph_id, node_id, rows)
+        data = self.cache.read("featurevis", f"{key}.png")
+        if data is None:
+            raise NotFound(f"no feature visualisation of node {node_id!r} yet: "
+                           f"GET api/featurevis/<graph>/<node> computes it")
+        return data

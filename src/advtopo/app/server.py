@@ -1,35 +1,52 @@
 """The local web server: a JSON API over one run directory plus the static front end.
 
-Standard library only (``http.server.ThreadingHTTPServer``). Loopback by default; every
-error is a small JSON object with a 4xx/5xx status, never a traceback page.
+Standard library only (``advtopo.app.httpd``: an accept loop and a bounded pool of workers,
+read timeouts). Loopback by default; every error is a small JSON object with a 4xx/5xx
+status, never a traceback page.
+
+Requests that compute or write (``POST /api/recompute``, feature visualisation, embedding)
+must come from the app's own page -- a POST's ``Origin`` is the server's, a GET's
+``Sec-Fetch-Site`` is ``same-origin`` or ``none`` -- or carry the session's token in the
+``X-Advtopo-Token`` header (the page gets it in index.html; scripts from the startup line or
+``RUN_DIR/app-cache/session.json``): another web site's page cannot drive the server. The
+``Host`` header must name loopback (a DNS-rebinding guard), exactly once.
 """
 from __future__ import annotations
 
+import hmac
 import json
 import mimetypes
+import os
+import re
+import secrets
 import sys
 import threading
 import traceback
 import webbrowser
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from advtopo.errors import AdvtopoError
-from advtopo.rundir import ArtefactInvalid, ArtefactMissing, layout
+from advtopo.rundir import ArtefactInvalid, ArtefactMissing, confine, layout
 from advtopo.utils.io import strict_dumps
 
+from .cache import AppCache, CacheLimits
 from .data import BadRequest, NotFound, RunData
 from .embedding import EmbeddingService
 from .export import STATIC_DIR, build_html
 from .featurevis import FeatureVisService
-from .recompute import RecomputeManager, RecomputeUnavailable
+from .httpd import PooledHTTPServer, PooledRequestHandler
+from .recompute import Busy, RecomputeManager, RecomputeUnavailable
+
 MAX_URL = 8192
 MAX_BODY = 64 * 1024
 MAX_IDS = 10000
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+TOKEN_HEADER = "X-Advtopo-Token"
+_HOST = re.compile(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::([0-9]{1,5}))?")
+_SAME_SITE = ("same-origin", "none")  # Sec-Fetch-Site of the app's own requests and of a typed URL
 
 CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
        "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
@@ -59,7 +76,22 @@ def _ids(value: str) -> list[int]:
     return [_int(p.strip(), "id") for p in parts]
 
 
-class AppHandler(BaseHTTPRequestHandler):
+def parse_body(body: bytes) -> dict:
+    """A request body: one JSON object whose values are numbers, strings, booleans or null."""
+    try:
+        params = json.loads(body or b"{}")
+    except RecursionError:
+        raise HTTPError(400, "body is nested too deeply: send one JSON object of numbers and strings") from None
+    except ValueError:
+        raise HTTPError(400, "body must be JSON") from None
+    if not isinstance(params, dict):
+        raise HTTPError(400, "body must be a JSON object")
+    if any(isinstance(v, (dict, list)) for v in params.values()):
+        raise HTTPError(400, "body values must be numbers or strings (no nested objects or lists)")
+    return params
+
+
+class AppHandler(PooledRequestHandler):
     server_version = "advtopo"
     default_request_version = "HTTP/1.0"  # so even a malformed request line gets a status line + JSON
     sys_version = ""
@@ -67,6 +99,10 @@ class AppHandler(BaseHTTPRequestHandler):
     # set per server class
     run: RunData
     recompute: RecomputeManager
+    featurevis: FeatureVisService
+    embedding: EmbeddingService
+    cache: AppCache
+    token: str
     quiet: bool = True
     check_host: bool = True
 
@@ -110,22 +146,42 @@ class AppHandler(BaseHTTPRequestHandler):
         data = strict_dumps(obj).encode()  # NaN / Infinity (an undefined rank correlation, ...): null
         self._send_bytes(data, "application/json; charset=utf-8", status, close=close)
 
-    def _host_ok(self) -> bool:
-        if not self.check_host:
-            return True
-        host = (self.headers.get("Host") or "").strip().lower()
-        if host.startswith("["):
-            host = host[: host.find("]") + 1]
-        else:
-            host = host.rsplit(":", 1)[0]
-        return host in LOOPBACK_HOSTS
+    def _check_host(self) -> None:
+        """Exactly one well-formed Host header, naming loopback when the server listens there (a
+        DNS-rebinding guard: ``evil.example`` resolving to 127.0.0.1 is refused)."""
+        hosts = self.headers.get_all("Host") or []
+        if len(hosts) != 1:
+            raise HTTPError(400, "a request needs exactly one Host header")
+        m = _HOST.fullmatch(hosts[0].strip())
+        if not m or (m.group(2) is not None and int(m.group(2)) > 65535):
+            raise HTTPError(400, "malformed Host header")
+        if self.check_host and m.group(1).lower() not in LOOPBACK_HOSTS:
+            raise HTTPError(403, "forbidden host")
+
+    def _check_may_compute(self, method: str) -> None:
+        """A request that computes or writes comes from the app's own page (Origin / Sec-Fetch-Site)
+        or carries the session token; anything else (another site's form or image) is refused."""
+        token = self.headers.get(TOKEN_HEADER)
+        if token is not None:
+            if hmac.compare_digest(token.encode(), self.token.encode()):
+                return
+            raise HTTPError(403, f"wrong {TOKEN_HEADER}; advtopo serve prints the token when it starts and keeps it "
+                                 f"in RUN_DIR/{layout.app_session_path()}")
+        own = "http://" + self.headers.get("Host", "").strip().lower()
+        origins = [o.strip().lower() for o in self.headers.get_all("Origin") or []]
+        if origins and origins != [own]:
+            raise HTTPError(403, f"cross-site request refused (Origin {origins[0][:100]!r})")
+        same_site = (origins == [own]) if method == "POST" else self.headers.get("Sec-Fetch-Site") in _SAME_SITE
+        if not same_site:
+            raise HTTPError(403, f"this request computes: it must come from the app's page, or carry the "
+                                 f"{TOKEN_HEADER} header (advtopo serve prints the token when it starts and keeps "
+                                 f"it in RUN_DIR/{layout.app_session_path()})")
 
     def _dispatch(self, method: str) -> None:
         try:
             if len(self.path) > MAX_URL:
                 raise HTTPError(414, "request URL too long")
-            if not self._host_ok():  # DNS-rebinding guard for the loopback-only server
-                raise HTTPError(403, "forbidden host")
+            self._check_host()
             url = urlsplit(self.path)
             raw_parts = url.path.split("/")[1:]
             parts = [unquote(p, errors="strict") for p in raw_parts]
@@ -133,24 +189,40 @@ class AppHandler(BaseHTTPRequestHandler):
             if method == "POST":
                 self._route_post(parts, query)
             else:
+                if self.headers.get("Content-Length", "0").strip() not in ("", "0") or "Transfer-Encoding" in self.headers:
+                    self.close_connection = True  # a body nobody reads: do not take it for the next request
                 self._route_get(parts, query)
         except HTTPError as exc:
-            self._send_json({"error": exc.message, "status": exc.status}, exc.status)
+            self._send_error_json(exc.status, exc.message, method)
         except (NotFound, ArtefactMissing) as exc:  # before ValueError: the reader's errors are ValueErrors
-            self._send_json({"error": str(exc) or "not found", "status": 404}, 404)
+            self._send_error_json(404, str(exc) or "not found", method)
         except (BadRequest, ArtefactInvalid, UnicodeDecodeError, ValueError) as exc:
             msg = str(exc) if isinstance(exc, (BadRequest, AdvtopoError)) else "bad request"
-            self._send_json({"error": msg, "status": 400}, 400)
+            self._send_error_json(400, msg, method)
         except RecomputeUnavailable as exc:
-            self._send_json({"error": str(exc), "status": 501}, 501)
+            self._send_error_json(501, str(exc), method)
+        except Busy as exc:
+            self._send_error_json(429, str(exc), method, extra={"Retry-After": "5"})
+        except TimeoutError:
+            try:
+                self._send_error_json(408, "the request did not arrive in time", method, close=True)
+            except OSError:
+                self.close_connection = True
         except (BrokenPipeError, ConnectionResetError):
-            pass
+            self.close_connection = True
         except Exception:  # a bug: log it here, never send the traceback to the client
             traceback.print_exc(file=sys.stderr)
             try:
-                self._send_json({"error": "internal server error", "status": 500}, 500)
+                self._send_error_json(500, "internal server error", method, close=True)
             except Exception:
-                pass
+                self.close_connection = True
+
+    def _send_error_json(self, status: int, message: str, method: str, close: bool = False,
+                         extra: dict | None = None) -> None:
+        # a refused POST may leave its body unread: close the connection rather than read it as a request
+        data = strict_dumps({"error": message, "status": status}).encode()
+        self._send_bytes(data, "application/json; charset=utf-8", status, extra=extra,
+                         close=close or method == "POST")
 
     def do_GET(self) -> None:  # noqa: N802
         self._dispatch("GET")
@@ -169,7 +241,7 @@ class AppHandler(BaseHTTPRequestHandler):
     # ---- routes ------------------------------------------------------------------------
     def _route_get(self, parts: list[str], query: dict) -> None:
         if parts in ([""], ["index.html"]):
-            return self._static(["index.html"])
+            return self._index_page()
         if parts and parts[0] == "static":
             return self._static(parts[1:])
         if parts and parts[0] == "report":
@@ -184,7 +256,9 @@ class AppHandler(BaseHTTPRequestHandler):
                           "report": (self.run.root / layout.REPORT_DIR / "report.html").is_file()}
             return self._send_json(idx)
         if route == "graph" and len(rest) == 1:
-            return self._send_bytes(run.graph_text(rest[0]), "application/json; charset=utf-8")
+            data = run.graph_text(rest[0])
+            self.cache.used("recompute", rest[0])  # for a recomputed graph: the cache keeps what is viewed
+            return self._send_bytes(data, "application/json; charset=utf-8")
         if route == "samples" and not rest:
             return self._send_json({"samples": run.samples(_ids(query.get("ids", "")))})
         if route == "node" and len(rest) == 2:
@@ -214,15 +288,17 @@ class AppHandler(BaseHTTPRequestHandler):
             return self._send_json(run.vulnerability())
         if route == "featurevis" and len(rest) == 2:
             rows = query.get("rows", "auto")
-            if rest[1].endswith(".png"):
+            if rest[1].endswith(".png"):  # reads the cache only: an <img> of this URL computes nothing
                 return self._send_bytes(self.featurevis.png(rest[0], rest[1][:-4], rows), "image/png",
                                         extra={"Cache-Control": "max-age=3600"})
+            self._check_may_compute("GET")
             try:
                 return self._send_json({"available": True, **self.featurevis.info(rest[0], rest[1], rows)})
             except RecomputeUnavailable as exc:  # no model / activations in this run: not an error
                 return self._send_json({"available": False, "reason": str(exc)})
         if route == "embedding" and len(rest) == 1:
             method = query.get("method", "pca")
+            self._check_may_compute("GET")
             try:
                 return self._send_json({"available": True, **self.embedding.get(rest[0], method)})
             except RecomputeUnavailable as exc:  # no activations in this run: not an error
@@ -243,20 +319,30 @@ class AppHandler(BaseHTTPRequestHandler):
     def _route_post(self, parts: list[str], query: dict) -> None:
         if parts != ["api", "recompute"]:
             raise HTTPError(405 if parts[:1] == ["api"] else 404, "not found")
-        length = self.headers.get("Content-Length")
-        if length is None:
+        self._check_may_compute("POST")
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            raise HTTPError(415, "Content-Type must be application/json")
+        if "Transfer-Encoding" in self.headers:
+            raise HTTPError(411, "send the body with a Content-Length (no chunked transfer)")
+        lengths = self.headers.get_all("Content-Length") or []
+        if not lengths:
             raise HTTPError(411, "Content-Length required")
-        n = _int(length, "Content-Length")
+        if len(lengths) > 1:
+            raise HTTPError(400, "one Content-Length header only")
+        n = _int(lengths[0], "Content-Length")
         if n > MAX_BODY:
             raise HTTPError(413, "request body too large")
         body = self.rfile.read(n)
-        try:
-            params = json.loads(body or b"{}")
-        except ValueError:
-            raise HTTPError(400, "body must be JSON") from None
-        if not isinstance(params, dict):
-            raise HTTPError(400, "body must be a JSON object")
-        self._send_json(self.recompute.submit(params), status=202)
+        if len(body) < n:
+            raise HTTPError(400, "the body is shorter than its Content-Length")
+        self._send_json(self.recompute.submit(parse_body(body)), status=202)
+
+    def _index_page(self) -> None:
+        """index.html with this session's token, which the page sends with what computes."""
+        html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+        meta = f'<meta charset="utf-8">\n<meta name="advtopo-token" content="{self.token}">'
+        self._send_bytes(html.replace('<meta charset="utf-8">', meta, 1).encode("utf-8"), "text/html; charset=utf-8")
 
     def _static(self, parts: list[str]) -> None:
         if not parts or any(p in ("", ".", "..") or "/" in p or "\\" in p or "\x00" in p for p in parts):
@@ -294,38 +380,65 @@ class AppHandler(BaseHTTPRequestHandler):
         self._send_bytes(full.read_bytes(), ctype)
 
 
-class _QuietServer(ThreadingHTTPServer):
-    """A browser that drops a connection (a new page, a cancelled image) is not an error:
-    no traceback on stderr for those; everything else is still reported."""
-
-    allow_reuse_address = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)):
-            return
-        super().handle_error(request, client_address)
-
-
 class AppServer:
-    """A running server: ``.url``, ``.run``, ``.shutdown()`` (use as a context manager)."""
+    """A running server: ``.url``, ``.run``, ``.token``, ``.shutdown()`` (use as a context manager).
 
-    def __init__(self, run_dir: str | Path, host: str = "127.0.0.1", port: int = 8765, quiet: bool = True):
+    ``workers``: threads answering requests; ``read_timeout``: seconds a connection may take to
+    send a request (and a client to take an answer); ``cache_limits``: the bound of each app
+    cache; ``recompute_workers`` / ``max_queued``: rebuilds run at once / waiting."""
+
+    def __init__(self, run_dir: str | Path, host: str = "127.0.0.1", port: int = 8765, quiet: bool = True, *,
+                 workers: int = 32, read_timeout: float = 30.0, cache_limits: CacheLimits | None = None,
+                 recompute_workers: int = 2, max_queued: int = 32):
+        for name, v in (("workers", workers), ("recompute_workers", recompute_workers), ("max_queued", max_queued)):
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1024:
+                raise AdvtopoError(f"{name}={v!r} must be an integer from 1 to 1024")
+        if not isinstance(read_timeout, (int, float)) or not 0 < read_timeout <= 3600:
+            raise AdvtopoError(f"read_timeout={read_timeout!r} must be a number of seconds in (0, 3600]")
         self.run = RunData(run_dir)
+        self.token = secrets.token_urlsafe(32)
+        cache = AppCache(self.run, cache_limits)
+        self.recompute = RecomputeManager(self.run, cache, workers=recompute_workers, max_queued=max_queued)
         handler = type("Handler", (AppHandler,), {
-            "run": self.run, "recompute": RecomputeManager(self.run), "quiet": quiet,
-            "featurevis": FeatureVisService(self.run), "embedding": EmbeddingService(self.run),
+            "run": self.run, "recompute": self.recompute, "quiet": quiet, "cache": cache, "token": self.token,
+            "featurevis": FeatureVisService(self.run, cache), "embedding": EmbeddingService(self.run, cache),
             "check_host": host in LOOPBACK_HOSTS,
         })
         try:
-            self.httpd = _QuietServer((host, port), handler)
+            self.httpd = PooledHTTPServer((host, port), handler, workers=workers, read_timeout=read_timeout,
+                                          max_body=MAX_BODY)
         except OSError as exc:
             raise AdvtopoError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; try --port") from exc
-        self.httpd.daemon_threads = True
         h, p = self.httpd.server_address[:2]
-        shown = "127.0.0.1" if h in ("0.0.0.0", "") else ("localhost" if h == "::1" else h)
+        shown = "127.0.0.1" if h in ("0.0.0.0", "") else ("[::1]" if h == "::1" else h)
         self.host, self.port = h, p
         self.url = f"http://{shown}:{p}/"
+        self.session_file = self._write_session()
         self._thread: threading.Thread | None = None
+
+    def _write_session(self) -> Path | None:
+        """RUN_DIR/app-cache/session.json (owner-only): the URL and token, for scripts."""
+        rel = layout.app_session_path()
+        try:
+            confine.write_json(self.run.root, rel, {"url": self.url, "token": self.token, "pid": os.getpid(),
+                                                    "header": TOKEN_HEADER}, mode=0o600)
+        except (OSError, AdvtopoError) as exc:
+            print(f"advtopo: warning: cannot write {self.run.root / rel} ({exc}); scripts take the token from "
+                  "the startup line 'advtopo: scripts that compute send the header ...'", file=sys.stderr)
+            return None
+        return self.run.root / rel
+
+    def _remove_session(self) -> None:
+        if self.session_file is None:
+            return
+        rel = layout.app_session_path()
+        try:
+            data = confine.read_bytes(self.run.root, rel)
+            if data is not None and json.loads(data).get("token") == self.token:  # not another server's
+                confine.remove(self.run.root, rel)
+        except (OSError, ValueError, AdvtopoError):
+            pass
+        self.session_file = None
 
     def start(self) -> AppServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="advtopo-serve", daemon=True)
@@ -340,7 +453,13 @@ class AppServer:
             self.httpd.shutdown()
             self._thread.join(timeout=5)
             self._thread = None
+        self.close()
+
+    def close(self) -> None:
+        """Release the port, the workers and the session file."""
         self.httpd.server_close()
+        self.recompute.close()
+        self._remove_session()
 
     def __enter__(self) -> AppServer:
         return self
@@ -350,14 +469,17 @@ class AppServer:
 
 
 def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = True,
-          block: bool = True, quiet: bool = True) -> AppServer:
+          block: bool = True, quiet: bool = True, **options: Any) -> AppServer:
     """Serve the app for ``run_dir``.
 
     ``block=True`` serves until Ctrl-C; ``block=False`` starts a background thread and
     returns the :class:`AppServer` (call ``.shutdown()``). ``port=0`` picks a free port.
+    ``options``: AppServer's (workers, read_timeout, cache_limits, recompute_workers, max_queued).
     """
-    srv = AppServer(run_dir, host=host, port=port, quiet=quiet)
+    srv = AppServer(run_dir, host=host, port=port, quiet=quiet, **options)
     print(f"advtopo: serving {srv.run.root} at {srv.url}", flush=True)
+    where = f" (also in {srv.session_file})" if srv.session_file else ""
+    print(f"advtopo: scripts that compute send the header {TOKEN_HEADER}: {srv.token}{where}", flush=True)
     if host not in LOOPBACK_HOSTS:
         print("advtopo: warning: listening beyond loopback; anyone who can reach this address can read the run",
               file=sys.stderr)
@@ -370,5 +492,5 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8765, open_b
     except KeyboardInterrupt:
         print("advtopo: stopped", flush=True)
     finally:
-        srv.httpd.server_close()
+        srv.close()
     return srv

@@ -98,6 +98,11 @@ def recompute_graph_path(graph_id: str) -> str:
     return app_cache_path("recompute", f"{graph_id}.json")
 
 
+def app_session_path() -> str:
+    """Where ``advtopo serve`` leaves its URL and API token for scripts (owner-only, removed on exit)."""
+    return f"{APP_CACHE_DIR}/session.json"
+
+
 def _file_name(name: str, what: str) -> str:
     """``name`` when it is one plain path part (no separator, not hidden, not ``..``)."""
     if not isinstance(name, str) or not name or name.startswith(".") or any(c in name for c in "/\\\x00"):

@@ -19,10 +19,9 @@ from typing import Any
 import numpy as np
 
 from advtopo.errors import did_you_mean
-from advtopo.rundir import layout
+from advtopo.rundir import confine, layout
 from advtopo.rundir.errors import ArtefactInvalid, ArtefactMissing, RunNotFound
 from advtopo.rundir.records import ActivationEntry, GraphEntry, RunIndex, read_index
-from advtopo.utils.io import atomic_write_json
 
 
 def _choose(what: str, value: str, allowed: list[str]) -> str:
@@ -181,13 +180,25 @@ class Run:
         if any(g.id == entry.id for g in self.index_record.graphs):
             raise ArtefactInvalid(f"graph id {entry.id!r} belongs to the study; a recomputed graph needs another")
         rel = layout.recompute_graph_path(entry.id)
-        atomic_write_json(self.root / rel, doc, indent=None)
+        confine.write_json(self.root, rel, doc)  # no link below the run is followed
         entry = replace(entry, path=rel, recomputed=True)
         with self._lock:
             self._extra = [g for g in self._extra if g.id != entry.id] + [entry]
             self._graph_docs.pop(entry.id, None)
-            atomic_write_json(self.root / layout.recompute_index_path(), [g.to_dict() for g in self._extra])
+            confine.write_json(self.root, layout.recompute_index_path(), [g.to_dict() for g in self._extra])
         return entry
+
+    def drop_recomputed(self, graph_ids: list[str]) -> None:
+        """Forget graphs the web app recomputed (its cache is bounded): listed no more, files removed."""
+        drop = set(graph_ids)
+        with self._lock:
+            gone = [g for g in self._extra if g.id in drop]
+            self._extra = [g for g in self._extra if g.id not in drop]
+            for g in gone:
+                self._graph_docs.pop(g.id, None)
+            confine.write_json(self.root, layout.recompute_index_path(), [g.to_dict() for g in self._extra])
+        for g in gone:
+            confine.remove(self.root, g.path)
 
     def _read_extra_graphs(self) -> list[GraphEntry]:
         try:

@@ -5,8 +5,15 @@
   const S = A.store, EMBED = S.EMBED;
   const enc = encodeURIComponent;
 
+  // the session token the server puts in index.html: requests that compute (feature visualisation,
+  // embedding, recompute) are refused without it unless the browser marks them same-origin
+  const tokenMeta = typeof document !== "undefined" ? document.querySelector('meta[name="advtopo-token"]') : null;
+  const TOKEN = tokenMeta ? tokenMeta.getAttribute("content") : null;
+
   const api = {
     async json(url, opts) {
+      opts = Object.assign({}, opts);
+      if (TOKEN) opts.headers = Object.assign({ "X-Advtopo-Token": TOKEN }, opts.headers || {});
       const r = await fetch(url, opts);
       let body = null;
       try { body = await r.json(); } catch (e) { body = null; }
