@@ -175,8 +175,8 @@ def test_a_killed_run_reads_interrupted_and_its_lock_is_taken_over(cfg_path, ref
 def gated_task(params, inputs, out_dir, runtime):
     """A task that writes half its output, then waits until the test opens its gate."""
     gate = Path(params["gate"])
-    (gate / f"started-{os.getpid()}").write_text("")
     (out_dir / "first.txt").write_text(f"written by {os.getpid()}")
+    (gate / f"started-{os.getpid()}").write_text("")  # after first.txt: a test that sees it may kill us
     while not (gate / "go").exists():
         time.sleep(0.02)
     (out_dir / "second.txt").write_text("done")
