@@ -172,7 +172,7 @@ def manifest_tasks(root: Path) -> dict[str, dict]:
 def test_device_stages_are_the_stages_that_use_the_device():
     """DEVICE_STAGES (the tasks that ask for a GPU) lists exactly the stage functions that call _device."""
     from advtopo.study.config import StudyConfig
-    from advtopo.study.stages import make_plan
+    from advtopo.study.plan import make_plan
     from advtopo.study.tasks import _resolve
 
     plan = make_plan(StudyConfig.from_dict(tiny_config()))

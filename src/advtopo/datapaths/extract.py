@@ -393,8 +393,6 @@ def _tensor(v: Any, dtype: torch.dtype, name: str) -> torch.Tensor:
 def _progress(total: int, verbose: bool):
     if not verbose:
         return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
+    from tqdm.auto import tqdm  # a dependency
+
     return tqdm(total=total, desc="datapaths", unit="input-step", leave=False, dynamic_ncols=True)

@@ -8,7 +8,7 @@
 from advtopo.study.config import StudyConfig, demo_config_path, load_config
 from advtopo.study.results import Run, format_summary, list_runs, open_run
 from advtopo.study.run import publish, run_study
-from advtopo.study.stages import STAGES, make_plan
+from advtopo.study.plan import STAGES, make_plan
 from advtopo.study.executors import DaskExecutor, SequentialExecutor, make_executor
 from advtopo.study.tasks import Task, execute_task
 

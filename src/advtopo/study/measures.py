@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from advtopo.errors import AdvtopoError
 from advtopo.rundir import layout, writer
 from advtopo.rundir.layout import graph_id
-from advtopo.study.stages import Plan, _load_npy, mapper_rows
+from advtopo.study.stages import load_npy, mapper_rows
 from advtopo.study.tasks import Task, read_done
+
+if TYPE_CHECKING:  # the plan imports this module's plan functions
+    from advtopo.study.plan import Plan
 
 HERE = "advtopo.study.measures"
 
@@ -51,7 +54,7 @@ def run_separability(params: dict[str, Any], inputs: dict[str, Path], out_dir: P
     from advtopo.activations import read_activations
     from advtopo.stats import bootstrap_ci, knn_correct, probe_correct, silhouette_values
 
-    y = _load_npy(inputs["data"] / "y.npy")
+    y = load_npy(inputs["data"] / "y.npy")
     keep = _subsample(len(y), params["max_samples"], params["seed"])
     X = np.asarray(read_activations(inputs["acts"] / "activations.zarr", params["layer"]))[keep]
     X = X.reshape(len(X), -1).astype(np.float32, copy=False)

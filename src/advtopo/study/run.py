@@ -23,7 +23,8 @@ from advtopo.study.config import StudyConfig, load_config
 from advtopo.rundir import layout, writer
 from advtopo.rundir.records import (AccuracyEntry, ActivationEntry, AttackEntry, DatasetEntry, GraphEntry, ModelEntry,
                                     RunIndex)
-from advtopo.study.stages import Plan, load_stats, make_plan
+from advtopo.study.plan import Plan, make_plan
+from advtopo.study.stages import load_stats
 from advtopo.study.executors import executor_from_config
 from advtopo.rundir.lock import lock_run
 from advtopo.study.tasks import Task, clean_leftovers, is_done, log, read_done

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from advtopo import __version__
+from advtopo.rundir import layout
 from advtopo.rundir.lock import LockHeld, acquire, describe_holder, holder, lock_metadata
 from advtopo.utils import atomic_write_json, seed_everything
 
@@ -78,7 +79,7 @@ class Task:
         return int(self.key[:8], 16)
 
     def out_dir(self, root: Path) -> Path:
-        return Path(root) / "tasks" / self.stage / self.key
+        return Path(root) / layout.task_dir(self.stage, self.key)
 
     def spec(self) -> dict[str, Any]:
         """What a worker needs: plain data only."""
@@ -88,7 +89,7 @@ class Task:
 
 def is_done(root: Path, stage: str, key: str) -> bool:
     """Whether the task has a completion record (:func:`execute_task` verifies its files)."""
-    return (Path(root) / "tasks" / stage / key / DONE).is_file()
+    return (Path(root) / layout.task_dir(stage, key) / DONE).is_file()
 
 
 def read_done(path: Path) -> dict[str, Any]:
@@ -167,7 +168,7 @@ def verify_tasks(root: str | os.PathLike[str], full: bool = False) -> dict[str, 
     damaged tasks only (for ``advtopo verify``)."""
     root = Path(root)
     out: dict[str, list[str]] = {}
-    for folder in sorted((root / "tasks").glob("*/*")):
+    for folder in sorted((root / layout.TASKS_DIR).glob("*/*")):
         if folder.is_dir() and "." not in folder.name:
             problems = verify_task(folder, full)
             if problems:
@@ -194,7 +195,7 @@ def execute_task(spec: dict[str, Any], root: str | os.PathLike[str], runtime: di
     time as other processes running the same task: one computes it, the others wait and use it.
     A cached result is checked first (``runtime["full_verify"]``: hashes too, else sizes)."""
     root = Path(root)
-    final = root / "tasks" / spec["stage"] / spec["key"]
+    final = root / layout.task_dir(spec["stage"], spec["key"])
     full = bool(runtime.get("full_verify", False))
     if final.is_dir() and _has_file_list(final) and not verify_task(final, full):
         return _cached_info(final)
@@ -223,7 +224,7 @@ def _compute(spec: dict[str, Any], root: Path, final: Path, runtime: dict[str, A
     if partial.exists() and not spec["params"].get("_resumable", False):
         shutil.rmtree(partial)  # left by a dead process: we hold the task's lock
     partial.mkdir(parents=True, exist_ok=True)
-    inputs = {role: root / "tasks" / stage / key for role, (stage, key) in spec["deps"].items()}
+    inputs = {role: root / layout.task_dir(stage, key) for role, (stage, key) in spec["deps"].items()}
     for role, path in inputs.items():
         if not (path / DONE).is_file():
             raise RuntimeError(f"task {spec['label']}: input {role} ({path}) is not finished")
@@ -273,7 +274,7 @@ def clean_leftovers(root: str | os.PathLike[str], keep: Iterable[str] = ()) -> N
             if p.is_file():
                 p.unlink(missing_ok=True)
     keep = set(keep)
-    tasks_dir = root / "tasks"
+    tasks_dir = root / layout.TASKS_DIR
     if not tasks_dir.is_dir():
         return
     for stage_dir in sorted(p for p in tasks_dir.iterdir() if p.is_dir()):
