@@ -125,28 +125,8 @@ def run_study(config: str | os.PathLike[str] | dict | StudyConfig, out: str | os
     there is an error naming it, or with ``wait=True`` waited for. A cached task is used only
     if its files verify (sizes; ``full_verify=True``: SHA-256 too), else recomputed with a warning.
     """
-    from advtopo.errors import AdvtopoError
-
     objects = dict(models or {})
-    for name, obj in objects.items():
-        import torch.nn as nn
-
-        if not isinstance(obj, nn.Module):
-            raise AdvtopoError(f"run_study(models=...): {name!r} is a {type(obj).__name__}, not a torch.nn.Module")
-    cfg = _config_with_objects(config, list(objects))
-    if dataset is not None:
-        dataset = _as_image_dataset(dataset, cfg.dataset.subset, cfg.dataset.seed, cfg.dataset.split, "dataset")
-    if train_dataset is not None:
-        if dataset is None:
-            raise AdvtopoError("run_study(train_dataset=...) needs dataset= too (the studied samples)")
-        train_dataset = _as_image_dataset(train_dataset, cfg.dataset.train_subset, cfg.dataset.seed, "train",
-                                          "train_dataset")
-    if dataset is not None and train_dataset is None:
-        trained = [cfg.model_names[i] for i, m in enumerate(cfg.models)
-                   if not m.checkpoint and cfg.model_names[i] not in objects]
-        if trained:
-            raise AdvtopoError(f"models {trained} are trained with a recipe, but run_study got dataset= without "
-                               "train_dataset=; pass the training data too (or load those models by checkpoint)")
+    cfg, dataset, train_dataset = _config_and_objects(config, objects, dataset, train_dataset)
     cfg.check_layers_against_models(objects, dataset)
     root = cfg.output_dir(out)
     root.mkdir(parents=True, exist_ok=True)
@@ -172,20 +152,8 @@ def run_study(config: str | os.PathLike[str] | dict | StudyConfig, out: str | os
     n_cached = sum(is_done(root, t.stage, t.key) for t in plan.tasks)
     if verbose:
         log(f"study {cfg.name!r}: {len(plan.tasks)} tasks ({n_cached} cached) -> {root}  [device {runtime['device']}]")
-    stage_seconds: dict[str, float] = {}
-    t_run = time.perf_counter()
-
-    def progress(i: int, n: int, t: Task, info: dict[str, Any]) -> None:
-        manifest.task(t, info)
-        if info.get("status") == "start":
-            if verbose and t.stage == "train":
-                log(f"[{i + 1:3d}/{n}] {t.label} ...")
-            return
-        stage_seconds[t.stage] = stage_seconds.get(t.stage, 0.0) + (0.0 if info.get("cached") else info["seconds"])
-        if verbose and not info.get("cached"):
-            elapsed = time.perf_counter() - t_run
-            log(f"[{i:3d}/{n}] {t.label}: {info['seconds']:.1f}s (total {elapsed:.0f}s)")
-
+    progress = _Progress(manifest, verbose)
+    stage_seconds = progress.stage_seconds
     try:
         executor.run(plan.tasks, root, runtime, progress)
         t0 = time.perf_counter()
@@ -202,6 +170,53 @@ def run_study(config: str | os.PathLike[str] | dict | StudyConfig, out: str | os
     if verbose:
         log(f"done in {time.perf_counter() - manifest.t0:.1f}s: {root}")
     return root
+
+
+def _config_and_objects(config: Any, objects: dict[str, Any], dataset: Any, train_dataset: Any):
+    """The validated config with a [[models]] entry per model object, and the datasets given as
+    objects read as ImageDatasets (the config's subset and seed applied)."""
+    from advtopo.errors import AdvtopoError
+
+    for name, obj in objects.items():
+        import torch.nn as nn
+
+        if not isinstance(obj, nn.Module):
+            raise AdvtopoError(f"run_study(models=...): {name!r} is a {type(obj).__name__}, not a torch.nn.Module")
+    cfg = _config_with_objects(config, list(objects))
+    if dataset is not None:
+        dataset = _as_image_dataset(dataset, cfg.dataset.subset, cfg.dataset.seed, cfg.dataset.split, "dataset")
+    if train_dataset is not None:
+        if dataset is None:
+            raise AdvtopoError("run_study(train_dataset=...) needs dataset= too (the studied samples)")
+        train_dataset = _as_image_dataset(train_dataset, cfg.dataset.train_subset, cfg.dataset.seed, "train",
+                                          "train_dataset")
+    if dataset is not None and train_dataset is None:
+        trained = [cfg.model_names[i] for i, m in enumerate(cfg.models)
+                   if not m.checkpoint and cfg.model_names[i] not in objects]
+        if trained:
+            raise AdvtopoError(f"models {trained} are trained with a recipe, but run_study got dataset= without "
+                               "train_dataset=; pass the training data too (or load those models by checkpoint)")
+    return cfg, dataset, train_dataset
+
+
+class _Progress:
+    """The executors' progress callback: the manifest follows every task, the log the finished ones."""
+
+    def __init__(self, manifest: Manifest, verbose: bool) -> None:
+        self.manifest, self.verbose = manifest, verbose
+        self.stage_seconds: dict[str, float] = {}
+        self.t0 = time.perf_counter()
+
+    def __call__(self, i: int, n: int, t: Task, info: dict[str, Any]) -> None:
+        self.manifest.task(t, info)
+        if info.get("status") == "start":
+            if self.verbose and t.stage == "train":
+                log(f"[{i + 1:3d}/{n}] {t.label} ...")
+            return
+        seconds = 0.0 if info.get("cached") else info["seconds"]
+        self.stage_seconds[t.stage] = self.stage_seconds.get(t.stage, 0.0) + seconds
+        if self.verbose and not info.get("cached"):
+            log(f"[{i:3d}/{n}] {t.label}: {info['seconds']:.1f}s (total {time.perf_counter() - self.t0:.0f}s)")
 
 
 def _config_with_objects(config: Any, names: list[str]) -> StudyConfig:
