@@ -512,6 +512,8 @@ def vulnerability_section(run: Any) -> Section:
     score = np.asarray([np.nan if s["score"] is None else s["score"] for s in v["samples"]], dtype=np.float64)
     fooled = np.asarray([np.inf if s.get("fooled_at") is None else s["fooled_at"] for s in v["samples"]])
     keep = np.isfinite(score)
+    if all("clean_correct" in x for x in v["samples"]):  # samples misclassified when clean predict nothing
+        keep &= np.asarray([x["clean_correct"] for x in v["samples"]], bool)
     curves = []
     for ek in (v.get("auc_by_eps") or {}):
         e = float(ek)
@@ -539,10 +541,37 @@ def vulnerability_section(run: Any) -> Section:
                    "graph": v.get("graph"), "auc_eps": main_eps, "auc": None if main is None else main["auc"],
                    "stored_auc": _num(v.get("auc")), "curves": curves,
                    "n_samples": int(len(ids))}
+    baselines = _vulnerability_baselines(v, main_eps)
+    if baselines:
+        sec.numbers["baselines"] = baselines
+        sec.sentence += " " + baselines["sentence"]
     sec.figure_input = {"curves": curves, "auc_eps": main_eps, "model": v.get("model"), "layer": v.get("layer")}
     sec.caption = ("ROC of the vulnerability score (from the clean mapper graph) for 'fooled at eps <= e', one curve "
                    "per eps, recomputed with sklearn.metrics.roc_curve; AUC with a 95% bootstrap CI over samples.")
     return sec
+
+
+def _vulnerability_baselines(v: dict, eps: float | None) -> dict | None:
+    """The study's baselines at the headline eps (same samples, same run): AUC [CI] per method,
+    and whether the mapper score beats the clean margin (paired bootstrap CI of the difference)."""
+    methods = v.get("methods")
+    if not methods or eps is None:
+        return None
+    key = f"{eps:g}"
+    cells = {m: (d.get("auc_by_eps") or {}).get(key) or {} for m, d in methods.items()}
+    diff = (v.get("mapper_minus_margin") or {}).get(key) or {}
+    parts = [f"{m} {_f(c.get('auc'))} [{_f(c.get('lo'))}, {_f(c.get('hi'))}]" for m, c in cells.items()]
+    if v.get("beats_margin") is None:
+        verdict = "Whether it beats the clean margin cannot be judged here."
+    elif v["beats_margin"]:
+        verdict = "It beats the clean softmax margin"
+    else:
+        verdict = "It does not beat the clean softmax margin"
+    if diff:
+        verdict += f" (AUC difference {_f(diff.get('diff'))} [{_f(diff.get('lo'))}, {_f(diff.get('hi'))}])."
+    return {"eps": eps, "auc": {m: {k: c.get(k) for k in ("auc", "lo", "hi")} for m, c in cells.items()},
+            "mapper_minus_margin": diff, "beats_margin": v.get("beats_margin"),
+            "sentence": f"Same samples, AUC at eps {key}: " + "; ".join(parts) + ". " + verdict}
 
 
 def _auc(y: np.ndarray, s: np.ndarray) -> float:

@@ -235,15 +235,18 @@ def plan_vulnerability(plan: Plan) -> None:
     attack = next(a for a in cfg.attacks if a.name == (v.attack or cfg.attacks[0].name))
     eps0 = min(attack.eps)
     gid = graph_id(model, layer, attack.name, eps0, cfg.mapper[0].name if len(cfg.mapper) > 1 else None)
-    deps: dict[str, Task] = {"data": plan.data, "graph": plan.graphs[gid][0]}
+    deps: dict[str, Task] = {"data": plan.data, "graph": plan.graphs[gid][0],
+                             "clean": plan.captures[(model, "clean", 0.0)]}
     eps_roles = []
     for eps in attack.eps:
-        t = plan.capture_for(model, attack.name, eps)
-        deps[f"c_{t.key}"] = t
-        eps_roles.append({"eps": float(eps), "role": f"c_{t.key}"})
+        if eps > 0:
+            t = plan.capture_for(model, attack.name, eps)
+            deps[f"c_{t.key}"] = t
+            eps_roles.append({"eps": float(eps), "role": f"c_{t.key}"})
     plan.vulnerability = plan.add(Task(
-        "vulnerability", f"vulnerability {model} {layer}", f"{HERE}:run_vulnerability",
-        {"model": model, "layer": layer, "attack": attack.name, "graph_id": gid, "eps_roles": eps_roles}, deps))
+        "vulnerability", f"vulnerability {model} {layer}", "advtopo.study.vulnerability:run_vulnerability",
+        {"model": model, "layer": layer, "attack": attack.name, "graph_id": gid, "eps_roles": eps_roles,
+         "seed": cfg.seed, "n_boot": 1000}, deps))
 
 
 def plan_datapaths(plan: Plan) -> None:

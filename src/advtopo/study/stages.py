@@ -300,46 +300,6 @@ def run_persistence(params, inputs, out_dir: Path, runtime) -> dict:
     return {"index": to_jsonable(result)}
 
 
-# --- vulnerability -------------------------------------------------------------------------
-
-def run_vulnerability(params, inputs, out_dir: Path, runtime) -> dict:
-    """Per sample: the mapper engine's vulnerability score and the smallest eps that fools it."""
-    from advtopo.mapper import MapperGraph, roc_auc, vulnerability_scores
-
-    g = MapperGraph.from_dict(_read_json(inputs["graph"] / "graph.json"))
-    scores = vulnerability_scores(g)
-    is_adv = np.asarray(g.metadata.get("is_adversarial", np.zeros(g.n_points, bool)), bool)
-    sid = np.asarray(g.metadata["sample_id"])[~is_adv]
-    clean_scores = np.asarray(scores)[~is_adv]
-    n = len(load_npy(inputs["data"] / "y.npy"))
-    score_by_id = np.full(n, np.nan)
-    score_by_id[sid] = clean_scores
-    fooled_at = np.full(n, np.nan)
-    for eps, role in sorted(((e["eps"], e["role"]) for e in params["eps_roles"]), reverse=True):
-        wrong = ~load_stats(inputs[role])["correct"].astype(bool)
-        fooled_at[wrong] = eps
-    fooled = ~np.isnan(fooled_at)
-    # "fooled at some eps" is near-certain for an undefended model at large eps, so the AUC
-    # is also given per eps; the headline AUC is at the eps where about half are fooled.
-    auc_by_eps, frac_by_eps = {}, {}
-    for e in sorted({float(r["eps"]) for r in params["eps_roles"]}):
-        pos = fooled & (fooled_at <= e + 1e-12)
-        frac_by_eps[f"{e:g}"] = float(pos.mean())
-        auc_by_eps[f"{e:g}"] = float(roc_auc(score_by_id, pos)) if pos.any() and (~pos).any() else None
-    scored = [(abs(frac_by_eps[k] - 0.5), k) for k, v in auc_by_eps.items() if v is not None]
-    auc_eps = min(scored)[1] if scored else None
-    auc = auc_by_eps[auc_eps] if auc_eps is not None else None
-    samples = [{"sample_id": int(i), "score": None if np.isnan(score_by_id[i]) else float(score_by_id[i]),
-                "fooled_at": None if np.isnan(fooled_at[i]) else float(fooled_at[i])} for i in range(n)]
-    samples.sort(key=lambda s: (-(s["score"] if s["score"] is not None else -1.0), s["sample_id"]))
-    doc = {"model": params["model"], "layer": params["layer"], "attack": params["attack"],
-           "graph": params["graph_id"], "auc": auc, "auc_eps": None if auc_eps is None else float(auc_eps),
-           "auc_by_eps": auc_by_eps, "fooled_fraction_by_eps": frac_by_eps,
-           "n_fooled": int(fooled.sum()), "samples": samples}
-    _json(out_dir / "vulnerability.json", doc)
-    return {"auc": auc, "auc_eps": auc_eps, "n_fooled": int(fooled.sum())}
-
-
 # --- datapaths -----------------------------------------------------------------------------
 
 def run_datapaths(params, inputs, out_dir: Path, runtime) -> dict:
