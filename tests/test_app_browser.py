@@ -430,3 +430,48 @@ def test_datapaths_tab_hidden_without_datapaths(browser, tmp_path_factory):
             assert p.errors == []
         finally:
             p.close()
+
+
+def test_vulnerable_list_flags_and_locates_noise_samples_in_their_nearest_node(browser, tmp_path):
+    """The list says label -> prediction, first-fooled eps, noise / misclassified, and the verdict
+    against the margin; a noise sample is located in the nearest node the stage found."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(make_fixture_run(tmp_path / "src"), run)
+    idx = json.loads((run / "index.json").read_text())
+    gid = idx["graphs"][0]["id"]
+    g = json.loads((run / idx["graphs"][0]["path"]).read_text())
+    covered = {m for n in g["nodes"] for m in n["members"]}
+    noise_sid = next(g["points"]["sample_id"][r] for r in range(len(g["points"]["sample_id"])) if r not in covered)
+    near = g["nodes"][3]["id"]
+    cell = {"auc": 0.61, "lo": 0.55, "hi": 0.66}
+    vul = {"graph": gid, "auc_eps": 0.1, "beats_margin": False,
+           "methods": {"mapper": {"auc_by_eps": {"0.1": cell}}, "margin": {"auc_by_eps": {"0.1": {"auc": 0.8, "lo": 0.75, "hi": 0.85}}},
+                       "mapper+margin": {"auc_by_eps": {"0.1": {"auc": 0.79, "lo": 0.74, "hi": 0.84}}}},
+           "samples": [{"sample_id": noise_sid, "score": 0.9, "fooled_at": 0.1, "label": 1, "prediction": 1,
+                        "clean_correct": True, "noise": True, "nearest_node": near},
+                       {"sample_id": 5, "score": 0.2, "fooled_at": None, "label": 2, "prediction": 7,
+                        "clean_correct": False, "noise": False, "nearest_node": None}]}
+    (run / "vulnerability.json").write_text(json.dumps(vul))
+    srv = serve(run, port=0, open_browser=False, block=False)
+    page = Page(browser)
+    try:
+        pg = page.open(srv.url + f"#graphs={gid}")
+        pg.wait_for_selector(".vuln")
+        assert "does not beat the clean softmax margin's 0.80 [0.75, 0.85]" in pg.inner_text(".vuln-verdict")
+        first, second = pg.inner_text(".vuln >> nth=0"), pg.inner_text(".vuln >> nth=1")
+        assert "first fooled at ε=0.1" in first and "noise" in first
+        assert "never fooled" in second and "misclassified when clean" in second and "→" in second
+        assert "Vulnerability score" in pg.get_attribute(".vuln >> nth=0", "title")
+        pg.focus(".vuln >> nth=0")
+        pg.keyboard.press("Enter")  # reachable by keyboard
+        assert pg.input_value("#locate-input") == str(noise_sid)
+        pg.wait_for_selector(".panel[data-index='0'] g.node.located")
+        got = pg.eval_on_selector_all(".panel[data-index='0'] g.node.located", "els => els.map(e => e.dataset.id)")
+        assert got == [near]
+        assert f"nearest node {near} is outlined" in pg.inner_text(".panel[data-index='0'] .panel-loc")
+        assert page.errors == []
+    finally:
+        page.close()
+        srv.shutdown()

@@ -132,3 +132,15 @@ test("locateIn: without stored point purity, the mean of 1 / classes over the ro
   const r = gm.locateIn(g, 1).rows[0];  // row 1 in n0 (2 classes) and n1 (1 class)
   assert.equal(r.purity, (0.5 + 1) / 2);
 });
+
+test("locateIn: a sample in no node is shown in its nearest node, only when that node is in the graph", () => {
+  const g = { nodes: [{ id: "n0", members: [0] }, { id: "n1", members: [1] }], edges: [],
+              points: { sample_id: [0, 1, 2], label: [0, 1, 1] } };
+  const plain = gm.locateIn(g, 2);
+  assert.deepEqual([plain.nodeSet.size, plain.nearest, plain.rows[0].nodes], [0, null, []]);
+  const near = gm.locateIn(g, 2, "n1");
+  assert.deepEqual([[...near.nodeSet], near.nearest], [[1], "n1"]);
+  assert.equal(gm.locateIn(g, 2, "n9").nearest, null);  // another graph's node: nothing outlined
+  assert.deepEqual([...gm.locateIn(g, 1, "n0").nodeSet], [1]);  // a covered sample keeps its own nodes
+  assert.equal(gm.locateIn(g, 7, "n0").nodeSet.size, 0);  // not in the graph at all
+});

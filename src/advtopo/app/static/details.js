@@ -122,10 +122,11 @@
       const el = p.el && p.el.querySelector(".panel-loc");
       if (!el) return;
       if (state.locate == null || !GRAPHS.has(p.id)) { el.textContent = ""; return; }
-      const L = locateIn(GRAPHS.get(p.id), state.locate);
+      const L = locateIn(GRAPHS.get(p.id), state.locate, nearestNode(p.id, state.locate));
       if (!L.rows.length) { el.textContent = `sample ${state.locate}: not in this graph`; return; }
       el.innerHTML = L.rows.map((r) => `${r.adv ? "adversarial" : "clean"} in <b>${r.nodes.length}</b> node${r.nodes.length === 1 ? "" : "s"}` +
-        (r.nodes.length ? ` (point purity ${fmt(r.purity)})` : " (noise)") + (r.pred != null ? `, predicted ${esc(S.cname(r.pred))}` : "")).join(" · ");
+        (r.nodes.length ? ` (point purity ${fmt(r.purity)})` : L.nearest ? ` (noise; its nearest node ${esc(L.nearest)} is outlined)` : " (noise)") +
+        (r.pred != null ? `, predicted ${esc(S.cname(r.pred))}` : "")).join(" · ");
       el.dataset.located = [...L.nodeSet].map((i) => GRAPHS.get(p.id).nodes[i].id).join(",");
     });
     if (state.locate == null) { info.innerHTML = ""; return; }
@@ -139,25 +140,59 @@
     const im = info.querySelector("img"); if (im) im.addEventListener("error", () => im.remove());
   }
 
+  // vulnerability.json's nearest nodes of noise samples, for its graph only: graph id -> sid -> node id
+  const NEAREST = new Map();
+  function nearestNode(gid, sid) { const m = NEAREST.get(gid); return m ? m.get(sid) ?? null : null; }
+
+  const SCORE_HELP = "Vulnerability score: the mean, over the mapper nodes holding the clean sample, of the fraction " +
+    "of members of another class (a sample in no node is scored from its nearest covered sample's nodes). " +
+    "Higher = closer to other classes in this layer; ties are broken by k-NN class disagreement.";
+
   async function loadVulnerable() {
     let v;
     try { v = await DS.vulnerability(); } catch (e) { v = { samples: [] }; }
-    const list = (v && Array.isArray(v.samples) ? v.samples : []).filter((s) => s && s.sample_id != null)
-      .sort((a, b) => (b.score ?? -Infinity) - (a.score ?? -Infinity)).slice(0, 100);
+    const all = (v && Array.isArray(v.samples) ? v.samples : []).filter((s) => s && s.sample_id != null);
+    if (v && v.graph) NEAREST.set(v.graph, new Map(all.filter((s) => s.noise && s.nearest_node).map((s) => [+s.sample_id, s.nearest_node])));
+    // the stage's order (misclassified-when-clean last, ties broken); older files: by score
+    const list = (all.some((s) => "clean_correct" in s) ? all : [...all].sort((a, b) => (b.score ?? -Infinity) - (a.score ?? -Infinity))).slice(0, 100);
     const host = $("#vuln-list");
     if (!list.length) { host.innerHTML = `<div class="hint">none in this run (vulnerability.json)</div>`; return; }
     host.innerHTML = "";
+    const head = document.createElement("div");
+    head.className = "hint vuln-verdict";
+    head.textContent = vulnerabilityVerdict(v);
+    if (head.textContent) host.appendChild(head);
     list.forEach((s, k) => {
       const el = document.createElement("div");
-      el.className = "vuln"; el.dataset.sid = s.sample_id;
+      el.className = "vuln" + (s.clean_correct === false ? " flagged" : ""); el.dataset.sid = s.sample_id;
+      el.tabIndex = 0;
+      el.title = SCORE_HELP;
       const img = DS.image(s.sample_id, "clean", null);
-      el.innerHTML = `<span class="rk">${k + 1}</span>${img ? `<img src="${img}" alt="">` : ""}<div class="meta"><div><b>#${esc(s.sample_id)}</b>${s.label != null ? " · " + esc(S.cname(s.label)) : ""}</div>` +
-        `<div class="s">score ${fmt(s.score, 3)}${s.fooled_at != null ? ` · fooled at ε=${esc(s.fooled_at)}` : ""}</div></div>`;
+      const pred = s.prediction != null && s.prediction !== s.label ? ` → ${esc(S.cname(s.prediction))}` : "";
+      el.innerHTML = `<span class="rk">${k + 1}</span>${img ? `<img src="${img}" alt="">` : ""}<div class="meta"><div><b>#${esc(s.sample_id)}</b>${s.label != null ? " · " + esc(S.cname(s.label)) + pred : ""}</div>` +
+        `<div class="s">score ${fmt(s.score, 3)}${s.fooled_at != null ? ` · first fooled at ε=${esc(s.fooled_at)}` : " · never fooled"}` +
+        `${s.noise ? " · noise" : ""}${s.clean_correct === false ? " · misclassified when clean" : ""}</div></div>`;
       el.addEventListener("click", () => locate(+s.sample_id));
+      el.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); locate(+s.sample_id); } });
       const im = el.querySelector("img"); if (im) im.addEventListener("error", () => { im.style.visibility = "hidden"; });
       host.appendChild(el);
     });
   }
 
-  A.details = { show, locate, renderLocatePanels, loadVulnerable };
+  /** One line: does the mapper score beat the clean margin at the headline eps (same samples)? */
+  function vulnerabilityVerdict(v) {
+    if (!v || !v.methods || v.auc_eps == null) return "";
+    const keys = Object.keys((v.methods.mapper || {}).auc_by_eps || {});
+    const key = keys.find((k) => Math.abs(+k - v.auc_eps) < 1e-6);  // the study writes eps keys with %g
+    if (key == null) return "";
+    const cell = (m) => ((v.methods[m] || {}).auc_by_eps || {})[key] || {};
+    const a = cell("mapper"), b = cell("margin");
+    if (a.auc == null || b.auc == null) return "";
+    const verdict = v.beats_margin ? "beats" : "does not beat";
+    return `At ε=${key}: mapper score AUC ${fmt(a.auc, 2)} [${fmt(a.lo, 2)}, ${fmt(a.hi, 2)}] ${verdict} the clean ` +
+      `softmax margin's ${fmt(b.auc, 2)} [${fmt(b.lo, 2)}, ${fmt(b.hi, 2)}]` + (cell("mapper+margin").auc != null ?
+      `; combined ${fmt(cell("mapper+margin").auc, 2)}` : "") + ".";
+  }
+
+  A.details = { show, locate, renderLocatePanels, loadVulnerable, nearestNode };
 })(window.advtopo);

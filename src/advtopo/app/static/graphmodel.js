@@ -104,11 +104,14 @@
 
   /** Where sample `sid` lies in graph `g`: nodeSet (node indices holding any of its rows) and,
    * per row, whether it is adversarial, its node ids, point purity (stored, else the mean of
-   * 1 / number of classes over its nodes), prediction and label. Cached per sample. */
-  function locateIn(g, sid) {
+   * 1 / number of classes over its nodes), prediction and label. A sample in no node (noise)
+   * is shown in `nearestId`, the node the vulnerability stage found nearest to it, when given
+   * and in `g` (`res.nearest`). Cached per sample and nearest node. */
+  function locateIn(g, sid, nearestId = null) {
     const d = derive(g);
     d.loc = d.loc || new Map();
-    if (d.loc.has(sid)) return d.loc.get(sid);
+    const key = nearestId == null ? sid : `${sid}|${nearestId}`;
+    if (d.loc.has(key)) return d.loc.get(key);
     const rows = d.rowsBySample.get(sid) || [];
     const P = g.points || {}, pp = g.point_purity || [];
     const nodeSet = new Set();
@@ -119,8 +122,12 @@
       if (pur == null && ns.length) pur = ns.reduce((s, i) => s + 1 / Math.max(1, Object.keys(g.nodes[i].class_hist || {}).length), 0) / ns.length;
       return { row: r, adv: !!(P.is_adversarial || [])[r], nodes: ns.map((i) => String(g.nodes[i].id)), purity: pur, pred: (P.prediction || [])[r], label: (P.label || [])[r] };
     });
-    const res = { nodeSet, rows: perRow };
-    d.loc.set(sid, res);
+    const res = { nodeSet, rows: perRow, nearest: null };
+    if (!nodeSet.size && perRow.length && nearestId != null) {
+      const i = g.nodes.findIndex((n) => String(n.id) === String(nearestId));
+      if (i >= 0) { nodeSet.add(i); res.nearest = String(nearestId); }
+    }
+    d.loc.set(key, res);
     return res;
   }
 

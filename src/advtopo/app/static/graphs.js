@@ -182,7 +182,7 @@
 
     const hl = state.highlight && state.highlight.gid === p.id ? state.highlight : null;
     const sel = state.selected && state.selected.gid === p.id ? state.selected.nid : null;
-    const loc = state.locate != null ? A.graphmodel.locateIn(g, state.locate) : null;
+    const loc = state.locate != null ? A.graphmodel.locateIn(g, state.locate, A.details.nearestNode(p.id, state.locate)) : null;
     const search = state.search;
 
     const vis = view.map(visibleNode);
