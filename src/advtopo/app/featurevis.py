@@ -10,6 +10,10 @@ so a second request is a file read. The ``.png`` URL only reads the cache.
 
 ``rows``: ``auto`` (default: the node's clean members when it has any, else all), ``clean``,
 ``adversarial`` or ``all`` — a node of an attacked graph mixes clean and adversarial rows.
+
+TopoAct's individual view (``GET /api/featurevis-sample/<graph>/<sample_id>?kind=clean``): the
+same optimisation with the direction = one sample's own activation (its clean or adversarial
+row of the graph), cached the same way.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from .data import BadRequest, NotFound, RunData
 from .recompute import ComputeGate, RecomputeUnavailable, stored_point_cloud
 
 ROWS = ("auto", "clean", "adversarial", "all")
+SAMPLE_KINDS = ("clean", "adversarial")
 PARAMS = {"steps": 128, "lr": 0.05, "jitter": 1, "tv": 0.05, "cossim_pow": 1.0, "seed": 0}
 
 
@@ -73,6 +78,44 @@ class FeatureVisService:
     def info(self, graph_id: str, node_id: str, rows: str = "auto") -> dict:
         """Compute (or read from the cache) the node's image; returns its metadata."""
         used, sel, key = self._rows(graph_id, node_id, rows)
+        png = f"api/featurevis/{quote(graph_id, safe='')}/{quote(node_id, safe='')}.png?rows={rows}"
+        return self._image(graph_id, sel, key, {"graph": graph_id, "node": node_id, "rows": used,
+                                                "n_rows": int(len(sel))}, png)
+
+    def _sample_row(self, graph_id: str, sample_id: int, kind: str) -> tuple[int, str]:
+        """(the graph's row of the sample's clean or adversarial version, the cache key)."""
+        if kind not in SAMPLE_KINDS:
+            raise BadRequest(f"kind={kind!r} is not valid; allowed: {', '.join(SAMPLE_KINDS)}")
+        self.run.reader.graph_entry(graph_id)  # ArtefactMissing -> 404
+        pts = self.run.reader.graph(graph_id).get("points", {})
+        sids, adv = pts.get("sample_id") or [], pts.get("is_adversarial") or []
+        want = kind == "adversarial"
+        rows = [r for r, s in enumerate(sids) if s == sample_id and bool(adv[r] if r < len(adv) else False) == want]
+        if not rows:
+            raise NotFound(f"sample {sample_id} has no {kind} row in graph {graph_id!r}")
+        key_src = json.dumps({"graph": graph_id, "sample": sample_id, "kind": kind, "row": rows[0],
+                              "params": PARAMS}, sort_keys=True)
+        return rows[0], hashlib.sha1(key_src.encode()).hexdigest()[:20]
+
+    def sample_info(self, graph_id: str, sample_id: int, kind: str = "clean") -> dict:
+        """Compute (or read from the cache) the image of one sample's own activation at the graph's
+        layer (its ``kind`` row: clean or adversarial); returns its metadata."""
+        row, key = self._sample_row(graph_id, sample_id, kind)
+        png = f"api/featurevis-sample/{quote(graph_id, safe='')}/{int(sample_id)}.png?kind={kind}"
+        return self._image(graph_id, np.array([row]), key, {"graph": graph_id, "sample_id": int(sample_id),
+                                                            "kind": kind, "row": row, "n_rows": 1}, png)
+
+    def sample_png(self, graph_id: str, sample_id: int, kind: str = "clean") -> bytes:
+        """The sample's image when computed already (as :meth:`png`: this URL computes nothing)."""
+        _row, key = self._sample_row(graph_id, sample_id, kind)
+        data = self.cache.read("featurevis", f"{key}.png")
+        if data is None:
+            raise NotFound(f"no feature visualisation of sample {sample_id} yet: "
+                           f"GET api/featurevis-sample/<graph>/<sample_id> computes it")
+        return data
+
+    def _image(self, graph_id: str, sel: np.ndarray, key: str, meta: dict, png: str) -> dict:
+        """Optimise the image for the mean activation of rows ``sel`` (or read it from the cache)."""
         cached = self.cache.read_json("featurevis", f"{key}.json")
         if cached is not None:
             return cached
@@ -100,10 +143,8 @@ class FeatureVisService:
                                    **{k: v for k, v in PARAMS.items()})
             res = fv.fit(mean[None], tuple(int(s) for s in shape))
             self.cache.write("featurevis", f"{key}.png", encode_png(res.images[0]))
-            meta = {"graph": graph_id, "node": node_id, "rows": used, "n_rows": int(len(sel)),
-                    "cosine": float(res.cosine[0]), "layer": layer, "summary": summary, "params": PARAMS,
-                    "png": f"api/featurevis/{quote(graph_id, safe='')}/{quote(node_id, safe='')}.png?rows={rows}",
-                    "key": key}
+            meta = {**meta, "cosine": float(res.cosine[0]), "layer": layer, "summary": summary, "params": PARAMS,
+                    "png": png, "key": key}
             self.cache.write_json("featurevis", f"{key}.json", meta)
             return meta
 

@@ -39,6 +39,7 @@ from .export import STATIC_DIR, build_html
 from .featurevis import FeatureVisService
 from .httpd import PooledHTTPServer, PooledRequestHandler
 from .recompute import Busy, RecomputeManager, RecomputeUnavailable
+from .topoact import TopoActService
 
 MAX_URL = 8192
 MAX_BODY = 64 * 1024
@@ -101,6 +102,7 @@ class AppHandler(PooledRequestHandler):
     recompute: RecomputeManager
     featurevis: FeatureVisService
     embedding: EmbeddingService
+    topoact: TopoActService
     cache: AppCache
     token: str
     quiet: bool = True
@@ -305,6 +307,12 @@ class AppHandler(PooledRequestHandler):
                 return self._send_json({"available": False, "reason": str(exc)})
         if route == "datapaths" and not rest:
             return self._send_json(run.datapaths())
+        if route == "activation-graph" and not rest:  # activation_graph.json (advtopo.study.actgraph)
+            from advtopo.study.actgraph import app_document
+
+            return self._send_json(app_document(run.reader))
+        if route in ("flow", "shape", "shape-summary", "featurevis-sample"):  # TopoAct's views (app/topoact.py)
+            return self._topoact(route, rest, query)
         if route == "export.html" and not rest:
             graphs = [g for g in query.get("graphs", "").split(",") if g] or None
             if graphs and len(graphs) > 16:
@@ -314,6 +322,27 @@ class AppHandler(PooledRequestHandler):
                                     extra={"Content-Disposition": 'attachment; filename="advtopo-export.html"'})
         if route == "recompute" and len(rest) == 1:
             return self._send_json(self.recompute.status(rest[0]))
+        raise NotFound("not found")
+
+    def _topoact(self, route: str, rest: list[str], query: dict) -> None:
+        if route == "flow" and not rest:
+            return self._send_json(self.topoact.flow(query.get("from", ""), query.get("to", ""), query.get("rows", "all")))
+        if route == "shape" and len(rest) == 1:
+            return self._send_json(self.topoact.shape(rest[0], query.get("min_jaccard")))
+        if route == "shape-summary" and not rest:
+            return self._send_json(self.topoact.summary())
+        if route == "featurevis-sample" and len(rest) == 2:
+            kind = query.get("kind", "clean")
+            if rest[1].endswith(".png"):  # reads the cache only, as the node's PNG
+                sid = _int(rest[1][:-4], "sample id")
+                return self._send_bytes(self.featurevis.sample_png(rest[0], sid, kind), "image/png",
+                                        extra={"Cache-Control": "max-age=3600"})
+            self._check_may_compute("GET")
+            try:
+                return self._send_json({"available": True,
+                                        **self.featurevis.sample_info(rest[0], _int(rest[1], "sample id"), kind)})
+            except RecomputeUnavailable as exc:  # no model / activations in this run: not an error
+                return self._send_json({"available": False, "reason": str(exc)})
         raise NotFound("not found")
 
     def _route_post(self, parts: list[str], query: dict) -> None:
@@ -402,6 +431,7 @@ class AppServer:
         handler = type("Handler", (AppHandler,), {
             "run": self.run, "recompute": self.recompute, "quiet": quiet, "cache": cache, "token": self.token,
             "featurevis": FeatureVisService(self.run, cache), "embedding": EmbeddingService(self.run, cache),
+            "topoact": TopoActService(self.run),
             "check_host": host in LOOPBACK_HOSTS,
         })
         try:
