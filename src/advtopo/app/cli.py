@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 
 
 def register(subparsers) -> None:
@@ -46,9 +47,14 @@ def _serve(args: argparse.Namespace) -> int:
     if not (args.cache_mb >= 0.001 and args.cache_mb < 2**40):  # also refuses nan and inf
         raise AdvtopoError(f"--cache-mb={args.cache_mb} must be a positive number of megabytes")
     limits = CacheLimits(max_files=args.cache_files, max_bytes=int(args.cache_mb * 2**20))
+    signal.signal(signal.SIGTERM, _stop)  # `kill` stops it like Ctrl-C: the session file is removed
     serve(args.run_dir, host=args.host, port=args.port, open_browser=not args.no_browser, block=True,
           quiet=not args.verbose, workers=args.workers, cache_limits=limits)
     return 0
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _export(args: argparse.Namespace) -> int:

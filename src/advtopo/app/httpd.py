@@ -4,7 +4,8 @@ The standard library's ``ThreadingHTTPServer`` listens with a backlog of 5 and g
 connection a thread that waits on it with no timeout: 200 concurrent requests lost 28-79 of
 them (connection reset), and every idle connection pinned a thread. Here:
 
-- the listen backlog is ``backlog`` (128);
+- the listen backlog is ``backlog`` (1024; the system caps it at net.core.somaxconn): with
+  socketserver's 5, a burst of connections overflowed it and clients waited out SYN retries;
 - one loop thread accepts connections and reads them without blocking until a request is
   complete (its head, and a body of announced length up to ``max_body``); only then does a
   worker get it, so a connection that sends nothing, or one byte now and then, holds no worker;
@@ -147,11 +148,11 @@ class PooledHTTPServer(HTTPServer):
     """``HTTPServer`` with an accept/read loop and a bounded pool of workers (module docstring)."""
 
     allow_reuse_address = True
-    request_queue_size = 128
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], handler: type[PooledRequestHandler], *, workers: int = 32,
                  read_timeout: float = 30.0, max_body: int = 64 * 1024, max_connections: int | None = None,
-                 backlog: int = 128) -> None:
+                 backlog: int = 1024) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.request_queue_size = backlog
         self.read_timeout = read_timeout
@@ -195,7 +196,7 @@ class PooledHTTPServer(HTTPServer):
             self._stopped.set()
 
     def _accept(self, sel: selectors.BaseSelector) -> None:
-        for _ in range(64):
+        for _ in range(1024):
             try:
                 sock, address = self.socket.accept()
             except (BlockingIOError, InterruptedError):
