@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from advtopo.errors import AdvtopoError
+from advtopo.mapper.shape import graph_shape
 from advtopo.rundir import RunError, layout
 from advtopo.utils.io import atomic_write_bytes, strict_dumps
 
@@ -49,6 +50,7 @@ def build_html(run: RunData, graph_ids: list[str] | None = None, state: str | No
     vul = run.vulnerability()
     dp = run.datapaths()
     embed: dict[str, Any] = {"index": idx, "graphs": graphs, "vulnerability": vul, "images": {}}
+    embed["shape"] = {gid: graph_shape(g) for gid, g in graphs.items()}  # loops and branch points (TopoAct)
     if dp.get("available"):
         embed["datapaths"] = dp
     if state:

@@ -46,6 +46,9 @@
       return key && im.adversarial && im.adversarial[key] ? im.adversarial[key][sid] || null : null;
     },
     csvUrl: null,
+    // TopoAct's shapes as the export embeds them (full graphs); the flow is computed in the page (shape.js)
+    shape: async (id) => (EMBED.shape || {})[id] || null,
+    shapeSummary: async () => ({ graphs: EMBED.index.graphs.filter((e) => (EMBED.shape || {})[e.id]).map((e) => ({ ...e, ...EMBED.shape[e.id] })) }),
   } : {
     mode: "server",
     index: () => api.json("api/index"),
@@ -63,6 +66,11 @@
     embedding: (gid, method) => api.json(`api/embedding/${enc(gid)}?method=${enc(method)}`),
     recompute: (params) => api.json("api/recompute", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(params) }),
     recomputeJob: (id) => api.json("api/recompute/" + id),
+    // TopoAct's views (topoact.js)
+    flow: (from, to, rows) => api.json(`api/flow?from=${enc(from)}&to=${enc(to)}&rows=${enc(rows)}`),
+    shape: (gid, minJaccard) => api.json(`api/shape/${enc(gid)}?min_jaccard=${enc(String(minJaccard || 0))}`),
+    shapeSummary: () => api.json("api/shape-summary"),
+    featurevisSample: (gid, sid, kind) => api.json(`api/featurevis-sample/${enc(gid)}/${enc(String(sid))}?kind=${enc(kind)}`),
   };
 
   /** Graph `id` (fetched once, then cached in the store). */

@@ -105,6 +105,7 @@
     }
     $("#d-comp").addEventListener("click", () => A.graphs.selectComponent(gid, i));
     $("#d-path").addEventListener("click", () => { state.pathPending = true; S.toast("click another node in the same graph (or shift-click)"); });
+    if (A.topoact) A.topoact.nodeCards(box, gid, nid, inMode);  // cross-layer flow, one member's activation (topoact.js)
   }
 
   // ------------------------------------------------------------------ locator
@@ -129,6 +130,7 @@
         (r.pred != null ? `, predicted ${esc(S.cname(r.pred))}` : "")).join(" · ");
       el.dataset.located = [...L.nodeSet].map((i) => GRAPHS.get(p.id).nodes[i].id).join(",");
     });
+    if (A.topoact) A.topoact.locateTools(state.locate);  // the located sample's own activation (topoact.js)
     if (state.locate == null) { info.innerHTML = ""; return; }
     const sid = state.locate;
     const anyG = state.panels.map((p) => GRAPHS.get(p.id)).find((g) => g && derive(g).rowsBySample.has(sid));

@@ -109,6 +109,7 @@
       if (DS.embedding) {
         headButton(head, "btn small ghost emb-toggle", "⁘", "Linked 2-D embedding (PCA / t-SNE) of this graph's points", () => A.embedding.toggle(p));
       }
+      if (A.topoact) A.topoact.panelTools(head, p);  // loops and branch points (topoact.js)
       headButton(head, "btn small ghost x", "✕", "Remove this graph", () => { state.panels.splice(state.panels.indexOf(p), 1); buildPanels(); });
       const title = document.createElement("div"); title.className = "panel-title"; title.textContent = S.graphLabel(e); el.appendChild(title);
       const stats = document.createElement("div"); stats.className = "panel-stats"; el.appendChild(stats);
@@ -225,6 +226,7 @@
       .on("mousemove", A.legend.moveTip)
       .on("mouseleave", A.legend.hideTip)
       .on("click", (ev, i) => { ev.stopPropagation(); onNodeClick(p, g, i, ev.shiftKey); });
+    if (A.topoact) A.topoact.decorate(p, g, ng);  // where the selected node's members lie (topoact.js)
     // lens axis
     if (lensMode) {
       const ax = svg.append("g").attr("class", "axis").attr("transform", `translate(0,${H - 30})`);
@@ -269,13 +271,13 @@
       return;
     }
     state.selected = { gid: p.id, nid };
-    state.highlight = null;
+    state.highlight = null; state.flow = null;
     renderAll();
     A.details.show(p.id, nid);
   }
   function clearSelection() {
     if (!state.selected && !state.highlight) return;
-    state.selected = null; state.highlight = null; state.pathPending = false;
+    state.selected = null; state.highlight = null; state.pathPending = false; state.flow = null;
     renderAll();
     $("#details").innerHTML = `<div class="empty">Click a node to see its members.<br><span class="hint">Shift-click a second node for the shortest path.</span></div>`;
   }

@@ -41,6 +41,7 @@
       });
       lineChart(card(host, `Class mixing vs attack ε — ${layer}`, "mixing = 1 − mean node purity (higher: classes less distinguishable)"), series, "attack ε", "mixing", [0, 1]);
     });
+    if (A.topoact) A.topoact.summaryCards(host, mcol, lineChart);  // loops and branch points vs eps (topoact.js)
     // persistence: distance between the diagrams of clean and adversarial activations vs eps
     const cva = (S.index.persistence && S.index.persistence.clean_vs_adv) || [];
     S.uniq(cva.map((r) => r.layer)).forEach((layer) => {
