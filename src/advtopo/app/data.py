@@ -1,7 +1,10 @@
 """The run as the JSON API serves it: a thin adapter over :class:`advtopo.rundir.Run`.
 
 Reading the run directory (path confinement, caching, point clouds) is the reader's job; the
-server answers its errors as HTTP: ``ArtefactMissing`` -> 404, ``ArtefactInvalid`` -> 400.
+server answers its errors as HTTP: ``ArtefactMissing`` -> 404, ``ArtefactInvalid`` and
+``CorruptActivations`` (a damaged file: the message names it and what to run) -> 400. The
+optional documents (vulnerability, datapaths) answer their absent shape plus ``error`` instead,
+so the page still opens.
 What is left here is about the answers: node details, member lists, where a sample lies, PNG
 thumbnails, and the shapes the front end expects when an optional document is absent.
 """
@@ -158,27 +161,26 @@ class RunData:
         return {"key": key, "dims": dims}
 
     def vulnerability(self) -> dict:
-        """vulnerability.json as ``{"samples": [...], ...}``; ``{"samples": []}`` when the run has none."""
+        """vulnerability.json as ``{"samples": [...], ...}``; ``{"samples": []}`` when the run has none,
+        plus ``error`` (the reader's message: the file and what to run) when it is damaged."""
         try:
             data = self.reader.vulnerability()
-        except ArtefactInvalid:
-            return {"samples": [], "error": "vulnerability.json is not valid JSON"}
+        except ArtefactInvalid as exc:
+            return {"samples": [], "error": str(exc)}
         if isinstance(data, list):
             data = {"samples": data}
         return data if isinstance(data, dict) else {"samples": []}
 
     def datapaths(self) -> dict:
         """datapaths.json (format in docs/architecture.md) plus ``"available": true``;
-        ``{"available": false}`` (with ``error`` when the file is broken) when the run has none.
-        (Non-finite numbers become null when sent: ``strict_dumps``.)"""
+        ``{"available": false}`` when the run has none, with ``error`` (the reader's message: the
+        file and what to run) when it is damaged. (Non-finite numbers become null when sent.)"""
         try:
             data = self.reader.datapaths()
-        except ArtefactInvalid:
-            return {"available": False, "error": "datapaths.json is not valid JSON"}
+        except ArtefactInvalid as exc:
+            return {"available": False, "error": str(exc)}
         if data is None:
             return {"available": False}
-        if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("layers", "samples", "eps")):
-            return {"available": False, "error": "datapaths.json lacks layers / eps / samples"}
         return {**data, "available": True}
 
     # ---- images ------------------------------------------------------------------------

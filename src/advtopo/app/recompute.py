@@ -41,10 +41,11 @@ class RecomputeUnavailable(Exception):
 
 def stored_point_cloud(run: RunData, entry: GraphEntry) -> np.ndarray:
     """The graph's point cloud (kept for the graphs viewed last), for the views that need a graph's
-    activations (feature visualisation, embedding); RecomputeUnavailable says what the run lacks."""
+    activations (feature visualisation, embedding); RecomputeUnavailable says what the run lacks.
+    Damaged activations (a missing or corrupt chunk) are an error naming the chunk, not 'unavailable'."""
     try:
         return run.reader.cached_point_cloud(entry)
-    except AdvtopoError as exc:  # no stored activations, a missing chunk: 'not available' with the reason
+    except ArtefactMissing as exc:  # this run stores no such activations: 'not available' with the reason
         raise RecomputeUnavailable(f"cannot read the activations of graph {entry.id!r}: {exc}") from None
 
 

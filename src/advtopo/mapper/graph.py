@@ -61,20 +61,24 @@ def _check_member_range(members: list[np.ndarray], n_points: int) -> None:
                                f"(allowed: 0 to {n_points - 1})")
 
 
-def check_graph_dict(d: Any) -> None:
+def check_graph_dict(d: Any, *, points_required: bool = True) -> None:
     """Check a graph JSON (``MapperGraph.to_dict()``, docs/architecture.md) before anything indexes
     with it: ``points`` columns of one length n, nodes with a unique ``id`` and ``members`` that
     are distinct integer rows in [0, n), integer ``cover_element`` / ``cluster``, edges between
-    existing nodes. Raises an AdvtopoError naming the node or key that is wrong."""
+    existing nodes. Raises an AdvtopoError naming the node or key that is wrong.
+    ``points_required=False`` (the web app, which shows a graph without its points too): a graph
+    without ``points.sample_id`` passes, its members then unchecked against a row count."""
     if not isinstance(d, Mapping):
         raise AdvtopoError(f"a mapper graph must be a JSON object, got {type(d).__name__}")
-    pts = d.get("points")
-    if not isinstance(pts, Mapping) or not isinstance(pts.get("sample_id"), list):
+    pts = d.get("points", {} if not points_required else None)
+    if not isinstance(pts, Mapping):
+        raise AdvtopoError("a mapper graph needs points (an object of per-point lists)")
+    if not isinstance(pts.get("sample_id"), list) and (points_required or "sample_id" in pts):
         raise AdvtopoError("a mapper graph needs points.sample_id (a list, one entry per point)")
-    n = len(pts["sample_id"])
+    n = len(pts["sample_id"]) if "sample_id" in pts else None
     for key in (*META_COLUMNS, "lens", "lens_2d", "l2"):
         col = pts.get(key)
-        if col is not None and (not isinstance(col, list) or len(col) != n):
+        if n is not None and col is not None and (not isinstance(col, list) or len(col) != n):
             raise AdvtopoError(f"points.{key} must be a list of {n} values (one per point), "
                                f"got {len(col) if isinstance(col, list) else type(col).__name__}")
     nodes = d.get("nodes")
@@ -92,10 +96,10 @@ def check_graph_dict(d: Any) -> None:
         members = nd.get("members")
         if not isinstance(members, list) or not all(_is_int(v) for v in members):
             raise AdvtopoError(f"{where}: 'members' must be a list of integer row indices")
-        bad = next((v for v in members if not 0 <= v < n), None)
+        bad = next((v for v in members if v < 0 or (n is not None and v >= n)), None)
         if bad is not None:
             raise AdvtopoError(f"{where}: member {bad} is not a row of the graph's {n} points "
-                               f"(allowed: 0 to {n - 1})")
+                               f"(allowed: 0 to {n - 1})" if n is not None else f"{where}: member {bad} is negative")
         if len(set(members)) != len(members):
             raise AdvtopoError(f"{where}: 'members' lists a row twice")
         for key in ("cover_element",):

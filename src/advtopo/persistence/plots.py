@@ -52,7 +52,8 @@ def plot_layer_matrices(layer_distance: dict, path: str | Path) -> Path:
         ax.set_xticks(range(L), labels, rotation=60, ha="right", fontsize=7)
         ax.set_yticks(range(L), labels, fontsize=7)
         rc = layer_distance.get(f"rank_correlation_{key}")
-        ax.set_title(title + (f"\nSpearman vs topo: {rc['spearman']:.2f}" if rc else ""), fontsize=8)
+        defined = rc and rc.get("n_pairs", 0) >= 2 and rc.get("spearman") is not None  # < 2 layer pairs: none
+        ax.set_title(title + (f"\nSpearman vs topo: {rc['spearman']:.2f}" if defined else ""), fontsize=8)
         fig.colorbar(im, ax=ax, fraction=0.046)
     return _save(fig, path)
 

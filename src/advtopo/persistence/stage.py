@@ -93,17 +93,19 @@ def persistence_stage(activations: Mapping[tuple, Any], sample_ids: Any, out_dir
                               "sample_ids": sample_ids[rows].tolist(),
                               "diagrams": {gid: f"{prefix}/{rel}" for gid, rel in diag_paths.items()},
                               "summaries": summaries}
-    if clean:
-        lay = _layer_distance(clouds, diagrams, clean, ld, s)
-        atomic_write_json(out_dir / "layer_distance.json", lay)
-        result["layer_distance"] = {**lay, "path": f"{prefix}/layer_distance.json"}
+    # an undefined statistic (a rank correlation over < 2 layer pairs, a distance to an empty
+    # diagram) is NaN in memory and null in the documents: JSON has no NaN (browsers refuse it)
+    lay = _layer_distance(clouds, diagrams, clean, ld, s) if clean else None
+    if lay is not None:
+        atomic_write_json(out_dir / "layer_distance.json", to_jsonable(lay))
+        result["layer_distance"] = {**to_jsonable(lay), "path": f"{prefix}/layer_distance.json"}
     curves = _clean_vs_adv(clouds, diagrams, clean, ld, s)
-    atomic_write_json(out_dir / "clean_vs_adv.json", curves)
-    result["clean_vs_adv"] = curves
+    atomic_write_json(out_dir / "clean_vs_adv.json", to_jsonable(curves))
+    result["clean_vs_adv"] = to_jsonable(curves)
     result["clean_vs_adv_path"] = f"{prefix}/clean_vs_adv.json"
     if s["plots"]:
-        result["plots"] = _plot(result.get("layer_distance"), curves, out_dir)
-    return result
+        result["plots"] = _plot(lay, curves, out_dir)
+    return to_jsonable(result)
 
 
 def _point_clouds(activations: Mapping[tuple, Any], rows: np.ndarray, n: int) -> dict[tuple, np.ndarray]:

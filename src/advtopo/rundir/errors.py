@@ -4,6 +4,8 @@ The web app answers :class:`ArtefactMissing` with 404 and :class:`ArtefactInvali
 """
 from __future__ import annotations
 
+import os
+
 from advtopo.errors import AdvtopoError
 
 
@@ -25,3 +27,14 @@ class ArtefactMissing(RunError):
 
 class ArtefactInvalid(RunError):
     """A file of the run exists but is not what the format says (broken JSON, wrong shape)."""
+
+
+def repair_hint(root: str | os.PathLike[str]) -> str:
+    """What to run about a damaged run directory (the end of every damage message)."""
+    return (f"`advtopo verify {root}` lists every damaged file; `advtopo run CONFIG --out {root}` "
+            "rewrites them (CONFIG: the study's config, copied to config.toml in the run)")
+
+
+def damaged(root: str | os.PathLike[str], message: str) -> ArtefactInvalid:
+    """ArtefactInvalid: ``message`` (which names the file) and what to run about it."""
+    return ArtefactInvalid(f"{message}; {repair_hint(root)}")

@@ -17,6 +17,8 @@ INDEX = "index.json"
 MANIFEST = "manifest.json"
 CONFIG = "config.toml"
 SAMPLES = "samples.parquet"
+# the columns of samples.parquet that readers use (all columns: docs/architecture.md)
+SAMPLES_READ_COLUMNS = ("sample_id", "model", "attack", "eps", "is_adversarial", "label", "prediction")
 VULNERABILITY = "vulnerability.json"
 DATAPATHS = "datapaths.json"
 SEPARABILITY = "separability.json"

@@ -207,6 +207,17 @@ def run_status(root: str | os.PathLike[str], status: Any) -> Any:
     return status
 
 
+def describe_status(root: str | os.PathLike[str], status: Any) -> str:
+    """``run_status`` in words: ``running (pid 123 on host h since ..., advtopo run study.toml)``,
+    ``interrupted (...; advtopo run CONFIG resumes it)``, else the status as written."""
+    if status != "running":
+        return str(status)
+    held_by = holder(Path(root) / RUN_LOCK)
+    if held_by is None:
+        return "interrupted (the process that wrote it is gone; `advtopo run CONFIG` resumes it)"
+    return f"running ({describe_holder(held_by)})"
+
+
 # --- helpers ------------------------------------------------------------------------------------
 
 def _flock_briefly(fd: int) -> bool:

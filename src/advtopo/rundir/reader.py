@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from advtopo.errors import did_you_mean
+from advtopo.errors import AdvtopoError, did_you_mean
 from advtopo.rundir import confine, layout
-from advtopo.rundir.errors import ArtefactInvalid, ArtefactMissing, RunNotFound
-from advtopo.rundir.records import ActivationEntry, GraphEntry, RunIndex, read_index
+from advtopo.rundir.errors import ArtefactInvalid, ArtefactMissing, RunNotFound, UnsupportedFormat, damaged
+from advtopo.rundir.lock import describe_status
+from advtopo.rundir.records import ActivationEntry, GraphEntry, RunIndex, check_document, read_index
 
 
 def _choose(what: str, value: str, allowed: list[str]) -> str:
@@ -45,7 +46,9 @@ class Run:
         if not (self.root / layout.INDEX).is_file():
             status = ""
             if (self.root / layout.MANIFEST).is_file():
-                status = f"; manifest status: {self.manifest.get('status')}"
+                written = str(self.manifest.get("status"))
+                now = describe_status(self.root, written)
+                status = f"; manifest status: {now if now.startswith(written) else f'{written}, but {now}'}"
             raise RunNotFound(f"{root} is not a finished run directory (no {layout.INDEX}{status}); "
                               "run a study first (advtopo run CONFIG)")
         self.index  # noqa: B018  (read and check it now: a broken index is an error at start-up)
@@ -91,7 +94,12 @@ class Run:
             except OSError:
                 raise RunNotFound(f"{path} is gone; the run directory was removed or is being rewritten") from None
             if mtime != self._index_mtime:
-                self._raw, self._record = read_index(path)
+                try:
+                    self._raw, self._record = read_index(path)
+                except UnsupportedFormat:
+                    raise
+                except ArtefactInvalid as exc:
+                    raise damaged(self.root, str(exc)) from None
                 self._index_mtime = mtime
                 self._drop_caches()
             return self._raw
@@ -107,9 +115,18 @@ class Run:
     def manifest(self) -> dict[str, Any]:
         """manifest.json (config, versions, seeds, task status), or {} when there is none."""
         try:
-            return self._json_file(self.safe_path(layout.MANIFEST))
+            doc = self._json_file(self.safe_path(layout.MANIFEST))
         except ArtefactMissing:
             return {}
+        if not isinstance(doc, dict) or not isinstance(doc.get("tasks", {}), dict):
+            raise damaged(self.root, f"{layout.MANIFEST} is not a run manifest (an object whose 'tasks' is an object)")
+        return doc
+
+    @property
+    def status(self) -> str:
+        """The study's status in words: complete, failed, ``running (pid ... on host ...)``, or
+        ``interrupted`` when the process that was writing the run is gone."""
+        return describe_status(self.root, self.manifest.get("status", "unknown"))
 
     @property
     def models(self) -> list[str]:
@@ -152,13 +169,18 @@ class Run:
             if graph_id in self._graph_docs:
                 self._graph_docs.move_to_end(graph_id)
                 return self._graph_docs[graph_id]
-        path = self.safe_path(self.graph_entry(graph_id).path)
+        rel = self.graph_entry(graph_id).path
+        path = self.safe_path(rel)
         try:
             g = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError:
-            raise ArtefactInvalid(f"graph {graph_id!r} is not valid JSON") from None
-        if not isinstance(g, dict) or not isinstance(g.get("nodes"), list):
-            raise ArtefactInvalid(f"graph {graph_id!r} lacks nodes")
+        except (OSError, ValueError):
+            raise damaged(self.root, f"graph {graph_id!r} ({rel}) is not valid JSON") from None
+        from advtopo.mapper import check_graph_dict  # the graph JSON's rules (imports the mapper: lazily)
+
+        try:
+            check_graph_dict(g, points_required=False)
+        except AdvtopoError as exc:
+            raise damaged(self.root, f"graph {graph_id!r} ({rel}) is not a mapper graph: {exc}") from None
         g.setdefault("edges", [])
         g.setdefault("points", {})
         with self._lock:
@@ -299,10 +321,21 @@ class Run:
         with self._lock:
             self.index  # noqa: B018  (drops the cache when the run was published again)
             if self._samples is None:
-                import pandas as pd
-
-                self._samples = pd.read_parquet(self.safe_path(layout.SAMPLES))
+                self._samples = self._read_samples()
             return self._samples
+
+    def _read_samples(self):
+        import pandas as pd
+
+        path = self.safe_path(layout.SAMPLES)
+        try:
+            df = pd.read_parquet(path)
+        except Exception as exc:  # noqa: BLE001  (pyarrow's errors for a damaged file have no common base)
+            raise damaged(self.root, f"{layout.SAMPLES} is unreadable ({type(exc).__name__}: {exc})") from None
+        missing = [c for c in layout.SAMPLES_READ_COLUMNS if c not in df.columns]
+        if missing:
+            raise damaged(self.root, f"{layout.SAMPLES} lacks the column(s) {', '.join(missing)}")
+        return df
 
     def images(self, model: str | None = None, attack: str | None = None, eps: float | str = 0.0) -> np.ndarray:
         """uint8 N x H x W x C images, memory-mapped: clean (no model or eps 0), or adversarial for
@@ -313,10 +346,10 @@ class Run:
                 path = self.safe_path(rel)  # outside the try: ArtefactMissing is a ValueError too
                 try:
                     arr = np.load(path, mmap_mode="r", allow_pickle=False)
-                except ValueError:
-                    raise ArtefactInvalid(f"image array {rel!r} is unreadable") from None
+                except (OSError, ValueError, EOFError) as exc:  # truncated, not .npy, or pickled objects
+                    raise damaged(self.root, f"image array {rel!r} is unreadable ({exc})") from None
                 if not isinstance(arr, np.ndarray) or arr.ndim < 3:
-                    raise ArtefactInvalid(f"image array {rel!r} is not N x H x W x C")
+                    raise damaged(self.root, f"image array {rel!r} is not N x H x W x C")
                 self._arrays[rel] = arr
             return self._arrays[rel]
 
@@ -345,10 +378,10 @@ class Run:
         path = self.safe_path(rel)
         try:
             arr = np.load(path, allow_pickle=False)
-        except (ValueError, OSError):
-            raise ArtefactInvalid(f"persistence diagram {key!r} is unreadable") from None
-        if arr.ndim != 2 or arr.shape[1] != 3:
-            raise ArtefactInvalid(f"persistence diagram {key!r} is not (birth, death, dim) rows")
+        except (ValueError, OSError, EOFError) as exc:
+            raise damaged(self.root, f"persistence diagram {key!r} ({rel}) is unreadable ({exc})") from None
+        if not isinstance(arr, np.ndarray) or arr.ndim != 2 or arr.shape[1] != 3:
+            raise damaged(self.root, f"persistence diagram {key!r} ({rel}) is not (birth, death, dim) rows")
         return arr
 
     # ---- JSON documents -----------------------------------------------------------------
@@ -358,12 +391,23 @@ class Run:
         the run). Cached until the file changes; ArtefactInvalid when it is not valid JSON."""
         rel = self.index.get(key)
         try:
-            return self._json_file(self.safe_path(rel))
+            doc = self._json_file(self.safe_path(rel))
         except ArtefactMissing:
             return None
+        problem = check_document(key, doc)
+        if problem:
+            raise damaged(self.root, f"{rel} {problem}")
+        return doc
+
+    def json_file(self, rel: str) -> Any:
+        """A JSON file of the run by its path (as index.json names it); cached until it changes."""
+        return self._json_file(self.safe_path(rel))
 
     def _json_file(self, path: Path) -> Any:
-        mtime = path.stat().st_mtime_ns
+        try:
+            mtime = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            raise ArtefactMissing(f"no file {path.relative_to(self.root).as_posix()!r} inside the run directory") from None
         with self._lock:
             cached = self._docs.get(str(path))
             if cached and cached[0] == mtime:
@@ -371,7 +415,7 @@ class Run:
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            raise ArtefactInvalid(f"{path.relative_to(self.root)} is not valid JSON") from None
+            raise damaged(self.root, f"{path.relative_to(self.root).as_posix()} is not valid JSON") from None
         with self._lock:
             self._docs[str(path)] = (mtime, doc)
         return doc

@@ -217,3 +217,38 @@ def read_index(path: Path) -> tuple[dict[str, Any], RunIndex]:
         return raw, RunIndex.from_dict(raw)
     except ArtefactInvalid as exc:
         raise ArtefactInvalid(f"{path} is not a valid run index: {exc}") from None
+
+
+def _vulnerability_problem(doc: Any) -> str | None:
+    samples = doc.get("samples") if isinstance(doc, dict) else doc  # a bare list: written by early versions
+    if not isinstance(samples, list):
+        return "lacks 'samples' (a list of {sample_id, score, ...})"
+    for i, r in enumerate(samples):
+        if not isinstance(r, dict) or not _SCALARS["int"][0](r.get("sample_id")):
+            return f"samples[{i}] lacks an integer 'sample_id'"
+        if r.get("score") is not None and not _is_number(r["score"]):
+            return f"samples[{i}].score must be a number or null, got {_show(r['score'])}"
+    if isinstance(doc, dict):
+        for key in ("auc", "auc_eps"):
+            if doc.get(key) is not None and not _is_number(doc[key]):
+                return f"{key} must be a number or null, got {_show(doc[key])}"
+    return None
+
+
+def _datapaths_problem(doc: Any) -> str | None:
+    if not isinstance(doc, dict) or not all(isinstance(doc.get(k), list) for k in ("layers", "samples", "eps")):
+        return "lacks layers / eps / samples (lists)"
+    return None
+
+
+# what each optional document must look like for its readers (`advtopo show`, the app, the report)
+_DOCUMENT_CHECKS = {"vulnerability": _vulnerability_problem, "datapaths": _datapaths_problem}
+
+
+def check_document(key: str, doc: Any) -> str | None:
+    """What is wrong with the JSON document index.json names under ``key`` (None: nothing): the
+    layout its readers rely on; documents other than vulnerability and datapaths must be objects."""
+    check = _DOCUMENT_CHECKS.get(key)
+    if check is not None:
+        return check(doc)
+    return None if isinstance(doc, dict) else f"must be a JSON object, got {_show(doc)}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from advtopo.study import verify
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run (or resume) a study from a TOML config")
@@ -25,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("show", help="print a run's summary: accuracy vs eps, graph statistics")
     p.add_argument("run", help="run directory")
     p.set_defaults(func=_show)
+
+    verify.register(sub)  # advtopo verify RUN [--full]
 
     p = sub.add_parser("export-activations",
                        help="write a run's stored activations (+ per-row metadata) for `advtopo mapper` or other tools")

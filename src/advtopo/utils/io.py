@@ -46,7 +46,13 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = 2) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=indent, default=_json_default) + "\n")
+    """``obj`` as standard JSON, atomically: NaN and +-inf are written as null (``to_jsonable``),
+    never as the ``NaN`` / ``Infinity`` tokens that browsers and strict parsers refuse."""
+    try:
+        text = json.dumps(obj, indent=indent, allow_nan=False, default=_json_default)
+    except ValueError:  # a non-finite number somewhere
+        text = json.dumps(to_jsonable(obj), indent=indent, allow_nan=False)
+    atomic_write_text(path, text + "\n")
 
 
 def to_jsonable(obj: Any) -> Any:
