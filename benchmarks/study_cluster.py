@@ -1,13 +1,14 @@
 """The demo study sequentially vs on a Dask cluster of separate worker processes.
 
-    python benchmarks/study_cluster.py [--subset 300] [--workers 2] [--json out.json]
+    python benchmarks/study_cluster.py [--subset 100] [--workers 2] [--json out.json]
 
 Runs ``advtopo run`` on the built-in demo config (src/advtopo/study/demo.toml; ``--subset``
 studies fewer test images so that both runs fit in a few minutes, ``--subset 0`` keeps the
 demo's 1,000) twice from an empty run directory: once sequentially (torch uses every core
 for its intra-op threads), once with ``--scheduler`` on a `dask scheduler` and ``--workers``
 `dask worker` processes of one thread and one BLAS thread each, started beforehand (their
-start-up is timed apart). Prints both wall times, the ratio and how many published files
+start-up is timed apart; ``--sequential-threads 1`` gives the sequential run one thread
+too). Prints both wall times, the ratio and how many published files
 are byte-identical (runs with different thread counts may round differently). Numbers go to
 docs/benchmarks-study.md.
 """
@@ -87,9 +88,13 @@ def same_files(a: Path, b: Path) -> tuple[int, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--subset", type=int, default=300, help="test images studied (0: the demo's 1,000)")
+    ap.add_argument("--subset", type=int, default=100, help="test images studied (0: the demo's 1,000)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--dir", default=None, help="working folder (default: a temporary one)")
+    ap.add_argument("--sequential-threads", type=int, default=None,
+                    help="OMP_NUM_THREADS of the sequential run (default: torch's own, one per core)")
+    ap.add_argument("--cluster-first", action="store_true",
+                    help="run on the cluster first (on a shared machine, run both orders: load changes)")
     ap.add_argument("--json", default=None, help="write the numbers here too")
     args = ap.parse_args()
 
@@ -105,14 +110,25 @@ def main() -> None:
     atomic_write_text(config, dumps_toml(cfg))
     load_before = os.getloadavg()
 
-    seconds_seq = timed_run(config, work / "sequential")
-    t0 = time.perf_counter()
-    address, procs = start_cluster(work, args.workers)
-    seconds_start = time.perf_counter() - t0
-    try:
-        seconds_cluster = timed_run(config, work / "cluster", "--scheduler", address)
-    finally:
-        stop(procs)
+    seq_env = None
+    if args.sequential_threads:
+        seq_env = {**os.environ, **{k: str(args.sequential_threads) for k in ONE_THREAD}}
+
+    def on_cluster() -> tuple[float, float]:
+        t0 = time.perf_counter()
+        address, procs = start_cluster(work, args.workers)
+        started = time.perf_counter() - t0
+        try:
+            return timed_run(config, work / "cluster", "--scheduler", address), started
+        finally:
+            stop(procs)
+
+    if args.cluster_first:
+        seconds_cluster, seconds_start = on_cluster()
+        seconds_seq = timed_run(config, work / "sequential", env=seq_env)
+    else:
+        seconds_seq = timed_run(config, work / "sequential", env=seq_env)
+        seconds_cluster, seconds_start = on_cluster()
     identical, total = same_files(work / "sequential", work / "cluster")
     manifest = json.loads((work / "cluster" / "manifest.json").read_text())
     result = {
@@ -121,14 +137,16 @@ def main() -> None:
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "subset": args.subset or 1000, "tasks": len(manifest["tasks"]), "workers": args.workers,
+        "order": "cluster first" if args.cluster_first else "sequential first",
+        "sequential_threads": args.sequential_threads or "torch default",
         "sequential_s": round(seconds_seq, 1), "cluster_s": round(seconds_cluster, 1),
         "cluster_start_s": round(seconds_start, 1),
         "speedup": round(seconds_seq / seconds_cluster, 2),
         "published_files_identical": f"{identical}/{total}",
     }
-    print(f"demo study, {result['subset']} images, {result['tasks']} tasks, {os.cpu_count()} cores "
-          f"(load {load_before[0]:.1f} before, {result['load_average_after'][0]:.1f} after)")
-    print(f"  sequential:               {seconds_seq:7.1f} s")
+    print(f"demo study, {result['subset']} images, {result['tasks']} tasks, {os.cpu_count()} cores, "
+          f"{result['order']} (load {load_before[0]:.1f} before, {result['load_average_after'][0]:.1f} after)")
+    print(f"  sequential ({result['sequential_threads']} threads): {seconds_seq:7.1f} s")
     print(f"  {args.workers}-worker Dask cluster:    {seconds_cluster:7.1f} s  "
           f"(+ {seconds_start:.1f} s to start the scheduler and workers)")
     print(f"  ratio sequential/cluster: {result['speedup']:.2f}x; published files identical: {identical}/{total}")

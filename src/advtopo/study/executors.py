@@ -14,10 +14,12 @@ tasks are safe to rerun), and a task that raises is retried ``retries`` times.
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import re
 import secrets
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -65,11 +67,33 @@ def _single_thread_setup() -> None:
     torch.set_num_threads(1)
 
 
+_MALLOC_TUNED = False
+
+
+def _undo_nanny_malloc_trim() -> None:
+    """Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``; in glibc that also
+    freezes the mmap threshold at 128 KiB, so every tensor above it is mmap-ed and unmapped
+    again, page faults included: torch work ran 2x slower in a worker than outside (measured,
+    docs/benchmarks-study.md). Raise both thresholds to glibc's dynamic maxima, once per process."""
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED or "MALLOC_TRIM_THRESHOLD_" not in os.environ or not sys.platform.startswith("linux"):
+        return
+    _MALLOC_TUNED = True
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (musl): no such setting to undo
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 32 * 2**20)
+    libc.mallopt(m_trim_threshold, 64 * 2**20)
+
+
 def _dask_execute(spec: dict[str, Any], root: str, runtime: dict[str, Any], single_thread: bool,
                   *_deps: Any) -> dict[str, Any]:
     """Worker side of one task; the result says which worker ran it (for the manifest)."""
     from distributed import get_worker
 
+    _undo_nanny_malloc_trim()
     address = get_worker().address
     if not Path(root).is_dir():  # a worker that joined after the storage check, without the shared mount
         raise AdvtopoError(f"worker {address} cannot see the run directory {root}; "
