@@ -246,3 +246,17 @@ def test_cross_layer_flow_equals_the_membership_products():
     assert {(i, j): c for i, j, c in f["flow"]} == want
     covered = set(np.concatenate(gb.members).tolist())
     assert f["unmapped"] == [sum(1 for r in ma if inv[r] not in covered) for ma in ga.members]
+
+
+@pytest.mark.parametrize("graph,match", [
+    ({"nodes": [{"id": "a", "members": [0]}], "edges": [{"source": "a", "target": "b"}], "points": {"sample_id": [0]}},
+     "names a node"),
+    ({"nodes": [{"id": "a", "members": [0, 5]}], "edges": [], "points": {"sample_id": [0, 1]}}, "outside"),
+    ({"nodes": [{"id": "a", "members": [0]}, {"id": "a", "members": [0]}], "edges": []}, "not unique"),
+    ({"edges": []}, "'nodes' list"),
+    ([1, 2], "'nodes' list"),
+])
+def test_malformed_graphs_are_one_line_errors(graph, match):
+    for f in (shape_counts, graph_shape, branch_points, lambda g: cross_layer_flow(g, g)):
+        with pytest.raises(AdvtopoError, match=match):
+            f(graph)

@@ -12,7 +12,8 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from advtopo.mapper.shape import ROWS, cross_layer_flow, graph_shape, shape_counts
+from advtopo.mapper import cross_layer_flow, graph_shape, shape_counts
+from advtopo.mapper.shape import ROWS
 from advtopo.rundir.layout import eps_equal
 
 from .data import BadRequest, RunData

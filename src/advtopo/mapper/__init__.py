@@ -4,6 +4,7 @@
     graph = Mapper(lens="l2norm", cover="uniform", n_intervals=10, overlap=0.3,
                    clusterer="dbscan", eps="auto", metric="euclidean").fit(X, metadata)
     graph.to_dict()   # the JSON the web app reads (docs/architecture.md)
+    graph_shape(graph)   # loops (a cycle basis) and branch points; cross_layer_flow(g_layer1, g_layer2)
     params = MapperParams.from_dict({"n_intervals": 15, "metric": "cosine"})  # typed, checked
     graph = Mapper.from_params(params).fit(X, metadata)
 """
@@ -14,6 +15,7 @@ from advtopo.mapper.lenses import LENSES, compute_lens, data_lenses
 from advtopo.mapper.mapper import Mapper, mapper_sweep
 from advtopo.mapper.neighbors import auto_eps, build_eps_graph, k_distance, knee_eps
 from advtopo.mapper.params import STUDY_KEYS, MapperParams
+from advtopo.mapper.shape import branch_points, cross_layer_flow, cycle_basis, graph_shape, shape_counts
 from advtopo.mapper.stats import (
     graph_statistics, mixing_metrics, point_purity, rank_vulnerable, roc_auc, vulnerability_auc,
     vulnerability_scores,
@@ -27,4 +29,5 @@ __all__ = [
     "dbscan_labels", "auto_eps", "k_distance", "knee_eps", "build_eps_graph",
     "graph_statistics", "mixing_metrics", "point_purity", "vulnerability_scores", "rank_vulnerable",
     "roc_auc", "vulnerability_auc", "synthetic_activations",
+    "graph_shape", "shape_counts", "cycle_basis", "branch_points", "cross_layer_flow",
 ]
