@@ -2,11 +2,14 @@
 
 Each stage package with commands has ``<stage>/cli.py`` with ``register(subparsers)``; each
 subcommand's handler receives the parsed ``argparse.Namespace`` and returns an exit code.
-User errors (:class:`advtopo.errors.AdvtopoError`) print one line and exit with code 2.
+User errors (:class:`advtopo.errors.AdvtopoError`) print one line and exit with code 2; a
+:class:`~advtopo.errors.ConfigErrors` prints one line per problem; an OSError (disk full, no
+permission) is one line too.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from advtopo import __version__
@@ -14,7 +17,7 @@ from advtopo.adversarial import cli as adversarial_cli
 from advtopo.app import cli as app_cli
 from advtopo.data import cli as data_cli
 from advtopo.datapaths import cli as datapaths_cli
-from advtopo.errors import AdvtopoError
+from advtopo.errors import AdvtopoError, ConfigErrors
 from advtopo.mapper import cli as mapper_cli
 from advtopo.models import cli as models_cli
 from advtopo.models.pretrained import cli as pretrained_cli
@@ -47,14 +50,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a bad flag (already printed, one line) or --help/--version: its status
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
     try:
         return int(args.func(args) or 0)
+    except ConfigErrors as exc:  # every problem found, one line each
+        for problem in exc.problems:
+            print(f"advtopo {args.command}: error: {problem}", file=sys.stderr)
+        return 2
     except AdvtopoError as exc:
         print(f"advtopo {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # the reader went away (`advtopo zoo | head`): nothing left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 1
+    except OSError as exc:  # the machine refused (no space left, no permission, a file in the way): not a bug
+        print(f"advtopo {args.command}: error: {exc.strerror or exc}"
+              + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; finished work is kept and a re-run resumes", file=sys.stderr)

@@ -13,6 +13,22 @@ class AdvtopoError(ValueError):
     """A user-facing error: bad input, a missing file, an unknown name."""
 
 
+class ConfigErrors(AdvtopoError):
+    """Every problem found in an input at once (a study config), one line each.
+
+    Why a list: a study that fails on its third mistake after the first two were fixed one run
+    at a time wastes the user's time; all problems are found before any work and reported
+    together. ``problems`` holds the lines; ``str()`` joins them with newlines.
+    """
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = [" ".join(str(p).split("\n")) for p in problems]
+        super().__init__("\n".join(self.problems))
+
+    def __reduce__(self):  # pickles with its list (Dask sends exceptions between processes)
+        return (type(self), (self.problems,))
+
+
 def did_you_mean(name: str, allowed: Iterable[str]) -> str:
     """Return ' (did you mean X?)' when a close match exists, else ''."""
     match = difflib.get_close_matches(str(name), [str(a) for a in allowed], n=1, cutoff=0.6)

@@ -4,19 +4,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from advtopo.checks import arg_float, arg_float_list, arg_output_dir, arg_output_file, arg_seed, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model (standard or adversarial); resumes after interruption")
     p.add_argument("--model", required=True, help="model name (see `advtopo layers --help`), e.g. lenet5")
     p.add_argument("--dataset", required=True, help="dataset name (see `advtopo datasets`), e.g. mnist")
     p.add_argument("--root", default=None, help="dataset folder (cifar10, fashion-mnist, npz file)")
-    p.add_argument("--out", required=True, help="output folder (checkpoint.pt, last.pt, metrics.csv)")
+    p.add_argument("--out", required=True, type=arg_output_dir,
+                   help="output folder (checkpoint.pt, last.pt, metrics.csv)")
     p.add_argument("--method", default="pgd", help="standard, fgsm, pgd, trades (default pgd)")
-    p.add_argument("--eps", type=float, default=0.3, help="Linf radius in [0,1] pixel units (default 0.3)")
+    p.add_argument("--eps", type=arg_float(0, 1), default=0.3, help="Linf radius in [0,1] pixel units (default 0.3)")
     p.add_argument("--alpha", type=float, default=None, help="attack step (default 1.25*eps FGSM, 2.5*eps/steps PGD)")
-    p.add_argument("--steps", type=int, default=10, help="PGD/TRADES steps in training (default 10)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--steps", type=positive_int, default=10, help="PGD/TRADES steps in training (default 10)")
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--lr", type=float, default=None, help="default 0.1 (sgd) / 1e-3 (adam)")
     p.add_argument("--optimizer", default="adam", help="sgd or adam (default adam)")
     p.add_argument("--momentum", type=float, default=0.9)
@@ -24,15 +27,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--schedule", default="constant", help="constant, cosine, multistep, onecycle")
     p.add_argument("--eps-warmup-epochs", type=float, default=0.0, help="ramp eps linearly over this many epochs")
     p.add_argument("--trades-beta", type=float, default=6.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=arg_seed, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA)")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--subset", type=int, default=None, help="train on a stratified subset of N images")
-    p.add_argument("--eval-subset", type=int, default=1000, help="test images for the per-epoch PGD check")
-    p.add_argument("--eval-eps", type=float, default=None, help="eps of the per-epoch PGD check (default --eps)")
-    p.add_argument("--eval-steps", type=int, default=10)
+    p.add_argument("--subset", type=positive_int, default=None, help="train on a stratified subset of N images")
+    p.add_argument("--eval-subset", type=positive_int, default=1000, help="test images for the per-epoch PGD check")
+    p.add_argument("--eval-eps", type=arg_float(0, 1), default=None,
+                   help="eps of the per-epoch PGD check (default --eps)")
+    p.add_argument("--eval-steps", type=positive_int, default=10)
     p.add_argument("--keep-epochs", action="store_true", help="also keep epoch_NNN.pt checkpoints")
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     p.set_defaults(func=_train)
@@ -44,15 +48,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--root", default=None)
     e.add_argument("--split", default="test")
     e.add_argument("--attack", default="pgd", help="fgsm, pgd, pgd_l2, autoattack, apgd, cw (default pgd)")
-    e.add_argument("--eps", default="0,0.1,0.2,0.3", help="comma-separated eps list (default 0,0.1,0.2,0.3)")
-    e.add_argument("--steps", type=int, default=None, help="attack steps (pgd, pgd_l2, apgd)")
-    e.add_argument("--alpha", type=float, default=None, help="attack step size (pgd, pgd_l2)")
-    e.add_argument("--restarts", type=int, default=None, help="random restarts (pgd, pgd_l2)")
-    e.add_argument("--subset", type=int, default=None, help="evaluate on a stratified subset of N images")
-    e.add_argument("--batch-size", type=int, default=500)
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--eps", type=arg_float_list(0), default=[0.0, 0.1, 0.2, 0.3],
+                   help="comma-separated eps list (default 0,0.1,0.2,0.3)")
+    e.add_argument("--steps", type=positive_int, default=None, help="attack steps (pgd, pgd_l2, apgd)")
+    e.add_argument("--alpha", type=arg_float(0, lo_open=True), default=None, help="attack step size (pgd, pgd_l2)")
+    e.add_argument("--restarts", type=positive_int, default=None, help="random restarts (pgd, pgd_l2)")
+    e.add_argument("--subset", type=positive_int, default=None, help="evaluate on a stratified subset of N images")
+    e.add_argument("--batch-size", type=positive_int, default=500)
+    e.add_argument("--seed", type=arg_seed, default=0)
     e.add_argument("--device", default="auto")
-    e.add_argument("--out", default=None, help="write the table to .csv or .json")
+    e.add_argument("--out", default=None, type=arg_output_file, help="write the table to .csv or .json")
     e.set_defaults(func=_evaluate)
 
 
@@ -90,17 +95,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     ATTACKS.get(args.attack)
     if args.arch:
         MODELS.get(args.arch)
-    try:
-        eps_list = [float(v) for v in args.eps.split(",") if v.strip()]
-    except ValueError:
-        raise AdvtopoError(f"--eps {args.eps!r} must be comma-separated numbers, e.g. 0,0.1,0.3") from None
-    bad = [e for e in eps_list if not e >= 0]
-    if bad or not eps_list:
-        raise AdvtopoError(f"--eps values must be >= 0, got {args.eps!r}")
+    eps_list = args.eps
     if args.out and Path(args.out).suffix not in (".csv", ".json"):
         raise AdvtopoError(f"--out {args.out!r} must end in .csv or .json")
     ds = load_dataset(args.dataset, args.split, root=args.root)
-    if args.subset:
+    if args.subset is not None:
         ds = ds.subset(args.subset, seed=args.seed)
     c, h, _ = ds.image_shape
     model_kw = {} if not args.arch else {"in_channels": c, "input_size": h, "num_classes": ds.num_classes}

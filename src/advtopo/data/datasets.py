@@ -15,6 +15,8 @@ import inspect
 import os
 import pickle
 import struct
+import types
+import typing
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from advtopo.checks import check_int, check_number, check_seed
 from advtopo.errors import AdvtopoError, check_choice, did_you_mean
 from advtopo.registry import Registry
 from advtopo.utils.io import atomic_path, cache_dir
@@ -80,7 +83,10 @@ class ImageDataset:
         return len(self.class_names)
 
     def subset(self, n: int | None, seed: int = 0, stratified: bool = True) -> "ImageDataset":
-        """A deterministic subset of ``n`` samples (stratified by class by default)."""
+        """A deterministic subset of ``n`` samples (stratified by class by default); all of
+        them when ``n`` is None or at least the dataset's size."""
+        if n is not None:
+            check_int("subset size n", n, 1)
         if n is None or n >= len(self):
             return self
         idx = subset_indices(self.y.numpy(), n, seed=seed, stratified=stratified)
@@ -106,8 +112,9 @@ def subset_indices(y: np.ndarray, n: int, seed: int = 0, stratified: bool = True
     gets ``n / num_classes`` rows (or all it has).
     """
     y = np.asarray(y)
-    if n < 1:
-        raise AdvtopoError(f"subset size n={n} must be >= 1")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise AdvtopoError(f"subset size n={n!r} must be an integer >= 1")
+    seed = check_seed("seed", seed)
     if n >= len(y):
         return np.arange(len(y))
     rng = np.random.default_rng(seed)
@@ -184,32 +191,92 @@ def dataset_options(name: str) -> dict[str, Any]:
 
 
 def check_dataset_options(name: str, options: dict[str, Any]) -> None:
-    """Raise an error naming the dataset and its valid options if ``options`` has others."""
+    """Raise an error naming the dataset and its valid options if ``options`` has others, or a
+    value whose type the loader's signature does not take (its own checks see the values)."""
     valid = dataset_options(name)
     for key in options:
         if key not in valid:
             allowed = ", ".join(valid) if valid else "none"
             raise AdvtopoError(f"dataset {name!r} has no option {key!r}{did_you_mean(key, valid)}; "
                                f"its options: {allowed}")
+    hints = typing.get_type_hints(DATASETS.get(name))
+    for key, value in options.items():
+        if key in hints and not _has_type(value, hints[key]):
+            raise AdvtopoError(f"dataset {name!r} option {key}={value!r} has the wrong type; expected "
+                               f"{_type_text(hints[key])}")
+
+
+def _has_type(value: Any, tp: Any) -> bool:
+    """Whether a config value fits a loader's annotation (ints where floats go; lists where tuples go)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_has_type(value, a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if origin in (list, tuple) or tp in (list, tuple):
+        return isinstance(value, (list, tuple))
+    return not isinstance(tp, type) or isinstance(value, tp)
+
+
+def _type_text(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_text(a) for a in typing.get_args(tp))
+    if origin in (list, tuple):
+        inner = typing.get_args(tp)[0] if typing.get_args(tp) else None
+        return "a list" + {int: " of integers", float: " of numbers", str: " of text"}.get(inner, "")
+    return {type(None): "none", int: "an integer", float: "a number", bool: "true/false", str: "text"}.get(
+        tp, getattr(tp, "__name__", str(tp)))
+
+
+def _make_split(name: str, split: str, root: str | os.PathLike[str] | None, options: dict[str, Any]) -> Any:
+    """The loader's split (an ImageDataset, or a LazyDataset not yet decoded), its arguments checked."""
+    factory = DATASETS.get(name)
+    check_choice("split", split, SPLITS)
+    check_dataset_options(name, options)
+    return factory(split=split, root=root, **options)
+
+
+def _check_subset(subset: Any) -> int | None:
+    if subset is None:
+        return None
+    return check_int("subset", subset, 1)
 
 
 def load_dataset(name: str, split: str = "train", root: str | os.PathLike[str] | None = None,
                  subset: int | None = None, seed: int = 0, **kwargs: Any) -> ImageDataset:
     """Load dataset ``name`` (see :func:`list_datasets`) for ``split`` ('train' or 'test').
 
-    With ``subset``, a stratified seeded subset of that many rows (the same rows for the
-    same seed whichever loader); loaders that can read single rows decode only those.
+    With ``subset`` (an integer >= 1; None: the whole split), a stratified seeded subset of
+    that many rows, or all rows when the split has fewer (the same rows for the same seed
+    whichever loader); loaders that can read single rows decode only those.
     """
-    factory = DATASETS.get(name)
-    check_choice("split", split, SPLITS)
-    check_dataset_options(name, kwargs)
-    subset = subset or None  # 0 / None: the whole split (as before)
-    if subset is not None and subset < 1:
-        raise AdvtopoError(f"subset size n={subset} must be >= 1")
-    ds = factory(split=split, root=root, **kwargs)
+    subset = _check_subset(subset)
+    seed = check_seed("seed", seed)
+    ds = _make_split(name, split, root, kwargs)
     if isinstance(ds, LazyDataset):
         return ds.load(subset, seed=seed)
-    return ds.subset(subset, seed=seed) if subset else ds
+    return ds.subset(subset, seed=seed)
+
+
+def probe_dataset(name: str, split: str = "train", root: str | os.PathLike[str] | None = None,
+                  seed: int = 0, **kwargs: Any) -> tuple[ImageDataset, int]:
+    """(one sample of a split, the split's size), decoding a single image where the loader
+    reads single rows. Why: the study sizes its models and checks the row counts its
+    parameters need before any work. An empty split is an error."""
+    seed = check_seed("seed", seed)
+    ds = _make_split(name, split, root, kwargs)
+    n = len(ds)
+    if n == 0:
+        raise AdvtopoError(f"dataset {name!r} has no samples in its {split!r} split")
+    one = ds.load(1, seed=seed) if isinstance(ds, LazyDataset) else ds.subset(1, seed=seed)
+    return one, n
 
 
 def _to_tensor(images_uint8: np.ndarray) -> torch.Tensor:
@@ -326,6 +393,7 @@ def fashion_mnist(split: str = "train", root=None) -> ImageDataset:
 def digits(split: str = "train", root=None, test_fraction: float = 0.2) -> ImageDataset:
     from sklearn.datasets import load_digits
 
+    check_number("digits option test_fraction", test_fraction, 0, 1, lo_open=True, hi_open=True)
     d = load_digits()
     x = (d.images / 16.0).astype(np.float32)[:, None]
     y = d.target.astype(np.int64)
@@ -536,6 +604,8 @@ def _npz_path(root, split: str) -> Path:
         path = path / f"{split}.npz"
     if not path.exists():
         raise AdvtopoError(f"npz file {path} does not exist")
+    if not zipfile.is_zipfile(path):
+        raise AdvtopoError(f"npz file {path} is not an .npz archive (np.savez writes one with arrays x and y)")
     return path
 
 
@@ -583,6 +653,15 @@ def npz(split: str = "train", root=None) -> LazyDataset:
 def synthetic(split: str = "train", root=None, n: int | None = None, num_classes: int = 10,
               shape: tuple[int, int, int] = (1, 28, 28), noise: float = 0.15, seed: int = 0) -> ImageDataset:
     """Each class is a fixed random smooth template; samples are template + noise, clipped."""
+    if n is not None:
+        check_int("synthetic option n", n, 1)
+    check_int("synthetic option num_classes", num_classes, 1)
+    if not isinstance(shape, (list, tuple)) or len(shape) != 3:
+        raise AdvtopoError(f"synthetic option shape={shape!r} must be [channels, height, width]")
+    for v in shape:
+        check_int(f"synthetic option shape={list(shape)}: each size", v, 1)
+    check_number("synthetic option noise", noise, 0)
+    seed = check_seed("synthetic option seed", seed)
     n = n or (2000 if split == "train" else 500)
     c, h, w = shape
     rng = np.random.default_rng(seed)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from advtopo.checks import arg_float, arg_float_list, arg_output_file, arg_seed, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("datapaths", help="critical datapaths (Cao et al. 2021) of clean vs adversarial inputs, "
@@ -13,23 +15,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", required=True, help="dataset name (see `advtopo datasets`)")
     p.add_argument("--root", default=None)
     p.add_argument("--split", default="test")
-    p.add_argument("--subset", type=int, default=200, help="stratified subset of N inputs (default 200)")
+    p.add_argument("--subset", type=positive_int, default=200, help="stratified subset of N inputs (default 200)")
     p.add_argument("--layers", default="relu1,relu2,relu3",
                    help="comma-separated gated modules (default relu1,relu2,relu3 = lenet5's conv1, conv2, fc1)")
     p.add_argument("--attack", default="pgd", help="fgsm, pgd, ... (default pgd)")
-    p.add_argument("--eps", default="0.1,0.3", help="comma-separated eps > 0 (default 0.1,0.3)")
-    p.add_argument("--attack-steps", type=int, default=20, help="attack steps (pgd; default 20)")
+    p.add_argument("--eps", type=arg_float_list(0, 1, lo_open=True), default=[0.1, 0.3],
+                   help="comma-separated eps in (0, 1] (default 0.1,0.3)")
+    p.add_argument("--attack-steps", type=positive_int, default=20, help="attack steps (pgd; default 20)")
     p.add_argument("--lam", type=float, default=None, help="sparsity weight (default: DatapathExtractor's)")
     p.add_argument("--steps", type=int, default=None, help="optimisation steps (default: DatapathExtractor's)")
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--threshold", type=float, default=0.5, help="gate >= threshold = critical (default 0.5)")
     p.add_argument("--target", default="prediction", help="prediction, label or distribution")
-    p.add_argument("--divergence", type=float, default=0.5, help="Jaccard below this = diverged (default 0.5)")
-    p.add_argument("--top-k", type=int, default=10, help="flow edges kept per layer pair (default 10)")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--divergence", type=arg_float(0, 1), default=0.5,
+                   help="Jaccard below this = diverged (default 0.5)")
+    p.add_argument("--top-k", type=positive_int, default=10, help="flow edges kept per layer pair (default 10)")
+    p.add_argument("--batch-size", type=positive_int, default=256)
+    p.add_argument("--seed", type=arg_seed, default=0)
     p.add_argument("--device", default="cpu", help="cpu, cuda, auto")
-    p.add_argument("--out", default=None, help="write the full report (datapaths.json format) here")
+    p.add_argument("--out", default=None, type=arg_output_file,
+                   help="write the full report (datapaths.json format) here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 
@@ -41,17 +46,11 @@ def _run(args: argparse.Namespace) -> int:
     from advtopo.data import load_dataset
     from advtopo.datapaths.extract import DatapathExtractor
     from advtopo.datapaths.stage import datapath_report, format_table
-    from advtopo.errors import AdvtopoError
     from advtopo.models import load_checkpoint
     from advtopo.utils import atomic_write_json, resolve_device
 
     ATTACKS.get(args.attack)
-    try:
-        eps_list = [float(v) for v in args.eps.split(",") if v.strip()]
-    except ValueError:
-        raise AdvtopoError(f"--eps {args.eps!r} must be comma-separated numbers, e.g. 0.1,0.3") from None
-    if not eps_list or any(not 0 < e <= 1 for e in eps_list):
-        raise AdvtopoError(f"--eps values must be in (0, 1], got {args.eps!r}")
+    eps_list = args.eps
     kw = {k: getattr(args, k) for k in ("lam", "steps", "lr") if getattr(args, k) is not None}
     layers = [s.strip() for s in args.layers.split(",") if s.strip()]
     device = resolve_device(args.device)

@@ -3,13 +3,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from advtopo.checks import arg_input_file, arg_output_file
 from advtopo.errors import AdvtopoError
 
 FORMATS = ("json", "node-link", "graphml", "kmapper", "topoact", "mapper-interactive")
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _load_array(path: str) -> np.ndarray:
@@ -27,8 +33,10 @@ def _load_array(path: str) -> np.ndarray:
                 return z[z.files[0]]
         if suffix == ".csv":
             return np.loadtxt(p, delimiter=",", ndmin=2)
-    except ValueError as exc:
-        raise AdvtopoError(f"cannot read {path}: {exc}") from None
+    except AdvtopoError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:  # damaged, truncated, pickled, not numbers
+        raise AdvtopoError(f"cannot read {path}: {_first_line(exc)}") from None
     raise AdvtopoError(f"unsupported file type {suffix!r} for {path}; allowed: .npy, .npz, .csv")
 
 
@@ -40,7 +48,12 @@ def _load_metadata(path: str | None, n: int) -> dict | None:
     p = Path(path)
     if not p.exists():
         raise AdvtopoError(f"no such file: {path}")
-    df = pd.read_parquet(p) if p.suffix.lower() == ".parquet" else pd.read_csv(p)
+    if p.suffix.lower() not in (".csv", ".parquet"):
+        raise AdvtopoError(f"--metadata {path}: unsupported file type {p.suffix!r}; allowed: .csv, .parquet")
+    try:
+        df = pd.read_parquet(p) if p.suffix.lower() == ".parquet" else pd.read_csv(p)
+    except (ValueError, OSError) as exc:  # not UTF-8, not CSV, not parquet, truncated
+        raise AdvtopoError(f"cannot read --metadata {path}: {_first_line(exc)}") from None
     if len(df) != n:
         raise AdvtopoError(f"metadata {path} has {len(df)} rows; the array has {n}")
     return {c: df[c].to_numpy() for c in df.columns}
@@ -93,8 +106,10 @@ def run_mapper(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser("mapper", help="build a mapper graph from an activation array (.npy/.npz/.csv)",
                               description=__doc__)
-    p.add_argument("file", help="array of shape (n_samples, n_features): .npy, .npz (first array) or .csv")
-    p.add_argument("--metadata", help="per-row columns (label, prediction, is_adversarial, sample_id): .csv or .parquet")
+    p.add_argument("file", type=arg_input_file,
+                   help="array of shape (n_samples, n_features): .npy, .npz (first array) or .csv")
+    p.add_argument("--metadata", type=arg_input_file,
+                   help="per-row columns (label, prediction, is_adversarial, sample_id): .csv or .parquet")
     p.add_argument("--lens", default="l2norm",
                    help="lens name, or two joined by '+' for a 2-D cover (default l2norm); see docs/mapper.md")
     p.add_argument("--pca-components", type=int, default=1, help="components of the pca lens (1 or 2)")
@@ -111,5 +126,5 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="cpu", help="torch device for --backend torch (cpu, cuda, auto)")
     p.add_argument("--n-jobs", type=int, default=-1, help="threads clustering the cover elements (-1: all cores)")
     p.add_argument("--format", default="json", choices=FORMATS)
-    p.add_argument("--out", required=True, help="output file")
+    p.add_argument("--out", required=True, type=arg_output_file, help="output file")
     p.set_defaults(func=run_mapper)

@@ -31,8 +31,10 @@ def _as_float_matrix(X: np.ndarray) -> np.ndarray:
         raise AdvtopoError(f"X must be a 2-D array (n_samples, n_features); got shape {X.shape}")
     if X.shape[0] == 0:
         raise AdvtopoError("X has no rows")
-    if not np.issubdtype(X.dtype, np.number) and X.dtype != bool:
-        raise AdvtopoError(f"X must be numeric; got dtype {X.dtype}")
+    if X.shape[1] == 0:
+        raise AdvtopoError("X has no columns (features)")
+    if (not np.issubdtype(X.dtype, np.number) and X.dtype != bool) or np.issubdtype(X.dtype, np.complexfloating):
+        raise AdvtopoError(f"X must be numeric (real numbers); got dtype {X.dtype}")
     if not np.all(np.isfinite(X)):
         raise AdvtopoError("X has NaN or infinite values")
     return X

@@ -157,9 +157,9 @@ class MapperParams:
         for name in ("keep_means", "verbose"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise AdvtopoError(f"{_path(where, name)}={getattr(self, name)!r} is not valid; allowed: true or false")
-        if self.random_state is not None and not (is_int(self.random_state) and self.random_state >= 0):
+        if self.random_state is not None and not (is_int(self.random_state) and 0 <= self.random_state < 2 ** 32):
             raise AdvtopoError(f"{_path(where, 'random_state')}={self.random_state!r} is not valid; "
-                               "allowed: an integer >= 0 (or None: not reproducible)")
+                               "allowed: an integer >= 0 and < 2**32 (or None: not reproducible)")
         check_n_jobs(self.n_jobs, _path(where, "n_jobs"))
         return self
 

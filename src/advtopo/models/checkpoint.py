@@ -16,7 +16,6 @@ import io
 import json
 import os
 import pickle
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,11 +57,27 @@ def _torch_load(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise AdvtopoError(f"checkpoint {path} could not be loaded safely (weights_only=True): "
-                           f"{str(exc).splitlines()[0]}") from None
-    except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise AdvtopoError(f"checkpoint {path} is not a readable torch file (truncated or damaged?): {first}") from None
+        raise AdvtopoError(f"checkpoint {path} cannot be loaded safely (torch.load weights_only=True: "
+                           f"{_unpickler_reason(exc)}); it is not a checkpoint, or it holds pickled objects "
+                           "other than tensors and plain containers") from None
+    except Exception as exc:  # noqa: BLE001 -- any failure to parse the file: torch raises RuntimeError,
+        # EOFError, IndexError, struct.error, OSError... on truncated or damaged files (no code runs:
+        # weights_only=True)
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise AdvtopoError(f"checkpoint {path} is not a readable torch file (truncated or damaged?): "
+                           f"{type(exc).__name__}: {first}") from None
+
+
+def _unpickler_reason(exc: Exception) -> str:
+    """The useful part of torch's weights_only message (what it refused), without its advice
+    to load unsafely."""
+    text = str(exc)
+    _, found, rest = text.partition("WeightsUnpickler error:")
+    if found:
+        reason = " ".join(rest.split("Check the documentation")[0].split())
+        if reason:
+            return reason
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _tensor_dict(obj: Any) -> dict[str, torch.Tensor] | None:
@@ -110,13 +125,28 @@ def _read(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[s
         return tensors, None, stripped
     obj = _torch_load(path)
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
-        return dict(obj["state_dict"]), json.loads(obj["config"]), []
+        return _advtopo_parts(path, obj)
     tensors = _tensor_dict(obj)
     if not tensors:
         keys = list(obj)[:8] if isinstance(obj, dict) else type(obj).__name__
         raise AdvtopoError(f"checkpoint {path} holds no state_dict (a dict of tensors by name); found {keys}")
     tensors, stripped = strip_prefixes(tensors)
     return tensors, None, stripped
+
+
+def _advtopo_parts(path: Path, obj: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any], list[str]]:
+    """An advtopo checkpoint's tensors and config; a damaged one is an error naming what is wrong."""
+    tensors, config_text = obj.get("state_dict"), obj.get("config")
+    if not isinstance(tensors, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                for k, v in tensors.items()):
+        raise AdvtopoError(f"checkpoint {path} is damaged: its state_dict is missing or not a dict of tensors by name")
+    try:
+        config = json.loads(config_text) if isinstance(config_text, str) else None
+    except ValueError:
+        config = None
+    if not isinstance(config, dict):
+        raise AdvtopoError(f"checkpoint {path} is damaged: its config is missing or not a JSON object")
+    return dict(tensors), config, []
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
@@ -299,7 +329,10 @@ def load_checkpoint(path: str | os.PathLike[str], arch: str | None = None, verbo
         raise AdvtopoError(f"checkpoint {path} is a plain state_dict; say which architecture it is (arch=/--arch)")
     kw = {k: config[k] for k in ("num_classes", "in_channels", "input_size") if k in config}
     kw.update(model_kwargs)
-    arch_kwargs = dict(config.get("arch_kwargs") or {})
+    arch_kwargs = config.get("arch_kwargs") or {}
+    if not isinstance(arch_kwargs, dict):
+        raise AdvtopoError(f"checkpoint {path} is damaged: its config's arch_kwargs is not a table")
+    arch_kwargs = dict(arch_kwargs)
     arch_kwargs.update({k: v for k, v in kw.items() if k not in ("num_classes", "in_channels", "input_size")})
     model, _info = build_model(arch, arch_kwargs, base_dir=config.get("base_dir"), num_classes=kw.get("num_classes"),
                                in_channels=kw.get("in_channels"), input_size=kw.get("input_size"))

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from advtopo.checks import positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("layers", help="list a model's named layers with output shapes (any model spec)",
@@ -15,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arch-kwargs", default=None, help='JSON object passed to the factory, e.g. \'{"depth": 16}\'')
     p.add_argument("--input-shape", default=None,
                    help="C,H,W (default: 1,28,28 for MNIST nets, 3,32,32 for CIFAR nets and external specs)")
-    p.add_argument("--num-classes", type=int, default=None, help="classes (registry models; default 10)")
+    p.add_argument("--num-classes", type=positive_int, default=None, help="classes (registry models; default 10)")
     p.add_argument("--checkpoint", default=None,
                    help="load weights (advtopo checkpoint, .pt/.pth state_dict, .safetensors or zoo:NAME)")
     p.add_argument("--mean", default=None, help="input normalisation mean, comma-separated (needs --std)")

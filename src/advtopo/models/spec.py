@@ -25,6 +25,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from advtopo.checks import check_number
 from advtopo.errors import AdvtopoError
 from advtopo.models.zoo import MODELS, Normalize
 
@@ -144,14 +145,20 @@ def _normalize_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...
     return (getattr(module, NORMALIZE_NAME)(args[0]), *args[1:])
 
 
+def _channel_values(name: str, values: Any) -> list[float]:
+    """mean or std: finite numbers, one per input channel (a list, tuple, array or tensor)."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise AdvtopoError(f"{name}={values!r} must be a list of numbers, one per input channel")
+    return [check_number(f"{name}[{j}]", v.item() if hasattr(v, "item") else v) for j, v in enumerate(values)]
+
+
 def add_input_normalization(model: nn.Module, mean: list[float], std: list[float]) -> nn.Module:
     """Apply ``(x - mean) / std`` before ``model``'s forward, in place; layer names stay unchanged.
 
     The statistics live as non-persistent buffers of a submodule ``input_normalize`` (so they move
     with ``.to(device)`` and the state_dict is unchanged); a forward pre-hook calls it.
     """
-    mean = [float(v) for v in mean]
-    std = [float(v) for v in std]
+    mean, std = _channel_values("mean", mean), _channel_values("std", std)
     if len(mean) != len(std) or not mean:
         raise AdvtopoError(f"mean and std need the same number of values (one per channel), got {len(mean)} and {len(std)}")
     if any(s <= 0 for s in std):
@@ -197,6 +204,20 @@ def resolve_checkpoint(checkpoint: str | os.PathLike[str], base_dir: str | os.Pa
     return path
 
 
+def _call_factory(arch: str, build: Callable[[], Any], kwargs: dict[str, Any], accepted: set[str]) -> Any:
+    """Run a model factory; whatever it raises on its arguments (a TypeError for a missing or
+    wrong-typed one, a ValueError or assertion for a bad value) is a user error naming the
+    factory, the arguments given and the ones it takes."""
+    try:
+        return build()
+    except AdvtopoError:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- user code: any exception means these arguments do not build it
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise AdvtopoError(f"arch {arch!r} failed to build with {kwargs}: {type(exc).__name__}: {first}; "
+                           f"its arguments: {', '.join(sorted(accepted)) or 'none'}") from None
+
+
 def build_model(arch: str, arch_kwargs: dict[str, Any] | None = None, *,
                 checkpoint: str | os.PathLike[str] | None = None, mean: list[float] | None = None,
                 std: list[float] | None = None, base_dir: str | os.PathLike[str] | None = None,
@@ -236,18 +257,14 @@ def build_model(arch: str, arch_kwargs: dict[str, Any] | None = None, *,
             if v is not None and k in arch_kwargs and arch_kwargs[k] != v:
                 raise AdvtopoError(f"arch_kwargs sets {k}={arch_kwargs[k]!r} but the data needs {k}={v!r}")
         base = {k: arch_kwargs.pop(k, v) for k, v in explicit.items()}
-        model = create_model(arch, num_classes=base["num_classes"] or 10, in_channels=base["in_channels"],
-                             input_size=base["input_size"], **arch_kwargs)
+        kwargs = {"num_classes": base["num_classes"] or 10, "in_channels": base["in_channels"],
+                  "input_size": base["input_size"], **arch_kwargs}
+        model = _call_factory(arch, lambda: create_model(arch, **kwargs), kwargs, accepted)
     else:
         kwargs = dict(arch_kwargs)
         if num_classes is not None and "num_classes" not in kwargs and ("num_classes" in accepted):
             kwargs["num_classes"] = num_classes
-        try:
-            model = factory(**kwargs)
-        except AdvtopoError:
-            raise
-        except Exception as exc:
-            raise AdvtopoError(f"arch {arch!r} failed to build with {kwargs}: {type(exc).__name__}: {exc}") from None
+        model = _call_factory(arch, lambda: factory(**kwargs), kwargs, accepted)
     if not isinstance(model, nn.Module):
         raise AdvtopoError(f"arch {arch!r} returned a {type(model).__name__}, not a torch.nn.Module")
     if checkpoint is not None:
@@ -260,7 +277,7 @@ def build_model(arch: str, arch_kwargs: dict[str, Any] | None = None, *,
             mean, std = report["normalization"]["mean"], report["normalization"]["std"]
             info["normalization_source"] = f"checkpoint buffers {report['normalization']['keys']}"
     if mean is not None and std is not None:
-        add_input_normalization(model, list(mean), list(std))
+        add_input_normalization(model, mean, std)
         info["mean"], info["std"] = [float(v) for v in mean], [float(v) for v in std]
         info["normalization_source"] = info["normalization_source"] or "given"
     model.eval()

@@ -3,12 +3,13 @@ activation-graph persistence from the command line."""
 from __future__ import annotations
 
 import argparse
-import json
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from advtopo.checks import arg_input_file, arg_output_dir, arg_output_file, nonnegative_int, positive_int
 from advtopo.errors import AdvtopoError
 
 
@@ -19,57 +20,75 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda a: (p.print_help(), 0)[1])
 
     d = ps.add_parser("diagrams", help="Vietoris-Rips diagrams of a point cloud (.npy [N, d] or feature maps)")
-    d.add_argument("file", help=".npy point cloud [N, d]; [N, C, H, W] feature maps are reduced by top-L2")
+    d.add_argument("file", type=arg_input_file,
+                   help=".npy point cloud [N, d]; [N, C, H, W] feature maps are reduced by top-L2")
     d.add_argument("--maxdim", type=int, default=1)
     d.add_argument("--metric", default="euclidean", help="euclidean or cosine")
     d.add_argument("--threshold", type=float, default=float("inf"))
-    d.add_argument("--landmarks", type=int, default=None, help="compute on this many maxmin landmarks")
-    d.add_argument("--out", default=None, help="write the diagrams as .npy [n, 3] (birth, death, dim)")
-    d.add_argument("--png", default=None, help="plot the diagram to this PNG")
+    d.add_argument("--landmarks", type=positive_int, default=None, help="compute on this many maxmin landmarks")
+    d.add_argument("--out", default=None, type=arg_output_file,
+                   help="write the diagrams as .npy [n, 3] (birth, death, dim)")
+    d.add_argument("--png", default=None, type=arg_output_file, help="plot the diagram to this PNG")
     d.set_defaults(func=_diagrams)
 
     t = ps.add_parser("distance", help="distance between two stored diagrams (.npy [n, 3])")
-    t.add_argument("a")
-    t.add_argument("b")
+    t.add_argument("a", type=arg_input_file)
+    t.add_argument("b", type=arg_input_file)
     t.add_argument("--metric", default="sliced_wasserstein", help="sliced_wasserstein, bottleneck or wasserstein")
-    t.add_argument("--dim", type=int, default=1, help="homology dimension compared")
+    t.add_argument("--dim", type=nonnegative_int, default=1, help="homology dimension compared")
     t.set_defaults(func=_distance)
 
     lay = ps.add_parser("layers", help="layer x layer distance matrix beside CKA/SVCCA (.npz, one array per layer)")
-    lay.add_argument("file", help=".npz whose arrays (same N rows) are the layers' clouds or feature maps")
+    lay.add_argument("file", type=arg_input_file,
+                     help=".npz whose arrays (same N rows) are the layers' clouds or feature maps")
     lay.add_argument("--metric", default="sliced_wasserstein")
-    lay.add_argument("--dim", type=int, default=1)
-    lay.add_argument("--landmarks", type=int, default=None)
+    lay.add_argument("--dim", type=nonnegative_int, default=1)
+    lay.add_argument("--landmarks", type=positive_int, default=None)
     lay.add_argument("--scaling", default="none", help="none or mean_distance")
-    lay.add_argument("--out", default=None, help="folder for layer_distance.json and layer_distance.png")
+    lay.add_argument("--out", default=None, type=arg_output_dir,
+                     help="folder for layer_distance.json and layer_distance.png")
     lay.set_defaults(func=_layers)
 
     s = ps.add_parser("sensitivity", help="distance to the full cloud as top principal components are removed")
-    s.add_argument("file", help=".npy point cloud [N, d]")
-    s.add_argument("--steps", type=int, default=10, help="remove 0..STEPS components")
+    s.add_argument("file", type=arg_input_file, help=".npy point cloud [N, d]")
+    s.add_argument("--steps", type=nonnegative_int, default=10, help="remove 0..STEPS components")
     s.add_argument("--metric", default="sliced_wasserstein")
-    s.add_argument("--dim", type=int, default=1)
-    s.add_argument("--out", default=None, help="folder for sensitivity.json and sensitivity.png")
+    s.add_argument("--dim", type=nonnegative_int, default=1)
+    s.add_argument("--out", default=None, type=arg_output_dir, help="folder for sensitivity.json and sensitivity.png")
     s.set_defaults(func=_sensitivity)
 
     g = ps.add_parser("activation-graph", help="H0 persistence of one input's activation graph")
     g.add_argument("--model", default="lenet5", help="model name (lenet5, cff, smallcnn)")
     g.add_argument("--checkpoint", default=None, help="weights to load (default: untrained, seeded)")
     g.add_argument("--dataset", default="mnist")
-    g.add_argument("--index", type=int, default=0, help="test-set index of the input")
+    g.add_argument("--index", type=nonnegative_int, default=0, help="test-set index of the input")
     g.add_argument("--h1", action="store_true", help="also count the essential H1 classes")
-    g.add_argument("--top", type=int, default=10, help="print the most persistent pairs")
-    g.add_argument("--out", default=None, help="write pairs and dominant edges as JSON")
+    g.add_argument("--top", type=positive_int, default=10, help="print the most persistent pairs")
+    g.add_argument("--out", default=None, type=arg_output_file, help="write pairs and dominant edges as JSON")
     g.set_defaults(func=_activation_graph)
 
 
 def _load_cloud(path: str) -> np.ndarray:
     from advtopo.persistence import top_l2_point_cloud
 
-    p = Path(path)
-    if not p.exists():
-        raise AdvtopoError(f"file not found: {path}")
-    return top_l2_point_cloud(np.load(p, allow_pickle=False))
+    return top_l2_point_cloud(_load_npy(path))
+
+
+def _load_npy(path: str) -> np.ndarray:
+    """An array from a .npy file; a damaged, pickled or non-.npy file is one line naming it."""
+    arr = _np_load(path)
+    if not isinstance(arr, np.ndarray):
+        arr.close()
+        raise AdvtopoError(f"{path} is an .npz archive; give an .npy array")
+    return arr
+
+
+def _np_load(path: str):
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise AdvtopoError(f"cannot read {path}: {first}") from None
 
 
 def _diagrams(args: argparse.Namespace) -> int:
@@ -103,9 +122,7 @@ def _distance(args: argparse.Namespace) -> int:
 
     dgs = []
     for f in (args.a, args.b):
-        if not Path(f).exists():
-            raise AdvtopoError(f"file not found: {f}")
-        arr = np.load(f, allow_pickle=False)
+        arr = _load_npy(f)
         if arr.ndim != 2 or arr.shape[1] != 3:
             raise AdvtopoError(f"{f} must hold a diagram array [n, 3] (birth, death, dim), got {arr.shape}")
         dgs.append(split_diagrams(arr, maxdim=args.dim))
@@ -116,9 +133,10 @@ def _distance(args: argparse.Namespace) -> int:
 def _layers(args: argparse.Namespace) -> int:
     from advtopo.persistence import compare_layers, top_l2_point_cloud
 
-    if not Path(args.file).exists():
-        raise AdvtopoError(f"file not found: {args.file}")
-    with np.load(args.file, allow_pickle=False) as z:
+    z = _np_load(args.file)
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise AdvtopoError(f"{args.file} is not an .npz archive; give one array per layer (np.savez)")
+    with z:
         clouds = {k: top_l2_point_cloud(z[k]) for k in z.files}
     out = compare_layers(clouds, metric=args.metric, homology_dim=args.dim, n_landmarks=args.landmarks,
                          scaling=args.scaling)

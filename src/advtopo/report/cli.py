@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from advtopo.checks import arg_output_dir
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -11,7 +13,8 @@ def register(subparsers) -> None:
                     "(every figure as PNG and SVG) and findings.json (every number shown, with each verdict). "
                     "Re-running redraws only figures whose inputs changed.")
     p.add_argument("run_dir", metavar="RUN", help="a run directory (holds index.json)")
-    p.add_argument("--out", metavar="DIR", default=None, help="output folder (default: RUN/report)")
+    p.add_argument("--out", metavar="DIR", default=None, type=arg_output_dir,
+                   help="output folder (default: RUN/report)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_report)
 

@@ -1,9 +1,10 @@
-"""``advtopo run``, ``advtopo runs``, ``advtopo show``, ``advtopo demo``."""
+"""``advtopo run``, ``advtopo check``, ``advtopo runs``, ``advtopo show``, ``advtopo demo``."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from advtopo.checks import arg_float, arg_int, arg_output_file
 from advtopo.study import verify
 
 
@@ -18,7 +19,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="if another process is writing the run directory, wait for it (default: exit at once)")
     p.add_argument("--verify-cache", action="store_true",
                    help="check every cached task's files by SHA-256 before using it (default: by size)")
+    p.add_argument("--check", action="store_true",
+                   help="only check the config and what it names (as `advtopo check`), run nothing")
     p.set_defaults(func=_run)
+
+    p = sub.add_parser("check", help="check a study config and everything it names, run nothing",
+                       description="Every check `advtopo run` makes before its first task: keys, types, values, "
+                                   "attack options, train recipes, the dataset and its options, every model and "
+                                   "checkpoint (loaded strictly), the layers, the mapper parameters against the "
+                                   "sample count, the run directory. Every problem is printed, one line each; "
+                                   "exit code 2 when there is any.")
+    p.add_argument("config", help="study config (TOML)")
+    p.add_argument("--out", default=None, help="run directory to check instead of the config's 'output'")
+    p.add_argument("--device", default=None, help="device to check instead of the config's 'device'")
+    p.set_defaults(func=_check)
 
     p = sub.add_parser("runs", help="list run directories and their status")
     p.add_argument("base", nargs="?", default="runs", help="folder holding run directories (default: runs)")
@@ -36,10 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--layer", required=True)
     p.add_argument("--attack", default=None, help="attack name (default: the run's first)")
-    p.add_argument("--eps", type=float, default=0.0,
+    p.add_argument("--eps", type=arg_float(0), default=0.0,
                    help="0 = clean activations only; > 0 = clean rows followed by the adversarial rows")
-    p.add_argument("--out", required=True, help=".npy file for the N x D (or 2N x D) array")
-    p.add_argument("--metadata-out", default=None,
+    p.add_argument("--out", required=True, type=arg_output_file, help=".npy file for the N x D (or 2N x D) array")
+    p.add_argument("--metadata-out", default=None, type=arg_output_file,
                    help="CSV of per-row sample_id, label, prediction, is_adversarial (default: OUT with .csv)")
     p.set_defaults(func=_export_activations)
 
@@ -52,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None)
     _executor_options(p)
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--port", type=arg_int(0, 65535), default=8765)
     p.set_defaults(func=_demo)
 
 
@@ -114,9 +128,11 @@ def _executor(args: argparse.Namespace, cfg):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from advtopo.study import format_summary, load_config, open_run, run_study
+    from advtopo.study import check_config, format_summary, open_run, run_study
 
-    cfg = load_config(args.config)
+    cfg = check_config(args.config, out=args.out, device=args.device)  # every problem at once, before any work
+    if args.check:
+        return _checked(args, cfg)
     root = run_study(cfg, out=args.out, executor=_executor(args, cfg), device=args.device, verbose=not args.quiet,
                      wait=args.wait, full_verify=args.verify_cache)
     if not args.quiet:
@@ -124,8 +140,25 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    from advtopo.study import check_config
+
+    return _checked(args, check_config(args.config, out=args.out, device=args.device))
+
+
+def _checked(args: argparse.Namespace, cfg) -> int:
+    n_graphs = len(cfg.models) * len(cfg.layers) * sum(len(a.eps) for a in cfg.attacks) * len(cfg.mapper)
+    print(f"{args.config}: no problems found ({len(cfg.models)} models, {len(cfg.attacks)} attacks, "
+          f"{len(cfg.layers)} layers, {n_graphs} mapper graphs -> {cfg.output_dir(args.out)})")
+    return 0
+
+
 def _runs(args: argparse.Namespace) -> int:
+    from advtopo.errors import AdvtopoError
     from advtopo.study import list_runs
+
+    if Path(args.base).exists() and not Path(args.base).is_dir():
+        raise AdvtopoError(f"{args.base} is a file; give the folder holding run directories")
 
     rows = list_runs(args.base)
     if not rows:

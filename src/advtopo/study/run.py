@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from advtopo import __version__
-from advtopo.study.config import StudyConfig, load_config
+from advtopo.study.config import ConfigCheck, StudyConfig, parse_config
 from advtopo.rundir import layout, writer
 from advtopo.rundir.records import (AccuracyEntry, ActivationEntry, AttackEntry, DatasetEntry, GraphEntry, ModelEntry,
                                     RunIndex)
@@ -126,8 +126,10 @@ def run_study(config: str | os.PathLike[str] | dict | StudyConfig, out: str | os
     if its files verify (sizes; ``full_verify=True``: SHA-256 too), else recomputed with a warning.
     """
     objects = dict(models or {})
-    cfg, dataset, train_dataset = _config_and_objects(config, objects, dataset, train_dataset)
-    cfg.check_layers_against_models(objects, dataset)
+    check = ConfigCheck()  # every problem of the config and what it names, reported at once before any work
+    cfg, dataset, train_dataset = _config_and_objects(config, objects, dataset, train_dataset, check)
+    cfg.check_resources(check, objects, dataset, out=out, device=device)
+    check.raise_if_any()
     root = cfg.output_dir(out)
     root.mkdir(parents=True, exist_ok=True)
     from advtopo.utils import resolve_device
@@ -172,9 +174,10 @@ def run_study(config: str | os.PathLike[str] | dict | StudyConfig, out: str | os
     return root
 
 
-def _config_and_objects(config: Any, objects: dict[str, Any], dataset: Any, train_dataset: Any):
-    """The validated config with a [[models]] entry per model object, and the datasets given as
-    objects read as ImageDatasets (the config's subset and seed applied)."""
+def _config_and_objects(config: Any, objects: dict[str, Any], dataset: Any, train_dataset: Any,
+                        check: ConfigCheck):
+    """The config with a [[models]] entry per model object, and the datasets given as objects
+    read as ImageDatasets (the config's subset and seed applied); problems go to ``check``."""
     from advtopo.errors import AdvtopoError
 
     for name, obj in objects.items():
@@ -182,20 +185,26 @@ def _config_and_objects(config: Any, objects: dict[str, Any], dataset: Any, trai
 
         if not isinstance(obj, nn.Module):
             raise AdvtopoError(f"run_study(models=...): {name!r} is a {type(obj).__name__}, not a torch.nn.Module")
-    cfg = _config_with_objects(config, list(objects))
-    if dataset is not None:
-        dataset = _as_image_dataset(dataset, cfg.dataset.subset, cfg.dataset.seed, cfg.dataset.split, "dataset")
-    if train_dataset is not None:
+    cfg = parse_config(config, check, list(objects))
+    d = cfg.dataset
+    given_dataset = dataset is not None
+    if given_dataset:
+        dataset = check.run("dataset.object", _as_image_dataset, dataset, d.subset, d.seed, d.split, "dataset",
+                            needs=("dataset.subset", "dataset.seed"))
         if dataset is None:
-            raise AdvtopoError("run_study(train_dataset=...) needs dataset= too (the studied samples)")
-        train_dataset = _as_image_dataset(train_dataset, cfg.dataset.train_subset, cfg.dataset.seed, "train",
-                                          "train_dataset")
-    if dataset is not None and train_dataset is None:
+            check.fail("dataset.object")  # reported (or skipped); the checks that read the data are skipped
+    if train_dataset is not None:
+        if not given_dataset:
+            check.add("train_dataset", "run_study(train_dataset=...) needs dataset= too (the studied samples)")
+        train_dataset = check.run("train_dataset", _as_image_dataset, train_dataset, d.train_subset, d.seed,
+                                  "train", "train_dataset", needs=("dataset.train_subset", "dataset.seed"))
+    if given_dataset and train_dataset is None:
         trained = [cfg.model_names[i] for i, m in enumerate(cfg.models)
                    if not m.checkpoint and cfg.model_names[i] not in objects]
         if trained:
-            raise AdvtopoError(f"models {trained} are trained with a recipe, but run_study got dataset= without "
-                               "train_dataset=; pass the training data too (or load those models by checkpoint)")
+            check.add("train_dataset", f"models {trained} are trained with a recipe, but run_study got dataset= "
+                                       "without train_dataset=; pass the training data too (or load those models "
+                                       "by checkpoint)")
     return cfg, dataset, train_dataset
 
 
@@ -217,40 +226,6 @@ class _Progress:
         self.stage_seconds[t.stage] = self.stage_seconds.get(t.stage, 0.0) + seconds
         if self.verbose and not info.get("cached"):
             log(f"[{i:3d}/{n}] {t.label}: {info['seconds']:.1f}s (total {time.perf_counter() - self.t0:.0f}s)")
-
-
-def _config_with_objects(config: Any, names: list[str]) -> StudyConfig:
-    """The validated config, with a [[models]] entry added for each object model it does not name."""
-    import copy
-    import tomllib
-
-    from advtopo.errors import AdvtopoError
-    from advtopo.study.config import ModelConfig
-
-    if not names:
-        return load_config(config)
-    if isinstance(config, StudyConfig):
-        cfg = copy.copy(config)
-        have = {m.name for m in cfg.models}
-        cfg.models = list(cfg.models) + [ModelConfig(name=n) for n in names if n not in have]
-        cfg.validate(model_objects=names)
-        return cfg
-    text, base_dir = None, None
-    if isinstance(config, dict):
-        d = dict(config)
-    else:
-        path = Path(config)
-        if not path.is_file():
-            raise AdvtopoError(f"study config {path} does not exist")
-        text, base_dir = path.read_text(), path.resolve().parent
-        try:
-            d = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise AdvtopoError(f"study config {path} is not valid TOML: {exc}") from None
-    entries = list(d.get("models", []))
-    have = {e.get("name") for e in entries if isinstance(e, dict)}
-    d["models"] = entries + [{"name": n} for n in names if n not in have]
-    return StudyConfig.from_dict(d, source_text=text, base_dir=base_dir, model_objects=names)
 
 
 def _as_image_dataset(ds: Any, subset: int | None, seed: int, split: str, role: str) -> Any:
@@ -342,6 +317,7 @@ def _gather_graphs(root: Path, plan: Plan) -> list[tuple[GraphEntry, Path]]:
 
 def _publish_optional_stages(root: Path, plan: Plan, index: RunIndex) -> None:
     """persistence/, vulnerability.json, datapaths.json and the measures' files, when planned."""
+    from advtopo.study.actgraph import publish_activation_graph
     from advtopo.study.measures import publish_measures
 
     if plan.persistence is not None:
@@ -355,6 +331,7 @@ def _publish_optional_stages(root: Path, plan: Plan, index: RunIndex) -> None:
         index.datapaths = writer.place_file(root, plan.datapaths.out_dir(root) / "datapaths.json", layout.DATAPATHS)
     documents = publish_measures(root, plan)  # separability.json, stability.json
     index.separability, index.stability = documents.get("separability"), documents.get("stability")
+    index.activation_graph = publish_activation_graph(root, plan)
 
 
 def _attack_steps(a) -> int | None:

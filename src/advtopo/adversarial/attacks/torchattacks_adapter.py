@@ -10,8 +10,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from advtopo.adversarial.attacks.base import Attack
-from advtopo.errors import AdvtopoError
+from advtopo.adversarial.attacks.base import Attack, check_int
+from advtopo.checks import check_number, check_seed
+from advtopo.errors import AdvtopoError, check_choice
 
 
 def import_torchattacks():
@@ -31,6 +32,9 @@ class TorchattacksAttack(Attack):
     def __init__(self, model: nn.Module, cls_name: str, eps: float, norm: str = "Linf",
                  targeted: bool = False, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(model, eps, targeted)
+        check_choice("norm", norm, ("Linf", "L2"))  # checked here: torchattacks checks only when it runs
+        if seed is not None:
+            check_seed("seed", seed)
         self.cls_name = cls_name
         self.norm = norm
         self.seed = seed
@@ -69,6 +73,8 @@ class TorchattacksAttack(Attack):
 def autoattack(model: nn.Module, eps: float = 8 / 255, norm: str = "Linf", version: str = "standard",
                n_classes: int = 10, seed: int | None = 0, targeted: bool = False) -> TorchattacksAttack:
     """AutoAttack (Croce & Hein 2020) via torchattacks."""
+    check_choice("version", version, ("standard", "plus", "rand"))
+    check_int(n_classes, "n_classes", 2)
     return TorchattacksAttack(model, "AutoAttack", eps, norm=norm, version=version,
                               n_classes=n_classes, seed=seed, targeted=targeted)
 
@@ -76,6 +82,9 @@ def autoattack(model: nn.Module, eps: float = 8 / 255, norm: str = "Linf", versi
 def apgd(model: nn.Module, eps: float = 8 / 255, norm: str = "Linf", steps: int = 10,
          n_restarts: int = 1, loss: str = "ce", seed: int | None = 0, targeted: bool = False) -> TorchattacksAttack:
     """APGD (Croce & Hein 2020) via torchattacks."""
+    check_choice("loss", loss, ("ce", "dlr"))
+    check_int(steps, "steps")
+    check_int(n_restarts, "n_restarts")
     return TorchattacksAttack(model, "APGD", eps, norm=norm, steps=steps, n_restarts=n_restarts,
                               loss=loss, seed=seed, targeted=targeted)
 
@@ -84,5 +93,9 @@ def cw(model: nn.Module, eps: float = 1.0, c: float = 1.0, kappa: float = 0.0, s
        lr: float = 0.01, targeted: bool = False) -> TorchattacksAttack:
     """Carlini-Wagner L2 via torchattacks. CW looks for a minimal perturbation and is not
     bounded by ``eps``: any eps > 0 runs it (eps=0 returns x, as for every attack)."""
+    check_number("c", c, 0, lo_open=True)
+    check_number("kappa", kappa, 0)
+    check_int(steps, "steps")
+    check_number("lr", lr, 0, lo_open=True)
     return TorchattacksAttack(model, "CW", eps, norm="L2", c=c, kappa=kappa,
                               steps=steps, lr=lr, targeted=targeted)
