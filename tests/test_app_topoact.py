@@ -158,3 +158,21 @@ def test_featurevis_of_one_sample_is_the_visualisation_of_its_activation_row(stu
                       (f"api/featurevis-sample/{e['id']}/{g['points']['sample_id'][1]}.png?kind=adversarial", 404)]:
         assert status_of(srv, bad) == code, bad
     assert status_of(srv, f"api/featurevis-sample/{e['id']}/{sid}", token=False) == 403  # computes: needs the page
+
+
+def test_a_missing_or_damaged_graph_is_one_row_of_the_summary(tmp_path):
+    run = make_fixture_run(tmp_path / "run", with_extras=False)
+    (run / "mapper" / "cnn_std__fc1__pgd__0.0.json").unlink()
+    (run / "mapper" / "cnn_std__fc1__pgd__0.1.json").write_text("{not json")
+    srv = serve(run, port=0, open_browser=False, block=False)
+    try:
+        rows = {r["id"]: r for r in get_json(srv, "api/shape-summary")["graphs"]}
+        assert len(rows) == 18
+        assert "n_loops" not in rows["cnn_std__fc1__pgd__0.0"] and "cnn_std__fc1__pgd__0.0" in rows["cnn_std__fc1__pgd__0.0"]["error"]
+        assert "not valid JSON" in rows["cnn_std__fc1__pgd__0.1"]["error"]
+        assert rows["cnn_std__conv2__pgd__0.0"]["n_loops"] >= 0 and "error" not in rows["cnn_std__conv2__pgd__0.0"]
+        assert status_of(srv, "api/shape/cnn_std__fc1__pgd__0.0") == 404
+        assert status_of(srv, "api/shape/cnn_std__fc1__pgd__0.1") == 400
+        assert status_of(srv, "api/flow?from=cnn_std__conv2__pgd__0.1&to=cnn_std__fc1__pgd__0.1") == 400
+    finally:
+        srv.shutdown()

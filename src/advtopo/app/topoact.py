@@ -14,6 +14,7 @@ from typing import Any
 
 from advtopo.mapper import cross_layer_flow, graph_shape, shape_counts
 from advtopo.mapper.shape import ROWS
+from advtopo.rundir import ArtefactInvalid, ArtefactMissing
 from advtopo.rundir.layout import eps_equal
 
 from .data import BadRequest, RunData
@@ -91,12 +92,17 @@ class TopoActService:
     def summary(self) -> dict:
         """Loops and branch points of every study graph (recomputed ones left out), one row each:
         ``{"graphs": [{id, model, layer, attack, eps, mapper_set, rows, n_nodes, n_edges,
-        n_components, n_loops, n_branch_points}]}``."""
+        n_components, n_loops, n_branch_points}]}``; a graph that cannot be read has ``error`` instead
+        of the counts (the reader's message: the file and what to run)."""
         out = []
         for e in self.run.reader.graph_entries():
             if e.recomputed:
                 continue
-            counts = self._cached(("counts", self._stamp(e.id)), lambda e=e: shape_counts(self.run.reader.graph(e.id)))
-            out.append({"id": e.id, "model": e.model, "layer": e.layer, "attack": e.attack, "eps": e.eps,
-                        "mapper_set": e.mapper_set, "rows": e.rows, **counts})
+            row = {"id": e.id, "model": e.model, "layer": e.layer, "attack": e.attack, "eps": e.eps,
+                   "mapper_set": e.mapper_set, "rows": e.rows}
+            try:
+                row.update(self._cached(("counts", self._stamp(e.id)), lambda e=e: shape_counts(self.run.reader.graph(e.id))))
+            except (ArtefactMissing, ArtefactInvalid) as exc:  # one missing or damaged graph: its row says so
+                row["error"] = str(exc)
+            out.append(row)
         return {"graphs": out}
