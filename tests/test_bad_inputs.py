@@ -113,14 +113,16 @@ CORPUS: list[tuple[str, Callable[[dict, Path], None], str]] = [
     ("inf in a typed number", _set("attacks.0.alpha", float("inf")), r"attacks\[0\].alpha=inf must be a finite number"),
     ("negative number", _set("attacks.0.alpha", -0.1), r"attacks\[0\].alpha=-0.1 must be > 0"),
     ("zero steps", _set("attacks.0.steps", 0), r"attacks\[0\].steps=0 must be >= 1"),
-    ("unknown attack option", _set("attacks.0.options", {"bogus": 1}), r"attacks\[0\]: attack 'pgd' has no option 'bogus'"),
+    ("unknown attack option", _set("attacks.0.options", {"bogus": 1}),
+     r"attacks\[0\]: attack 'pgd' has no option 'bogus'"),
     ("attack option value", _set("attacks.0.options", {"restarts": 0}), r"attacks\[0\] \(pgd\): restarts=0"),
     ("attack norm typo", _set("attacks.0", {"name": "deepfool", "eps": [0.0], "options": {"norm": "L3"}}),
      r"attacks\[0\] \(deepfool\): .*norm"),
     ("eps out of range", _set("attacks.0.eps", [0.0, 2.0]), r"attacks\[0\].eps\[1\]=2.0 is out of range"),
     ("eps empty", _set("attacks.0.eps", []), r"attacks\[0\].eps is empty"),
     ("unknown attack", _set("attacks.0.name", "pgdd"), r"unknown attack 'pgdd'"),
-    ("attack sets eps in options", _set("attacks.0.options", {"eps": 0.1}), r"attacks\[0\].options.eps: set by the study"),
+    ("attack sets eps in options", _set("attacks.0.options", {"eps": 0.1}),
+     r"attacks\[0\].options.eps: set by the study"),
     ("empty mapper list", _set("mapper", []), r"mapper is empty"),
     ("n_intervals above the subset", _set("mapper.0.n_intervals", 100), r"mapper\[0\].n_intervals=100 is more than"),
     ("n_intervals above the split", lambda d, t: (d["dataset"].pop("subset"), d["mapper"][0].update(n_intervals=61)),
@@ -131,7 +133,8 @@ CORPUS: list[tuple[str, Callable[[dict, Path], None], str]] = [
     ("unknown dataset", _set("dataset.name", "mnsit"), r"unknown dataset 'mnsit'.*did you mean 'mnist'"),
     ("unknown dataset option", _set("dataset.options.bogus", 1), r"dataset 'synthetic' has no option 'bogus'"),
     ("dataset option value", _set("dataset.options.noise", -1.0), r"synthetic option noise=-1 is out of range"),
-    ("dataset option type", _set("dataset.options.shape", "big"), r"dataset 'synthetic' option shape='big' has the wrong type; expected a list of integers"),
+    ("dataset option type", _set("dataset.options.shape", "big"),
+     r"dataset 'synthetic' option shape='big' has the wrong type; expected a list of integers"),
     ("subset zero", _set("dataset.subset", 0), r"dataset.subset=0 must be >= 1"),
     ("split typo", _set("dataset.split", "val"), r"dataset.split='val' is not valid"),
     ("huge dataset seed", _set("dataset.seed", 2 ** 40), r"dataset.seed=1099511627776 is not a valid seed"),
@@ -141,29 +144,44 @@ CORPUS: list[tuple[str, Callable[[dict, Path], None], str]] = [
     ("huge train seed", _set("models.0", {"name": "t", "arch": "lenet5", "train": {**TRAIN, "seed": 2 ** 40}}),
      r"models\[0\].train.seed=1099511627776 is not a valid seed"),
     ("huge attack seed", _set("attacks.0.options", {"seed": 2 ** 40}), r"attacks\[0\].options.seed=1099511627776"),
-    ("output template typo", _set("output", "runs/{nmae}"), r"output='runs/\{nmae\}' uses \{nmae\}.*did you mean 'name'"),
+    ("output template typo", _set("output", "runs/{nmae}"),
+     r"output='runs/\{nmae\}' uses \{nmae\}.*did you mean 'name'"),
     ("output template index", _set("output", "runs/{0}"), r"output='runs/\{0\}' uses \{0\}"),
     ("output template brace", _set("output", "runs/{name"), r"output='runs/\{name' is not a valid template"),
     ("output is a file", _set("output", _a_file_named("taken")), r"output: .*taken is a file, not a folder"),
-    ("output under a file", _set("output", _file_as_parent), r"output: .*afile/run cannot be created: .*afile is a file"),
+    ("output under a file", _set("output", _file_as_parent),
+     r"output: .*afile/run cannot be created: .*afile is a file"),
     ("output empty", _set("output", ""), r"output='' is empty"),
     ("name not file-safe", _set("name", "my/run"), r"name='my/run' must be a non-empty file-name-safe name"),
+    ("name too long", _set("models.0.name", "m" * 80), r"models\[0\].name='m{20}'... has 80 characters; at most 64"),
+    ("graph file name too long", lambda d, t: (d["models"][0].update(name="m" * 64),
+                                               d["layers"][0].update(name="l" * 64),
+                                               d.update(mapper=[{"name": "s" * 64}, {"name": "t" * 64}])),
+     r"graph file name m{40}....json would have 2\d\d characters; at most 200"),
+    ("output folder name too long", _set("output", "runs/" + "r" * 300), r"output: r{30}... has 300 bytes"),
     ("device typo", _set("device", "gpu"), r"device='gpu' is not valid.*allowed: auto, cpu, cuda, mps"),
     ("device index", _set("device", "cuda:x"), r"device='cuda:x' is not valid"),
     ("unknown arch", _set("models.0.arch", "lenet"), r"models\[0\] \(std\).arch: unknown model 'lenet'"),
-    ("unknown arch argument", _set("models.0.arch_kwargs", {"bogus": 1}), r"models\[0\] \(std\): arch 'lenet5' does not accept 'bogus'"),
+    ("unknown arch argument", _set("models.0.arch_kwargs", {"bogus": 1}),
+     r"models\[0\] \(std\): arch 'lenet5' does not accept 'bogus'"),
     ("arch argument against the data", _set("models.0.arch_kwargs", {"num_classes": 3}),
      r"models\[0\] \(std\): arch_kwargs sets num_classes=3 but the data needs num_classes=10"),
-    ("nan in arch_kwargs", _set("models.0.arch_kwargs", {"dropout": float("nan")}), r"models\[0\].arch_kwargs.dropout=nan"),
-    ("checkpoint missing", _set("models.0.checkpoint", "nope.pt"), r"models\[0\] \(std\).checkpoint: .*nope.pt does not exist"),
-    ("checkpoint empty", _set("models.0.checkpoint", _file("empty.pt", b"")), r"models\[0\] \(std\).checkpoint: .*empty.pt is empty"),
+    ("nan in arch_kwargs", _set("models.0.arch_kwargs", {"dropout": float("nan")}),
+     r"models\[0\].arch_kwargs.dropout=nan"),
+    ("checkpoint missing", _set("models.0.checkpoint", "nope.pt"),
+     r"models\[0\] \(std\).checkpoint: .*nope.pt does not exist"),
+    ("checkpoint empty", _set("models.0.checkpoint", _file("empty.pt", b"")),
+     r"models\[0\] \(std\).checkpoint: .*empty.pt is empty"),
     ("checkpoint garbage", _set("models.0.checkpoint", _file("junk.pt", b"not a checkpoint" * 10)),
      r"models\[0\] \(std\): checkpoint .*junk.pt cannot be loaded safely"),
     ("checkpoint truncated", _set("models.0.checkpoint", _truncated_checkpoint),
      r"models\[0\] \(std\): checkpoint .*half.safetensors is not a valid safetensors file"),
-    ("checkpoint of another arch", _set("models.0.arch", "smallcnn"), r"models\[0\] \(std\): checkpoint .* does not fit SmallCNN"),
-    ("checkpoint is a folder", _set("models.0.checkpoint", lambda t: str(t)), r"models\[0\] \(std\).checkpoint: .* is a folder"),
-    ("zoo name typo", _set("models.0.checkpoint", "zoo:mnist-lenet5-st"), r"models\[0\] \(std\).checkpoint: unknown zoo checkpoint"),
+    ("checkpoint of another arch", _set("models.0.arch", "smallcnn"),
+     r"models\[0\] \(std\): checkpoint .* does not fit SmallCNN"),
+    ("checkpoint is a folder", _set("models.0.checkpoint", lambda t: str(t)),
+     r"models\[0\] \(std\).checkpoint: .* is a folder"),
+    ("zoo name typo", _set("models.0.checkpoint", "zoo:mnist-lenet5-st"),
+     r"models\[0\] \(std\).checkpoint: unknown zoo checkpoint"),
     ("checkpoint and train", _set("models.0.train", TRAIN), r"models\[0\] has both 'checkpoint' and 'train'"),
     ("train recipe key", _set("models.0", {"name": "t", "arch": "lenet5", "train": {**TRAIN, "epocs": 1}}),
      r"models\[0\].train: unknown training option 'epocs'"),
@@ -171,7 +189,8 @@ CORPUS: list[tuple[str, Callable[[dict, Path], None], str]] = [
      r"models\[0\].train.lr=nan must be a number"),
     ("mean without std", _set("models.0.mean", [0.5]), r"models\[0\] \(std\): give both mean and std"),
     ("std zero", lambda d, t: d["models"][0].update(mean=[0.5], std=[0.0]), r"models\[0\] \(std\): .*std > 0"),
-    ("mean inf", lambda d, t: d["models"][0].update(mean=[float("inf")], std=[1.0]), r"models\[0\].mean\[0\]=inf must be a finite"),
+    ("mean inf", lambda d, t: d["models"][0].update(mean=[float("inf")], std=[1.0]),
+     r"models\[0\].mean\[0\]=inf must be a finite"),
     ("duplicate model names", lambda d, t: d["models"].append(dict(d["models"][0])), r"model names must be unique"),
     ("no models", _set("models", []), r"at least one \[\[models\]\]"),
     ("models not an array", _set("models", {"arch": "lenet5"}), r"models must be an array of tables"),
@@ -179,13 +198,18 @@ CORPUS: list[tuple[str, Callable[[dict, Path], None], str]] = [
     ("summary typo", _set("layers.0.summary", "toplz"), r"layers\[0\].summary='toplz'.*did you mean 'top_l2'"),
     ("duplicate layers", lambda d, t: d["layers"].append(dict(d["layers"][0])), r"layer names must be unique"),
     ("no layers", _set("layers", []), r"at least one \[\[layers\]\]"),
-    ("layer without module", _set("layers.0", {"summary": "flatten"}), r"layers\[0\] is missing required key\(s\): module"),
-    ("persistence setting", _set("persistence", {"settings": {"max_pionts": 5}}), r"persistence.settings: unknown persistence setting"),
+    ("layer without module", _set("layers.0", {"summary": "flatten"}),
+     r"layers\[0\] is missing required key\(s\): module"),
+    ("persistence setting", _set("persistence", {"settings": {"max_pionts": 5}}),
+     r"persistence.settings: unknown persistence setting"),
     ("vulnerability layer", _set("vulnerability", {"layer": "relu9"}), r"vulnerability.layer='relu9' is not valid"),
-    ("datapaths eps", _set("datapaths", {"enabled": True, "eps": [0.2]}), r"datapaths.eps\[0\]=0.2 is not an eps of attack 'pgd'"),
-    ("separability k above the folds", _set("separability", {"k": 50}), r"separability.k=50 neighbours but a training fold"),
+    ("datapaths eps", _set("datapaths", {"enabled": True, "eps": [0.2]}),
+     r"datapaths.eps\[0\]=0.2 is not an eps of attack 'pgd'"),
+    ("separability k above the folds", _set("separability", {"k": 50}),
+     r"separability.k=50 neighbours but a training fold"),
     ("separability cv", _set("separability", {"cv": 1}), r"separability.cv=1 must be >= 2"),
-    ("stability grid above the subset", _set("stability", {"n_intervals": [10, 41]}), r"stability.n_intervals\[1\]=41 is more than"),
+    ("stability grid above the subset", _set("stability", {"n_intervals": [10, 41]}),
+     r"stability.n_intervals\[1\]=41 is more than"),
     ("stability overlap", _set("stability", {"overlap": [1.0]}), r"stability.overlap\[0\]=1.0 must be in \[0, 1\)"),
     ("executor workers", _set("executor", {"workers": 0}), r"executor.workers=0 must be >= 1"),
 ]
@@ -363,8 +387,7 @@ def files(tmp_path):
     nan = rng.random((40, 5))
     nan[3, 2] = np.nan
     np.save(tmp_path / "xnan.npy", nan)
-    (tmp_path / "pickled.npy").write_bytes(b"\x93NUMPY\x01\x00v\x00{'descr': '|O', 'fortran_order': False, 'shape': (2,), }"
-                                           + b" " * 60 + b"\n" + b"\x80\x04K\x01.")
+    np.save(tmp_path / "pickled.npy", np.array([1, "a"], dtype=object), allow_pickle=True)
     (tmp_path / "empty.pt").write_bytes(b"")
     (tmp_path / "junk.pt").write_bytes(b"junk" * 50)
     (tmp_path / "md39.csv").write_text("label\n" + "\n".join("1" for _ in range(39)) + "\n")
@@ -379,35 +402,50 @@ CLI_CASES = [
     ("mapper NaN rows", "mapper {d}/xnan.npy --out {d}/g.json", r"NaN or infinite"),
     ("mapper pickled array", "mapper {d}/pickled.npy --out {d}/g.json", r"cannot read .*pickled.npy"),
     ("mapper input is a folder", "mapper {d} --out {d}/g.json", r"argument file: .* is a folder, not a file"),
-    ("mapper metadata length", "mapper {d}/x.npy --metadata {d}/md39.csv --out {d}/g.json", r"39 rows; the array has 40"),
-    ("mapper metadata not UTF-8", "mapper {d}/x.npy --metadata {d}/latin1.csv --out {d}/g.json", r"cannot read --metadata"),
-    ("mapper metadata wrong type", "mapper {d}/x.npy --metadata {d}/x.npy --out {d}/g.json", r"allowed: .csv, .parquet"),
+    ("mapper metadata length", "mapper {d}/x.npy --metadata {d}/md39.csv --out {d}/g.json",
+     r"39 rows; the array has 40"),
+    ("mapper metadata not UTF-8", "mapper {d}/x.npy --metadata {d}/latin1.csv --out {d}/g.json",
+     r"cannot read --metadata"),
+    ("mapper metadata wrong type", "mapper {d}/x.npy --metadata {d}/x.npy --out {d}/g.json",
+     r"allowed: .csv, .parquet"),
     ("mapper output under a file", "mapper {d}/x.npy --out {d}/afile/g.json", r"argument --out: .*afile is a file"),
     ("mapper output is a folder", "mapper {d}/x.npy --out {d}", r"argument --out: .* is a folder; give a file name"),
     ("mapper n_intervals 0", "mapper {d}/x.npy --out {d}/g.json --n-intervals 0", r"n_intervals=0 is not valid"),
     ("mapper overlap nan", "mapper {d}/x.npy --out {d}/g.json --overlap nan", r"overlap=nan is not valid"),
-    ("train batch size 0", "train --model lenet5 --dataset synthetic --out {d}/t --batch-size 0", r"argument --batch-size: 0 is out of range"),
-    ("train huge seed", "train --model lenet5 --dataset synthetic --out {d}/t --seed 99999999999", r"argument --seed: .* not a valid seed"),
-    ("train eps nan", "train --model lenet5 --dataset synthetic --out {d}/t --eps nan", r"argument --eps: nan must be a finite number"),
-    ("train out is a file", "train --model lenet5 --dataset synthetic --out {d}/afile", r"argument --out: .*afile is a file"),
-    ("evaluate subset 0", "evaluate --checkpoint zoo:mnist-lenet5-std --dataset synthetic --subset 0", r"argument --subset: 0 is out of range"),
-    ("evaluate eps list", "evaluate --checkpoint zoo:mnist-lenet5-std --dataset synthetic --eps 0,inf", r"argument --eps: inf must be a finite"),
-    ("evaluate empty checkpoint", "evaluate --checkpoint {d}/empty.pt --arch lenet5 --dataset synthetic", r"empty.pt is empty \(0 bytes\)"),
+    ("train batch size 0", "train --model lenet5 --dataset synthetic --out {d}/t --batch-size 0",
+     r"argument --batch-size: 0 is out of range"),
+    ("train huge seed", "train --model lenet5 --dataset synthetic --out {d}/t --seed 99999999999",
+     r"argument --seed: .* not a valid seed"),
+    ("train eps nan", "train --model lenet5 --dataset synthetic --out {d}/t --eps nan",
+     r"argument --eps: nan must be a finite number"),
+    ("train out is a file", "train --model lenet5 --dataset synthetic --out {d}/afile",
+     r"argument --out: .*afile is a file"),
+    ("evaluate subset 0", "evaluate --checkpoint zoo:mnist-lenet5-std --dataset synthetic --subset 0",
+     r"argument --subset: 0 is out of range"),
+    ("evaluate eps list", "evaluate --checkpoint zoo:mnist-lenet5-std --dataset synthetic --eps 0,inf",
+     r"argument --eps: inf must be a finite"),
+    ("evaluate empty checkpoint", "evaluate --checkpoint {d}/empty.pt --arch lenet5 --dataset synthetic",
+     r"empty.pt is empty \(0 bytes\)"),
     ("evaluate junk checkpoint", "evaluate --checkpoint {d}/junk.pt --arch lenet5 --dataset synthetic",
      r"junk.pt is not a readable torch file \(truncated or damaged\?\): KeyError"),
     ("layers num classes 0", "layers lenet5 --num-classes 0", r"argument --num-classes: 0 is out of range"),
     ("layers mean nan", "layers lenet5 --mean nan --std 1", r"mean\[0\]=nan must be a finite number"),
-    ("datapaths subset 0", "datapaths --checkpoint zoo:mnist-lenet5-std --dataset synthetic --subset 0", r"argument --subset: 0"),
+    ("datapaths subset 0", "datapaths --checkpoint zoo:mnist-lenet5-std --dataset synthetic --subset 0",
+     r"argument --subset: 0"),
     ("datapaths divergence nan", "datapaths --checkpoint zoo:mnist-lenet5-std --dataset synthetic --divergence nan",
      r"argument --divergence: nan"),
-    ("persistence landmarks 0", "persistence diagrams {d}/x.npy --landmarks 0", r"argument --landmarks: 0 is out of range"),
+    ("persistence landmarks 0", "persistence diagrams {d}/x.npy --landmarks 0",
+     r"argument --landmarks: 0 is out of range"),
     ("persistence layers needs npz", "persistence layers {d}/x.npy", r"is not an .npz archive"),
-    ("persistence steps negative", "persistence sensitivity {d}/x.npy --steps -1", r"argument --steps: -1 is out of range"),
+    ("persistence steps negative", "persistence sensitivity {d}/x.npy --steps -1",
+     r"argument --steps: -1 is out of range"),
     ("export eps inf", "export-activations {d} --model m --layer l --out {d}/e.npy --eps inf", r"argument --eps: inf"),
     ("runs base is a file", "runs {d}/afile", r"afile is a file; give the folder holding run directories"),
     ("demo port", "demo --no-serve --port 70000", r"argument --port: 70000 is out of range"),
     ("report out is a file", "report {d} --out {d}/afile", r"argument --out: .*afile is a file, not a folder"),
     ("run config missing", "run {d}/nope.toml", r"study config .*nope.toml does not exist"),
+    ("output file name too long", "mapper {d}/x.npy --out {d}/" + "g" * 300 + ".json",
+     r"argument --out: g{30}... has 305 bytes"),
 ]
 
 
@@ -439,10 +477,15 @@ def test_mapper_fit_refuses_bad_arrays():
         (X, {"label": np.arange(39)}, r"metadata column 'label' has shape \(39,\); expected \(40,\)"),
         (X, [1, 2, 3], r"metadata must be a dict or DataFrame"),
     ]
+    with pytest.raises(AdvtopoError, match=r"lens must be an array of real numbers"):
+        Mapper(n_intervals=5).fit(X, lens=np.array(["a"] * 40))
+    with pytest.raises(AdvtopoError, match=r"lens has 39 values but X has 40 rows"):
+        Mapper(n_intervals=5).fit(X, lens=np.arange(39.0))
     for data, metadata, pattern in cases:
         with pytest.raises(AdvtopoError, match=pattern):
             Mapper(n_intervals=5).fit(data, metadata)
-    with pytest.raises(AdvtopoError, match=r"random_state=1099511627776 is not valid; allowed: an integer >= 0 and < 2\*\*32"):
+    with pytest.raises(AdvtopoError, match=r"random_state=1099511627776 is not valid; allowed: an integer >= 0 "
+                                           r"and < 2\*\*32"):
         Mapper(n_intervals=5, random_state=2 ** 40).fit(X)
 
 
@@ -505,5 +548,7 @@ def test_run_study_refuses_a_bad_dict_config_and_bad_objects(tmp_path):
     with pytest.raises(ConfigErrors) as info:
         run_study(d, executor=NeverRun(), verbose=False)
     assert len(info.value.problems) == 2 and not (tmp_path / "runs").exists()
+    with pytest.raises(AdvtopoError, match=r"a study config is a TOML file's path, a dict or a StudyConfig; got int"):
+        run_study(5, executor=NeverRun(), verbose=False)
     with pytest.raises(AdvtopoError, match=r"'mine' is a str, not a torch.nn.Module"):
         run_study(BASE, models={"mine": "not a model"}, executor=NeverRun(), verbose=False)

@@ -105,12 +105,21 @@ def _check_creatable(name: str, path: Path) -> None:
         raise AdvtopoError(_named(name, f"{path} cannot be written: no write permission in {anc}"))
 
 
+def _check_component_lengths(name: str, path: Path) -> None:
+    """No part of the path is longer than a file system takes (255 bytes on Linux, macOS, Windows)."""
+    for part in path.parts:
+        if len(os.fsencode(part)) > 255:
+            raise AdvtopoError(_named(name, f"{part[:30]}... has {len(os.fsencode(part))} bytes; a file or folder "
+                                            "name may have at most 255"))
+
+
 def check_output_dir(name: str, path: str | os.PathLike[str]) -> Path:
     """A folder to write into: empty text, an existing file, a file on the way or an
     unwritable parent are errors now, before any work."""
     if not str(path).strip():
         raise AdvtopoError(_named(name, "the path is empty; give a folder"))
     p = Path(path).expanduser()
+    _check_component_lengths(name, p)
     if os.path.lexists(p) and not p.is_dir():
         raise AdvtopoError(_named(name, f"{p} is a file, not a folder"))
     if p.is_dir():
@@ -126,6 +135,7 @@ def check_output_file(name: str, path: str | os.PathLike[str]) -> Path:
     if not str(path).strip():
         raise AdvtopoError(_named(name, "the path is empty; give a file name"))
     p = Path(path).expanduser()
+    _check_component_lengths(name, p)
     if p.is_dir():
         raise AdvtopoError(_named(name, f"{p} is a folder; give a file name"))
     if str(path).endswith(("/", os.sep)):

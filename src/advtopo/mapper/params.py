@@ -265,6 +265,8 @@ def _check_lens(lens: Any, path: str, n_samples: int | None) -> int | None:
         values = np.asarray(lens)
         if values.ndim not in (1, 2) or (values.ndim == 2 and values.shape[1] not in (1, 2)):
             raise AdvtopoError(f"{path} is an array of shape {values.shape}; allowed: (n,), (n, 1) or (n, 2)")
+        if not (np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)):
+            raise AdvtopoError(f"{path} must be an array of real numbers; got dtype {values.dtype}")
         if n_samples is not None and len(values) != n_samples:
             raise AdvtopoError(f"{path} has {len(values)} values but X has {n_samples} rows")
         return 1 if values.ndim == 1 else values.shape[1]

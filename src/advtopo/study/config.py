@@ -410,6 +410,7 @@ class StudyConfig:
         _at_least(check, "capture.batch_size", self.capture.batch_size, 1)
         run("capture.seed", check_seed, "capture.seed", self.capture.seed)
         _check_mapper_sets(check, self.mapper, self.dataset.subset)
+        run("names", _check_graph_file_names, self, needs=(*MODEL_NAME_KEYS, "models", "layers", "attacks", "mapper"))
         if self.persistence.enabled:
             run("persistence.settings", _check_persistence, self.persistence)
         _check_vulnerability(check, self)
@@ -592,11 +593,34 @@ def _fmt(x: float) -> str:
     return f"{float(x):g}"
 
 
+NAME_MAX = 64  # a name is part of file names (mapper/<model>__<layer>__<attack>__<eps>.json) and URLs
+GRAPH_FILE_MAX = 200  # of a graph's file name: 255 is the usual limit, the app's cache names add to it
+
+
 def _check_name(param: str, name: str) -> None:
     if not name or any(c in name for c in '/\\:*?"<>| ') or name.startswith(".") or "__" in name \
             or not name.isprintable():
         raise AdvtopoError(f"{param}={name!r} must be a non-empty file-name-safe name "
                            "(letters, digits, '.', '-', '_'; no '/', spaces or '__')")
+    if len(name) > NAME_MAX:
+        raise AdvtopoError(f"{param}={name[:20]!r}... has {len(name)} characters; at most {NAME_MAX} "
+                           "(it is part of file names)")
+
+
+def _check_graph_file_names(cfg: StudyConfig) -> None:
+    """The longest graph file name the study will write fits a file system's limit."""
+    from advtopo.rundir.layout import graph_id
+
+    def longest(names: list[str]) -> str:
+        return max(names, key=len) if names else ""
+
+    attack = max(((a.name, e) for a in cfg.attacks for e in a.eps), key=lambda p: len(p[0]) + len(_fmt(p[1])),
+                 default=("", 0.0))
+    gid = graph_id(longest(cfg.model_names), longest([la.key for la in cfg.layers]), attack[0], attack[1],
+                   longest([m.name for m in cfg.mapper]) if len(cfg.mapper) > 1 else None)
+    if len(gid) + len(".json") > GRAPH_FILE_MAX:
+        raise AdvtopoError(f"graph file name {gid[:40]}....json would have {len(gid) + 5} characters; at most "
+                           f"{GRAPH_FILE_MAX}: shorten the model, layer, attack or [[mapper]] set names")
 
 
 def _check_output(output: str, name: str) -> None:
@@ -1252,6 +1276,8 @@ def parse_config(source: str | os.PathLike[str] | dict | StudyConfig, check: Con
     text, base_dir = None, None
     if isinstance(source, dict):
         d = dict(source)
+    elif not isinstance(source, (str, os.PathLike)):
+        raise AdvtopoError(f"a study config is a TOML file's path, a dict or a StudyConfig; got {type(source).__name__}")
     else:
         d, text = read_config_file(source)
         base_dir = Path(source).resolve().parent
