@@ -412,6 +412,7 @@ CLI_CASES = [
     ("mapper output is a folder", "mapper {d}/x.npy --out {d}", r"argument --out: .* is a folder; give a file name"),
     ("mapper n_intervals 0", "mapper {d}/x.npy --out {d}/g.json --n-intervals 0", r"n_intervals=0 is not valid"),
     ("mapper overlap nan", "mapper {d}/x.npy --out {d}/g.json --overlap nan", r"overlap=nan is not valid"),
+    ("mapper k 0", "mapper {d}/x.npy --out {d}/g.json --k 0", r"argument --k: 0 is out of range"),
     ("train batch size 0", "train --model lenet5 --dataset synthetic --out {d}/t --batch-size 0",
      r"argument --batch-size: 0 is out of range"),
     ("train huge seed", "train --model lenet5 --dataset synthetic --out {d}/t --seed 99999999999",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from advtopo.checks import arg_input_file, arg_output_file
+from advtopo.checks import arg_input_file, arg_int, arg_output_file, positive_int
 from advtopo.errors import AdvtopoError
 
 FORMATS = ("json", "node-link", "graphml", "kmapper", "topoact", "mapper-interactive")
@@ -112,8 +112,8 @@ def register(subparsers) -> None:
                    help="per-row columns (label, prediction, is_adversarial, sample_id): .csv or .parquet")
     p.add_argument("--lens", default="l2norm",
                    help="lens name, or two joined by '+' for a 2-D cover (default l2norm); see docs/mapper.md")
-    p.add_argument("--pca-components", type=int, default=1, help="components of the pca lens (1 or 2)")
-    p.add_argument("--k", type=int, default=5, help="k of the knn_distance lens")
+    p.add_argument("--pca-components", type=arg_int(1, 2), default=1, help="components of the pca lens (1 or 2)")
+    p.add_argument("--k", type=positive_int, default=5, help="k of the knn_distance lens")
     p.add_argument("--lens-column", default="label", help="metadata column of the 'metadata' lens")
     p.add_argument("--cover", default="uniform", help="uniform | kmapper | balanced")
     p.add_argument("--n-intervals", type=int, default=10)
