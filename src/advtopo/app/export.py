@@ -53,6 +53,11 @@ def build_html(run: RunData, graph_ids: list[str] | None = None, state: str | No
     embed["shape"] = {gid: graph_shape(g) for gid, g in graphs.items()}  # loops and branch points (TopoAct)
     if dp.get("available"):
         embed["datapaths"] = dp
+    from advtopo.study.actgraph import app_document
+
+    ag = app_document(run.reader)  # activation_graph.json, when the run has one
+    if ag.get("available"):
+        embed["activation_graph"] = ag
     if state:
         try:
             embed["state"] = json.loads(state)

@@ -307,6 +307,10 @@ class AppHandler(PooledRequestHandler):
                 return self._send_json({"available": False, "reason": str(exc)})
         if route == "datapaths" and not rest:
             return self._send_json(run.datapaths())
+        if route == "activation-graph" and not rest:  # activation_graph.json (advtopo.study.actgraph)
+            from advtopo.study.actgraph import app_document
+
+            return self._send_json(app_document(run.reader))
         if route in ("flow", "shape", "shape-summary", "featurevis-sample"):  # TopoAct's views (app/topoact.py)
             return self._topoact(route, rest, query)
         if route == "export.html" and not rest:

@@ -4,8 +4,9 @@ Point-cloud persistence (Vietoris-Rips on giotto-ph), diagram distances and
 vectorisations, layer x layer comparisons beside CKA/SVCCA, and the per-input
 activation-graph filtration of Gebhart et al. (2019). See docs/persistence.md.
 """
-from advtopo.persistence.activation_graph import (ActivationGraph, GraphPersistence, bag_of_edges,
-                                                  graph_persistence, maximum_spanning_forest)
+from advtopo.persistence.activation_graph import (ActivationGraph, FlagPersistence, GraphPersistence, bag_of_edges,
+                                                  barcode_statistics, flag_persistence, graph_persistence,
+                                                  is_bipartite, maximum_spanning_forest)
 from advtopo.persistence.distances import (DISTANCES, bottleneck_distance, diagram_distance, finite_part,
                                            sliced_wasserstein_distance, wasserstein_distance)
 from advtopo.persistence.layers import (LayerDistance, compare_layers, layer_distance_matrix, linear_cka,
@@ -27,6 +28,7 @@ __all__ = [
     "betti_curve", "persistence_landscape", "persistence_image", "total_persistence",
     "persistent_entropy", "diagram_summary",
     "ActivationGraph", "GraphPersistence", "graph_persistence", "maximum_spanning_forest", "bag_of_edges",
+    "FlagPersistence", "flag_persistence", "is_bipartite", "barcode_statistics",
     "top_l2_point_cloud", "LayerDistance", "layer_distance_matrix", "compare_layers", "linear_cka", "svcca",
     "similarity_matrix", "rank_correlation", "pca_removal_sensitivity",
     "persistence_stage", "validate_settings", "DEFAULT_SETTINGS",

@@ -24,6 +24,16 @@ heaviest edge (so every prefix is a graph). Diagram points are ``(birth, death)`
 ``birth >= death``; persistence = birth - death. Only the edges of a maximum spanning
 forest can kill an H0 class, so the pairing runs on that forest; each edge outside it
 closes a cycle: an essential H1 class born at its weight.
+
+H1 (docs/persistence.md, "H1 of the activation graph"): a graph is a 1-dimensional complex,
+so an H1 class born when an edge closes a cycle never dies. The usual way to get finite H1
+bars is the flag (clique) complex: a triangle enters with its lightest edge and can fill a
+cycle. The activation graph has no triangle: every edge joins a vertex layer to the next, so
+colouring the layers even / odd makes it bipartite, and its flag complex *is* the graph.
+Its H1 is therefore all essential: ``cycle rank = #positive edges - #forest edges`` classes,
+born at the non-forest edge weights. :func:`flag_persistence` computes the flag complex's H0,
+H1 (finite bars) and H2 for any weighted graph (equal to gudhi's SimplexTree with
+``expansion(2)``, tested); on a bipartite graph it returns the graph's own diagrams at once.
 """
 from __future__ import annotations
 
@@ -35,10 +45,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
+from scipy.sparse.csgraph import connected_components, dijkstra, minimum_spanning_tree
 
-from advtopo.errors import AdvtopoError
-from advtopo.persistence._validation import check_float
+from advtopo.errors import AdvtopoError, did_you_mean
+from advtopo.persistence._validation import check_float, check_int
 
 _PASS = (nn.ReLU, nn.Flatten, nn.Dropout, nn.Identity)
 _EDGE = (nn.Conv2d, nn.Linear, nn.MaxPool2d)
@@ -76,6 +86,14 @@ class GraphPersistence:
             return self.pairs
         ess = np.column_stack([self.essential, np.full(len(self.essential), essential_death)])
         return np.concatenate([self.pairs, ess])
+
+    def top_pairs(self, k: int) -> np.ndarray:
+        """Indices (into ``pairs``) of the ``k`` most persistent pairs, most persistent first;
+        ties go to the lower death-edge id, so the choice does not depend on the pairing order.
+        Their ``pair_edges`` are the dominant subgraph of size k."""
+        k = check_int("k", k, minimum=0)
+        order = np.lexsort((self.pair_edges, -self.persistence))
+        return order[:k]
 
     def dominant_edges(self, percentile: float | None = None, min_persistence: float = 0.0) -> np.ndarray:
         """Edge ids of the dominant subgraph: the death edges of the persistence pairs.
@@ -250,6 +268,197 @@ def graph_persistence(src: Any, dst: Any, weights: Any, n_vertices: int, h1: boo
                             n_vertices=int(n_vertices), n_edges=int(len(w)), h1=h1_births)
 
 
+def barcode_statistics(res: GraphPersistence) -> dict[str, float]:
+    """Scalars of an H0 barcode (the finite pairs; bar length = birth - death): the number of
+    bars of positive length, their total and largest length, and the persistent entropy of the
+    lengths (natural log; 0 for <= 1 bar), as :func:`advtopo.persistence.persistent_entropy`."""
+    life = res.persistence
+    life = life[life > 0]
+    total = float(life.sum())
+    entropy = 0.0
+    if len(life) > 1:
+        p = life / total
+        entropy = float(-np.sum(p * np.log(p)))
+    return {"n_bars": int(len(life)), "total_persistence": total,
+            "max_persistence": float(life.max()) if len(life) else 0.0, "persistent_entropy": entropy}
+
+
+# --------------------------------------------------------------------------- H1: the flag complex
+
+@dataclass
+class FlagPersistence:
+    """Persistence of the superlevel flag (clique) complex of a weighted graph, up to triangles.
+
+    A vertex enters with its heaviest edge, an edge at its weight, a triangle with its lightest
+    edge (the flag rule). Points are ``(birth, death)``, birth >= death.
+    ``h0_pairs`` / ``h0_essential``: as :class:`GraphPersistence` (triangles do not change H0).
+    ``h1_pairs``: [k, 2] finite H1 bars (birth = weight of the edge closing the cycle, death =
+    value of the triangle that fills it). ``h1_essential``: births of the H1 classes no triangle
+    fills. ``h2_essential``: values of the triangles that close a 2-cycle (a 2-complex has
+    nothing to kill it). ``bipartite``: no odd cycle, so no triangle: the flag complex is the
+    graph and every H1 class is essential (the activation graph's case).
+    """
+
+    h0_pairs: np.ndarray
+    h0_essential: np.ndarray
+    h1_pairs: np.ndarray
+    h1_essential: np.ndarray
+    h2_essential: np.ndarray
+    n_vertices: int
+    n_edges: int
+    n_triangles: int
+    bipartite: bool
+
+    def diagram(self, dim: int, essential_death: float | None = None) -> np.ndarray:
+        """[k, 2] diagram of dimension 0, 1 or 2; essential classes appended with death
+        ``essential_death`` when given (else left out)."""
+        dim = check_int("dim", dim, minimum=0)
+        if dim > 2:
+            raise AdvtopoError(f"dim must be 0, 1 or 2 (the complex stops at triangles), got {dim}")
+        pairs = (self.h0_pairs, self.h1_pairs, np.zeros((0, 2)))[dim]
+        if essential_death is None:
+            return pairs
+        ess = (self.h0_essential, self.h1_essential, self.h2_essential)[dim]
+        return np.concatenate([pairs, np.column_stack([ess, np.full(len(ess), float(essential_death))])])
+
+
+def is_bipartite(src: Any, dst: Any, n_vertices: int) -> bool:
+    """Whether the undirected graph has no odd cycle (breadth-first levels from one root per
+    component; an edge inside one level closes an odd cycle). A bipartite graph has no triangle."""
+    src, dst = np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)
+    if (src == dst).any():
+        return False
+    if len(src) == 0:
+        return True
+    g = coo_matrix((np.ones(len(src)), (src, dst)), shape=(n_vertices, n_vertices)).tocsr()
+    _, lab = connected_components(g, directed=False)
+    roots = np.unique(lab, return_index=True)[1]
+    level = dijkstra(g, directed=False, indices=roots, unweighted=True, min_only=True)
+    return bool((level[src] != level[dst]).all())
+
+
+def _simple_positive(src: np.ndarray, dst: np.ndarray, w: np.ndarray, n: int):
+    """(a, b, w) with a < b: the edges of weight > 0, one per vertex pair (the heaviest)."""
+    keep = w > 0
+    a, b, w = np.minimum(src, dst)[keep].astype(np.int64), np.maximum(src, dst)[keep].astype(np.int64), w[keep]
+    key = a * n + b
+    order = np.lexsort((-w, key))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = key[order[1:]] != key[order[:-1]]
+    sel = order[first]  # sorted by key
+    return a[sel], b[sel], w[sel].astype(np.float64)
+
+
+def _triangles(a: np.ndarray, b: np.ndarray, n: int, max_paths: int) -> np.ndarray:
+    """[t, 3] edge positions (into a/b, sorted by key a*n+b) of every triangle u < v < w."""
+    U = coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n)).tocsr()
+    U.sort_indices()
+    UT = U.T.tocsr()
+    UT.sort_indices()
+    indeg, outdeg = np.diff(UT.indptr), np.diff(U.indptr)
+    n_paths = int((indeg * outdeg).sum())  # u < v < w paths u-v-w: the candidates
+    if n_paths > max_paths:
+        raise AdvtopoError(f"the flag complex needs {n_paths:,} two-edge paths checked (max_paths={max_paths:,}); "
+                           "it is meant for graphs of up to about 10^5 edges, or raise max_paths")
+    mids = np.flatnonzero(indeg * outdeg)
+    us, vs, ws = [], [], []
+    for v in mids.tolist():
+        ins = UT.indices[UT.indptr[v]:UT.indptr[v + 1]]
+        outs = U.indices[U.indptr[v]:U.indptr[v + 1]]
+        us.append(np.repeat(ins, len(outs)))
+        ws.append(np.tile(outs, len(ins)))
+        vs.append(np.full(len(ins) * len(outs), v))
+    if not us:
+        return np.zeros((0, 3), dtype=np.int64)
+    u, v, w = (np.concatenate(x).astype(np.int64) for x in (us, vs, ws))
+    keys = a * n + b
+    closing = u * n + w
+    pos = np.minimum(np.searchsorted(keys, closing), len(keys) - 1)
+    hit = keys[pos] == closing
+    u, v, w = u[hit], v[hit], w[hit]
+    return np.column_stack([np.searchsorted(keys, u * n + v), np.searchsorted(keys, v * n + w), pos[hit]])
+
+
+def flag_persistence(src: Any, dst: Any, weights: Any, n_vertices: int, max_paths: int = 50_000_000) -> FlagPersistence:
+    """H0, H1 (finite and essential) and H2 of the superlevel flag complex of a weighted graph.
+
+    Edges of weight <= 0 are left out, parallel edges keep the heaviest, self-loops are
+    refused. Edges are ordered by weight (heaviest first, ties by vertex pair), triangles by
+    value, then the boundary matrix of the triangles is reduced over Z/2 (the standard
+    algorithm). A bipartite graph (no triangle) is answered by :func:`graph_persistence`.
+    ``max_paths`` bounds the triangle search (two-edge paths checked); cost is measured in
+    docs/persistence.md.
+    """
+    src, dst, w = np.asarray(src), np.asarray(dst), np.asarray(weights, dtype=np.float64)
+    if not (src.shape == dst.shape == w.shape) or src.ndim != 1:
+        raise AdvtopoError(f"src, dst and weights must be 1-D arrays of one length, got "
+                           f"{src.shape}, {dst.shape}, {w.shape}")
+    if len(src) and (min(src.min(), dst.min()) < 0 or max(src.max(), dst.max()) >= n_vertices):
+        raise AdvtopoError(f"edge endpoints must lie in [0, n_vertices={n_vertices})")
+    if ((src == dst) & (w > 0)).any():
+        raise AdvtopoError("self-loops are not simplices of a flag complex; remove edges with src == dst")
+    a, b, w = _simple_positive(src, dst, w, n_vertices)
+    empty = np.zeros((0, 2))
+    if is_bipartite(a, b, n_vertices):
+        res = graph_persistence(a, b, w, n_vertices, h1=True, unique=True)
+        return FlagPersistence(res.pairs, res.essential, empty, res.h1, np.zeros(0), int(n_vertices), len(a), 0, True)
+    tri = _triangles(a, b, n_vertices, max_paths)
+    order = np.lexsort((b, a, -w))  # the edge filtration: heaviest first
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    ws = w[order]
+    # H0 (elder rule) and which edges close a cycle (the H1 births), in filtration order
+    vbirth = np.zeros(n_vertices)
+    np.maximum.at(vbirth, a, w)
+    np.maximum.at(vbirth, b, w)
+    parent = list(range(n_vertices))
+    cbirth = vbirth.tolist()
+    h0, closes = [], np.zeros(len(order), dtype=bool)
+    for r, (x, y) in enumerate(zip(a[order].tolist(), b[order].tolist())):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        while parent[y] != y:
+            parent[y] = parent[parent[y]]
+            y = parent[y]
+        if x == y:
+            closes[r] = True
+            continue
+        if cbirth[x] < cbirth[y]:
+            x, y = y, x
+        h0.append((cbirth[y], ws[r]))
+        parent[y] = x
+    used = np.zeros(n_vertices, dtype=bool)
+    used[a] = used[b] = True
+    roots = [i for i in np.flatnonzero(used).tolist() if parent[i] == i]
+    h0_ess = np.sort(np.asarray([cbirth[i] for i in roots], dtype=np.float64))[::-1]
+    # H1 / H2: reduce the triangles' boundary columns (edge ranks) in filtration order
+    tr = rank[tri]
+    tval = w[tri].min(axis=1) if len(tri) else np.zeros(0)
+    torder = np.lexsort((tr.max(axis=1) if len(tri) else tval, -tval))
+    pivots: dict[int, set[int]] = {}
+    h1, h2 = [], []
+    for t in torder.tolist():
+        col = set(tr[t].tolist())
+        low = max(col)
+        while low in pivots:
+            col ^= pivots[low]
+            if not col:
+                break
+            low = max(col)
+        if col:
+            pivots[low] = col
+            h1.append((ws[low], tval[t]))
+        else:
+            h2.append(tval[t])
+    h1_ess = [ws[r] for r in np.flatnonzero(closes).tolist() if r not in pivots]
+    return FlagPersistence(np.asarray(h0, dtype=np.float64).reshape(-1, 2), h0_ess,
+                           np.asarray(h1, dtype=np.float64).reshape(-1, 2),
+                           np.sort(np.asarray(h1_ess, dtype=np.float64))[::-1],
+                           np.sort(np.asarray(h2, dtype=np.float64))[::-1],
+                           int(n_vertices), len(a), int(len(tri)), False)
+
+
 # --------------------------------------------------------------------------- the unrolled network
 
 @dataclass
@@ -351,8 +560,12 @@ class ActivationGraph:
         return self
 
     # -- weights
-    def edge_weights(self, x: Any) -> np.ndarray:
-        """float32 [n_edges_] weights |W_ij a_i| of one input ``x`` ([C,H,W] or [1,C,H,W])."""
+    def edge_weights(self, x: Any, values: bool = False) -> Any:
+        """float32 [n_edges_] weights |W_ij a_i| of one input ``x`` ([C,H,W] or [1,C,H,W]).
+
+        ``values=True`` also returns each layer's neuron values (name -> flat float32 array):
+        what a neuron passes on (post-ReLU; the model's output for the last layer), the raw
+        activations the weights are built from, in one forward pass."""
         self._check_fitted()
         x = torch.as_tensor(x, dtype=torch.float32, device=self.device)
         if x.dim() == 3:
@@ -360,22 +573,55 @@ class ActivationGraph:
         if tuple(x.shape) != (1, *self.input_shape):
             raise AdvtopoError(f"x must have shape {tuple(self.input_shape)} (one input), got {tuple(x.shape)}")
         out = np.empty(self.n_edges_, dtype=np.float32)
+        vals: dict[str, np.ndarray] = {}
         it = iter(self.blocks_)
-        blk = next(it, None)
+        blk, prev = next(it, None), None
         with torch.no_grad():
             a = x
             for m in self.chain_:
                 if blk is not None and m is blk.module:
+                    if prev is not None and values:
+                        vals[prev] = a.reshape(-1).cpu().numpy().astype(np.float32)
                     w = _block_weights(blk, a[0])
                     out[blk.edge_start:blk.edge_stop] = w
-                    blk = next(it, None)
+                    prev, blk = blk.name, next(it, None)
                 a = m(a)
-        return out
+            if prev is not None and values:
+                vals[prev] = a.reshape(-1).cpu().numpy().astype(np.float32)
+        return (out, vals) if values else out
 
-    def persistence(self, x: Any, h1: bool = False) -> GraphPersistence:
-        """H0 (optionally H1) persistence of input ``x``'s activation graph."""
-        w = self.edge_weights(x)
-        res = graph_persistence(self.src_, self.dst_, w, self.n_vertices_, h1=h1, unique=True)
+    def edge_ids(self, layers: Any = None) -> np.ndarray:
+        """int64 ids of the edges of the named edge layers (Conv2d / Linear / MaxPool2d modules,
+        ``edge_layers_``); None: every edge. Unknown names are refused with the allowed ones."""
+        self._check_fitted()
+        if layers is None:
+            return np.arange(self.n_edges_, dtype=np.int64)
+        if isinstance(layers, str) or not all(isinstance(n, str) for n in layers) or not len(layers):
+            raise AdvtopoError(f"layers must be a non-empty list of layer names, got {layers!r}")
+        for name in layers:
+            if name not in self.edge_layers_:
+                raise AdvtopoError(f"layer {name!r} has no edges in the activation graph"
+                                   f"{did_you_mean(name, self.edge_layers_)}; "
+                                   f"edge layers (Conv2d, Linear, MaxPool2d): {', '.join(self.edge_layers_)}")
+        chosen = [self.edge_layers_[n] for n in self.edge_layers_ if n in set(layers)]  # network order
+        return np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in chosen])
+
+    def persistence(self, x: Any, h1: bool = False, layers: Any = None,
+                    weights: np.ndarray | None = None) -> GraphPersistence:
+        """H0 (optionally the essential H1) persistence of input ``x``'s activation graph.
+
+        ``layers``: keep only these edge layers' edges (``edge_ids``); ``pair_edges`` and
+        ``forest_edges`` stay global edge ids. ``weights``: ``edge_weights(x)`` when already
+        computed. The graph is bipartite (layers alternate), so H1 has no finite bars: see
+        :func:`flag_persistence`."""
+        w = self.edge_weights(x) if weights is None else weights
+        if layers is None:
+            res = graph_persistence(self.src_, self.dst_, w, self.n_vertices_, h1=h1, unique=True)
+        else:
+            ids = self.edge_ids(layers)
+            res = graph_persistence(self.src_[ids], self.dst_[ids], w[ids], self.n_vertices_, h1=h1, unique=True)
+            res.pair_edges, res.forest_edges = ids[res.pair_edges], ids[res.forest_edges]
+            res.n_edges = int(len(ids))
         res.meta["weights_max"] = float(w.max()) if len(w) else 0.0
         return res
 

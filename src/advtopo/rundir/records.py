@@ -175,7 +175,7 @@ class RunIndex(Record):
     """index.json. Every key is optional on read (partial runs and hand-made fixtures open)."""
 
     OMIT_WHEN_DEFAULT: ClassVar[tuple[str, ...]] = (
-        "persistence", "vulnerability", "datapaths", "separability", "stability")
+        "persistence", "vulnerability", "datapaths", "separability", "stability", "activation_graph")
     format_version: int = 1  # runs written before the key existed are version 1
     name: str = ""
     created: str | None = None
@@ -195,6 +195,7 @@ class RunIndex(Record):
     datapaths: Any = None
     separability: Any = None
     stability: Any = None
+    activation_graph: Any = None  # activation_graph.json (advtopo.study.actgraph)
 
 
 def read_index(path: Path) -> tuple[dict[str, Any], RunIndex]:

@@ -18,6 +18,7 @@ import numpy as np
 from advtopo.errors import AdvtopoError
 from advtopo.rundir.layout import eps_key, graph_id
 from advtopo.study.config import StudyConfig
+from advtopo.study.actgraph import plan_activation_graph
 from advtopo.study.measures import plan_separability, plan_stability
 from advtopo.study.tasks import Task
 
@@ -289,6 +290,7 @@ STAGES: list[tuple[str, Callable[[Plan], None]]] = [
     ("datapaths", plan_datapaths),
     ("separability", plan_separability),
     ("stability", plan_stability),
+    ("activation_graph", plan_activation_graph),
 ]
 
 

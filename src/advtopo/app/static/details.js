@@ -140,6 +140,7 @@
       `<div><b>sample ${sid}</b>${lab != null ? ` · ${esc(S.cname(lab))}` : ""}</div>` +
       `<div class="hint">${anyG ? "outlined in every graph that holds it" : "not in the graphs shown"}</div><div style="clear:both"></div>`;
     const im = info.querySelector("img"); if (im) im.addEventListener("error", () => im.remove());
+    if (A.actgraph) A.actgraph.decorateLocator(info, sid);  // "Activation graph" button (actgraph.js)
   }
 
   // vulnerability.json's nearest nodes of noise samples, for its graph only: graph id -> sid -> node id
