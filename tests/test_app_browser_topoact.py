@@ -293,3 +293,30 @@ def test_a_members_own_activation_is_visualised_beside_the_node_average(study_se
         assert p.errors == []
     finally:
         p.close()
+
+
+def test_summary_shows_one_mapper_set_at_a_time(browser, tmp_path):
+    """With several mapper sets the lines would share the models' colours: the card picks one set."""
+    run = make_fixture_run(tmp_path / "run", with_extras=False)
+    index = json.loads((run / "index.json").read_text())
+    extra = [{**g, "id": g["id"] + "__b", "mapper_set": "b"} for g in index["graphs"] if g["layer"] == "fc1" and g["eps"] > 0]
+    for g in index["graphs"]:
+        g["mapper_set"] = "a"
+    index["graphs"] += extra
+    (run / "index.json").write_text(json.dumps(index))
+    srv = serve(run, port=0, open_browser=False, block=False)
+    p = Page(browser)
+    try:
+        pg = p.open(srv.url)
+        pg.click(".tab[data-tab='summary']")
+        wait_until(pg, "document.querySelectorAll('.shape-card').length === 2")
+        card = ".shape-card[data-layer='fc1']"
+        assert pg.eval_on_selector_all(f"{card} select.shape-set option", "els => els.map(e => e.value)") == ["a", "b"]
+        n_points = lambda: pg.locator(f"{card} svg:first-of-type circle").count()  # noqa: E731
+        assert n_points() == sum(1 for g in index["graphs"] if g["layer"] == "fc1" and g["mapper_set"] == "a")
+        pg.select_option(f"{card} select.shape-set", "b")
+        assert n_points() == len(extra) == 6
+        assert p.errors == []
+    finally:
+        p.close()
+        srv.shutdown()

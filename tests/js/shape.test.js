@@ -128,5 +128,7 @@ test("shapeSeries: per model (and set, when several), points sorted by eps", () 
   assert.deepEqual(sh.shapeSeries(rows, "l", "n_loops").map((s) => [s.name, s.pts]), [["m", [[0, 1], [0.3, 4]]], ["r", [[0, 2]]]]);
   const sets = rows.concat([{ model: "m", layer: "l", attack: "pgd", eps: 0, n_loops: 3, mapper_set: "adv" }]);
   assert.deepEqual(sh.shapeSeries(sets, "l", "n_loops").map((s) => s.name), ["m · default", "r · default", "m · adv"]);
+  assert.deepEqual(sh.shapeSeries(sets, "l", "n_loops", "adv").map((s) => [s.name, s.pts]), [["m", [[0, 3]]]]);
+  assert.deepEqual(sh.shapeSeries(sets, "l", "n_loops", "").map((s) => s.name), ["m", "r"]);
   assert.deepEqual(sh.shapeSeries(rows, "none", "n_loops"), []);
 });

@@ -142,9 +142,11 @@
     return { columns: cols, links, k };
   }
 
-  /** The Summary's series for one layer: per model (and mapper set when the run has several),
-   * [eps, value] of `measure` ("n_loops" or "n_branch_points") sorted by eps. */
-  function shapeSeries(rows, layer, measure) {
+  /** The Summary's series for one layer: per model (and mapper set when the run has several and
+   * `mapperSet` does not pick one: "" is the unnamed set), [eps, value] of `measure` ("n_loops"
+   * or "n_branch_points") sorted by eps. */
+  function shapeSeries(rows, layer, measure, mapperSet) {
+    if (mapperSet != null) rows = rows.filter((r) => (r.mapper_set || "") === mapperSet);
     const sets = new Set(rows.map((r) => r.mapper_set || ""));
     const attacks = new Set(rows.map((r) => r.attack));
     const out = new Map();

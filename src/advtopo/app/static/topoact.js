@@ -306,14 +306,27 @@
     DS.shapeSummary().then((res) => {
       const rows = (res && res.graphs) || [];
       if (!rows.length) return;
+      const sets = S.uniq(rows.map((r) => r.mapper_set || ""));
       S.uniq(rows.map((r) => r.layer)).forEach((layer) => {
         const c = A.summary.card(slot, `Loops and branch points vs attack ε — ${layer}`,
           `loops = cycle rank E − V + C of each graph; branch points = nodes of degree ≥ 3${S.EMBED ? " (the exported graphs only)" : ""}`);
         c.classList.add("shape-card"); c.dataset.layer = layer;
-        [["n_loops", "loops"], ["n_branch_points", "branch points"]].forEach(([m, label]) => {
-          const series = SH.shapeSeries(rows, layer, m).map((s) => ({ ...s, color: mcol(s.model) }));
-          if (series.length) lineChart(c, series, "attack ε", label);
-        });
+        const charts = document.createElement("div");
+        const draw = (set) => {
+          charts.innerHTML = "";
+          [["n_loops", "loops"], ["n_branch_points", "branch points"]].forEach(([m, label]) => {
+            const series = SH.shapeSeries(rows, layer, m, set).map((s) => ({ ...s, color: mcol(s.model) }));
+            if (series.length) lineChart(charts, series, "attack ε", label);
+          });
+        };
+        if (sets.length > 1) {  // one mapper set at a time: their lines would share the models' colours
+          const pick = document.createElement("select"); pick.className = "shape-set"; pick.title = "mapper set";
+          pick.innerHTML = sets.map((x) => `<option value="${esc(x)}">mapper set: ${esc(x || "(unnamed)")}</option>`).join("");
+          pick.addEventListener("change", () => draw(pick.value));
+          c.appendChild(pick);
+        }
+        c.appendChild(charts);
+        draw(sets[0]);
       });
     }).catch((err) => { slot.innerHTML = `<div class="card hint">loops and branch points: ${esc(err.message)}</div>`; });
   }
