@@ -400,3 +400,17 @@ def test_runs_reports_an_unreadable_manifest_and_show_reads_running_or_interrupt
         capsys.readouterr()
         assert main(["runs", str(run)]) == 0
         assert "unreadable manifest" in capsys.readouterr().out
+
+
+def test_export_html_names_a_damaged_image_file_and_report_opens_an_index_without_dataset(run, tmp_path):
+    from advtopo.app.export import export_html
+    from advtopo.report import build_report
+
+    _truncate(run / "images" / "clean.npy")
+    with pytest.raises(AdvtopoError, match=r"image array 'images/clean.npy' is unreadable .*advtopo verify"):
+        export_html(run, tmp_path / "export.html")  # it left the thumbnails out silently before
+    _edit_json(run / "index.json", lambda d: d.pop("dataset"))  # optional in index.json
+    (run / "images" / "clean.npy").unlink()
+    _edit_json(run / "index.json", lambda d: d["images"].pop("clean"))
+    page = build_report(run, tmp_path / "report", quiet=True)
+    assert "dataset ?" in page.read_text()

@@ -14,7 +14,7 @@ from typing import Any
 
 from advtopo.errors import AdvtopoError
 from advtopo.mapper.shape import graph_shape
-from advtopo.rundir import RunError, layout
+from advtopo.rundir import ArtefactMissing, layout
 from advtopo.utils.io import atomic_write_bytes, strict_dumps
 
 from .data import NotFound, RunData
@@ -127,7 +127,7 @@ def _thumbnails(run: RunData, graphs: dict[str, dict], vul: dict, datapaths: dic
         for sid in sorted(want):
             try:
                 png = run.image_png(sid, *parts)
-            except (NotFound, RunError):
+            except (NotFound, ArtefactMissing):  # not in this run; a damaged image file is an error
                 continue
             uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
             used += len(uri)

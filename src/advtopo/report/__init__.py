@@ -121,8 +121,9 @@ def _write_report(run: Any, out: Path, results: list[dict[str, Any]], svgs: dict
     from advtopo.utils import atomic_write_json, atomic_write_text, to_jsonable
 
     idx = run.index
-    meta = {"name": idx.get("name", run.root.name), "path": str(run.root), "dataset": idx["dataset"]["name"],
-            "n_samples": idx["dataset"].get("n_samples"), "models": run.models, "layers": run.layers,
+    dataset = run.index_record.dataset  # optional in index.json (typed, checked records)
+    meta = {"name": idx.get("name", run.root.name), "path": str(run.root), "dataset": dataset.name if dataset else "?",
+            "n_samples": dataset.n_samples if dataset else None, "models": run.models, "layers": run.layers,
             "version": __version__,
             "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
     findings = {"format": FORMAT, "run": meta, "advtopo_version": __version__,
