@@ -414,3 +414,14 @@ def test_export_html_names_a_damaged_image_file_and_report_opens_an_index_withou
     _edit_json(run / "index.json", lambda d: d["images"].pop("clean"))
     page = build_report(run, tmp_path / "report", quiet=True)
     assert "dataset ?" in page.read_text()
+
+
+def test_the_server_answers_node_details_of_a_run_without_its_optional_dataset_entry(run):
+    from advtopo.app import serve
+
+    _edit_json(run / "index.json", lambda d: d.update(dataset=None))
+    with serve(run, port=0, open_browser=False, block=False) as srv:
+        status, body = _get(srv, "/api/node/std__fc1__pgd__0.2/n0")  # was a 500 (None.get)
+    detail = _strict_json(body)
+    assert status == 200 and detail["size"] == len(detail["members"]) > 0
+    assert all(c["name"] == str(c["label"]) for c in detail["by_class"])  # no class names: the label

@@ -74,7 +74,8 @@ class RunData:
     def node_detail(self, graph_id: str, node_id: str) -> dict:
         node = self.find_node(self.reader.graph(graph_id), node_id)
         members = self.node_members(graph_id, node_id)
-        names = self.reader.index.get("dataset", {}).get("class_names") or []
+        dataset = self.reader.index_record.dataset  # optional in index.json
+        names = dataset.class_names if dataset else []
         by_class: dict[str, dict] = {}
         preds: dict[str, int] = {}
         n_adv = n_mis = 0
