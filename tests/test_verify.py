@@ -425,3 +425,20 @@ def test_the_server_answers_node_details_of_a_run_without_its_optional_dataset_e
     detail = _strict_json(body)
     assert status == 200 and detail["size"] == len(detail["members"]) > 0
     assert all(c["name"] == str(c["label"]) for c in detail["by_class"])  # no class names: the label
+
+
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_the_persistence_stage_writes_an_undefined_rank_correlation_as_null(tmp_path, n_layers):
+    """Over < 2 layer pairs Spearman is undefined: null in layer_distance.json and in the entry
+    index.json gets (NaN before: the app answered 400 and export-html raised)."""
+    from advtopo.persistence import persistence_stage
+
+    rng = np.random.default_rng(0)
+    acts = {("m", f"l{i}", "pgd", eps): rng.normal(size=(40, 5)) for i in range(n_layers) for eps in (0.0, 0.1)}
+    entry = persistence_stage(acts, np.arange(40), tmp_path / "persistence", {"plots": True})
+    doc = _strict_json((tmp_path / "persistence" / "layer_distance.json").read_text())
+    for key in ("rank_correlation_cka", "rank_correlation_svcca"):
+        assert doc[key] == {"spearman": None, "pvalue": None, "n_pairs": n_layers - 1}
+        assert entry["layer_distance"][key] == doc[key]
+    json.dumps(entry, allow_nan=False)  # the index entry is standard JSON too
+    _strict_json((tmp_path / "persistence" / "clean_vs_adv.json").read_text())
