@@ -90,7 +90,7 @@ def test_cli_evaluate_plain_state_dict(tmp_path, capsys):
     (["evaluate", "--checkpoint", "CKPT", "--dataset", "mnistt"], "unknown dataset 'mnistt'"),
     (["evaluate", "--checkpoint", "CKPT", "--dataset", "synthetic", "--out", "x.txt"], ".csv or .json"),
     (["train", "--model", "lenet", "--dataset", "synthetic", "--out", "OUT"], "did you mean 'lenet5'"),
-    (["train", "--model", "lenet5", "--dataset", "synthetic", "--eps", "-1", "--out", "OUT"], "eps=-1"),
+    (["train", "--model", "lenet5", "--dataset", "synthetic", "--eps", "-1", "--out", "OUT"], "--eps: -1 is out of range"),
     (["train", "--model", "lenet5", "--dataset", "synthetic", "--method", "madry", "--out", "OUT"],
      "allowed: standard, fgsm, pgd, trades"),
 ])
