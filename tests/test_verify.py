@@ -249,7 +249,25 @@ CORRUPTIONS = {
     "zarr chunk deleted": (lambda r: _chunk(r).unlink(), "activations.zarr", False, None),
     "zarr chunk flipped": (lambda r: _flip_byte(_chunk(r)), "activations.zarr", True, None),
     "task file edited": (lambda r: _flip_byte(_task_file(r)), "tasks/attack/", True, None),
+    "index.json nested too deep": (lambda r: _deep_json(r / "index.json"), "index.json", False, "index.json"),
+    "graph nested too deep": (lambda r: _deep_json(r / GRAPH), GRAPH, False, None),
+    "vulnerability.json nested too deep": (lambda r: _deep_json(r / "vulnerability.json"), "vulnerability.json",
+                                           False, "vulnerability.json"),
+    "graph a symbolic-link loop": (lambda r: _link_loop(r / GRAPH), GRAPH, False, None),
+    "images of floats": (lambda r: np.save(r / "images" / "clean.npy", np.zeros((60, 8, 8, 1))), "images/clean.npy",
+                         False, None),
 }
+
+
+def _deep_json(p: Path) -> None:
+    """Valid JSON nested deeper than Python's parser recurses (RecursionError, not ValueError)."""
+    p.write_text("[" * 100_000 + "]" * 100_000)
+
+
+def _link_loop(p: Path) -> None:
+    p.unlink()
+    p.symlink_to(p.name + ".loop")
+    p.with_name(p.name + ".loop").symlink_to(p.name)
 
 
 @pytest.mark.parametrize("case", list(CORRUPTIONS))

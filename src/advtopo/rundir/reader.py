@@ -74,7 +74,10 @@ class Run:
         p = PurePosixPath(rel)
         if p.is_absolute() or any(part in ("..", "") for part in p.parts):
             raise bad
-        full = (self.root / p).resolve()
+        try:
+            full = (self.root / p).resolve()
+        except (OSError, RuntimeError):  # a symbolic-link loop
+            raise bad from None
         if not full.is_relative_to(self.root) or not (full.is_dir() if directory else full.is_file()):
             raise bad
         return full
@@ -173,7 +176,7 @@ class Run:
         path = self.safe_path(rel)
         try:
             g = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # RecursionError: nested too deep to parse
             raise damaged(self.root, f"graph {graph_id!r} ({rel}) is not valid JSON") from None
         from advtopo.mapper import check_graph_dict  # the graph JSON's rules (imports the mapper: lazily)
 
@@ -225,7 +228,7 @@ class Run:
     def _read_extra_graphs(self) -> list[GraphEntry]:
         try:
             listed = json.loads(self.safe_path(layout.recompute_index_path()).read_text(encoding="utf-8"))
-        except (ArtefactMissing, OSError, ValueError):
+        except (ArtefactMissing, OSError, ValueError, RecursionError):
             return []
         study = {g.id for g in self.index_record.graphs}
         out = []
@@ -348,8 +351,9 @@ class Run:
                     arr = np.load(path, mmap_mode="r", allow_pickle=False)
                 except (OSError, ValueError, EOFError) as exc:  # truncated, not .npy, or pickled objects
                     raise damaged(self.root, f"image array {rel!r} is unreadable ({exc})") from None
-                if not isinstance(arr, np.ndarray) or arr.ndim < 3:
-                    raise damaged(self.root, f"image array {rel!r} is not N x H x W x C")
+                if not isinstance(arr, np.ndarray) or arr.ndim != 4 or arr.dtype != np.uint8:
+                    raise damaged(self.root, f"image array {rel!r} is not uint8 N x H x W x C "
+                                             f"(it is {arr.dtype} {' x '.join(map(str, arr.shape))})")
                 self._arrays[rel] = arr
             return self._arrays[rel]
 
@@ -414,7 +418,7 @@ class Run:
                 return cached[1]
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             raise damaged(self.root, f"{path.relative_to(self.root).as_posix()} is not valid JSON") from None
         with self._lock:
             self._docs[str(path)] = (mtime, doc)

@@ -202,7 +202,7 @@ def read_index(path: Path) -> tuple[dict[str, Any], RunIndex]:
     """index.json as stored and as records; UnsupportedFormat for a newer format version."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep to parse
         raise ArtefactInvalid(f"cannot read {path}: {exc}") from None
     if not isinstance(raw, dict):
         raise ArtefactInvalid(f"{path}: expected a JSON object")

@@ -99,7 +99,7 @@ def check_run(root: str | os.PathLike[str], full: bool = False) -> RunCheck:
 def _read_toml(path: Path) -> None:
     try:
         tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise AdvtopoError(f"is not valid TOML ({exc})") from None
 
 
@@ -110,7 +110,7 @@ def _check_manifest(result: RunCheck) -> None:
     result.checked += 1
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         result.add(layout.MANIFEST, f"is not valid JSON ({exc})", REWRITE)
         return
     if not isinstance(doc, dict) or not isinstance(doc.get("tasks", {}), dict):

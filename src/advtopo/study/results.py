@@ -33,7 +33,7 @@ def list_runs(base: str | os.PathLike[str] = "runs") -> list[dict[str, Any]]:
             continue
         try:
             m = json.loads(mf.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             m = None
         tasks = m.get("tasks") if isinstance(m, dict) else None
         if not isinstance(tasks, dict) or not all(isinstance(t, dict) for t in tasks.values()):

@@ -137,7 +137,7 @@ def verify_task(folder: str | os.PathLike[str], full: bool = False) -> list[str]
         record = json.loads((folder / DONE).read_text())
     except FileNotFoundError:
         return [f"{DONE} is missing"]
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep to parse
         return [f"{DONE} cannot be read ({type(exc).__name__}: {exc})"]
     if not isinstance(record, dict) or not isinstance(record.get("result", {}), dict):
         return [f"{DONE} is not a task record"]
