@@ -121,3 +121,61 @@ test("fitToPanel (lens): the lens range spans the width and fx is a scale (for t
   assert.equal(typeof fx.invert, "function");
   assert.ok(L.y.every((y) => fy(y) >= 8 + rMax - 1e-9 && fy(y) <= H - (36 + rMax + 4) + 1e-9));
 });
+
+test("seedOf: a stable 32-bit number per string; different ids, different seeds", () => {
+  assert.equal(layout.seedOf("cnn__relu3__pgd__0.1"), layout.seedOf("cnn__relu3__pgd__0.1"));
+  assert.notEqual(layout.seedOf("a"), layout.seedOf("b"));
+  for (const s of ["", "x", "ε", null]) { const v = layout.seedOf(s); assert.ok(Number.isInteger(v) && v >= 0 && v < 2 ** 32); }
+});
+
+test("a graph's layout depends on its seed only, not on how many panels show it", () => {
+  // the app lays out every graph at aspect 1 with seedOf(id): the same positions whatever the panel size
+  const seed = layout.seedOf("g1");
+  const a = layout.computeLayout(graph(), "force", 1, { seed }), b = layout.computeLayout(graph(), "force", 1, { seed });
+  assert.deepEqual(a.x, b.x); assert.deepEqual(a.y, b.y);
+  const other = layout.computeLayout(graph(), "force", 1, { seed: layout.seedOf("g2") });
+  assert.notDeepEqual(other.x, a.x);
+  // fitted into a 1-panel (1200 x 700) and a 4-panel (600 x 350) cell: the same picture, scaled
+  const f1 = layout.fitToPanel(a, false, 1200, 700, 10), f4 = layout.fitToPanel(a, false, 600, 350, 10);
+  const rel = (f, W, H) => a.x.map((x, i) => [(f.fx(x) - W / 2), (f.fy(a.y[i]) - H / 2)]);
+  const r1 = rel(f1, 1200, 700), r4 = rel(f4, 600, 350);
+  const k = Math.hypot(r1[0][0] - r1[1][0], r1[0][1] - r1[1][1]) / Math.hypot(r4[0][0] - r4[1][0], r4[0][1] - r4[1][1]);
+  r1.forEach(([x, y], i) => { for (let j = 0; j < r1.length; j++) {
+    const d1 = Math.hypot(x - r1[j][0], y - r1[j][1]), d4 = Math.hypot(r4[i][0] - r4[j][0], r4[i][1] - r4[j][1]);
+    assert.ok(Math.abs(d1 - k * d4) < 1e-6 * Math.max(1, d1));
+  } });
+});
+
+test("applyPins moves pinned nodes only and leaves the layout itself alone", () => {
+  const L = layout.computeLayout(graph(), "force", 1, { seed: 3 });
+  const before = L.x.slice();
+  const P = layout.applyPins(graph(), L, { n2: [100, -50], nope: [1, 1], n3: [NaN, 1] });
+  assert.deepEqual([P.x[2], P.y[2]], [100, -50]);
+  assert.equal(P.x[3], L.x[3]);
+  assert.deepEqual(L.x, before);
+  assert.equal(layout.applyPins(graph(), L, {}), L);
+});
+
+// a graph with points: node k holds the clean rows of samples `members[k]`
+function sweepGraph(members, edges) {
+  const sample_id = [], is_adversarial = [];
+  const nodes = members.map((ms, k) => ({ id: `m${k}`, size: ms.length, mean_lens: k, members: ms.map((s) => { sample_id.push(s); is_adversarial.push(false); return sample_id.length - 1; }) }));
+  return { nodes, edges: edges.map(([a, b]) => ({ source: `m${a}`, target: `m${b}`, jaccard: 0.3 })), points: { sample_id, is_adversarial } };
+}
+
+test("matchNodes pairs nodes by shared members; alignedLayout keeps matched nodes where the reference has them", () => {
+  const ref = sweepGraph([[1, 2, 3], [4, 5], [6, 7, 8]], [[0, 1], [1, 2]]);
+  // the next eps: nodes in another order, one node split, one new node of unseen samples
+  const g = sweepGraph([[6, 7], [1, 2, 3], [8], [4, 5, 9], [20, 21]], [[1, 3], [3, 0], [0, 2], [3, 4]]);
+  const m = layout.matchNodes(g, ref);
+  assert.deepEqual([...m.entries()].sort(), [[0, 2], [1, 0], [2, 2], [3, 1]]);
+  const refL = layout.computeLayout(ref, "force", 1, { seed: 1 });
+  const L = layout.alignedLayout(g, ref, refL, 5);
+  assert.equal(L.aligned, 4);
+  assert.deepEqual([L.x[1], L.y[1]], [refL.x[0], refL.y[0]]);
+  assert.deepEqual([L.x[3], L.y[3]], [refL.x[1], refL.y[1]]);
+  assert.deepEqual([L.x[0], L.y[0]], [refL.x[2], refL.y[2]]);
+  assert.ok(Math.hypot(L.x[2] - refL.x[2], L.y[2] - refL.y[2]) <= 6 + 1e-9);  // shares its spot, a little aside
+  assert.ok(L.x.every(Number.isFinite) && L.y.every(Number.isFinite));
+  assert.equal(layout.alignedLayout(g, ref, refL, 5).x[4], L.x[4]);  // deterministic
+});

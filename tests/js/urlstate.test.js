@@ -21,17 +21,18 @@ test("parseGraphsHash ignores what is not a graphs list", () => {
   assert.deepEqual(u.parseGraphsHash("#graphs=a,%E0%A4%A,b%20c"), ["a", "b c"]);  // malformed escape dropped
 });
 
-const FULL = { layout: "lens", color: "mean_l2", cmap: "RdYlBu", points: "adversarial", size: "class:3",
-  minSize: 4, jaccard: 0.25, search: 3, locate: 17 };
+const FULL = { tab: "summary", layout: "lens", color: "mean_l2", cmap: "RdYlBu", points: "adversarial", size: "class:3",
+  minSize: 4, jaccard: 0.25, search: 3, locate: 17, selected: { gid: "g", nid: "n0" }, align: true,
+  pins: { "g": { n0: [1.5, -2], "n,1": [0, 3.2] }, "a,b": { "7": [10, 20] } } };
 
 test("view state round trip: what the export link sends comes back unchanged", () => {
-  const state = Object.assign({ panels: [{ id: "g" }], selected: { gid: "g", nid: "n0" } }, FULL);
+  const state = Object.assign({ panels: [{ id: "g" }], highlight: { gid: "g" } }, FULL);
   const sent = u.viewState(state);
   assert.deepEqual(sent, FULL);
   assert.deepEqual(Object.keys(sent), u.VIEW_KEYS);
   assert.deepEqual(u.parseViewState(JSON.stringify(sent)), FULL);
   assert.deepEqual(u.parseViewState(sent), FULL);
-  const cleared = Object.assign({}, FULL, { search: null, locate: null, color: "class", size: "members" });
+  const cleared = Object.assign({}, FULL, { search: null, locate: null, color: "class", size: "members", selected: null, pins: {} });
   assert.deepEqual(u.parseViewState(JSON.stringify(cleared)), cleared);
 });
 
@@ -43,6 +44,28 @@ test("parseViewState keeps the valid settings and drops bad ones and unknown key
     { layout: "force", cmap: "magma" });
   assert.deepEqual(u.parseViewState({ jaccard: 0, minSize: 0, search: 0, locate: 0 }), { jaccard: 0, minSize: 0, search: 0, locate: 0 });
   assert.deepEqual(u.parseViewState({ color: "constructor" }), {});
+  assert.deepEqual(u.parseViewState({ tab: "nope", align: 1, selected: { gid: 3, nid: "a" }, pins: [1] }), {});
+  // pins: each bad entry dropped on its own, positions rounded to 0.1
+  assert.deepEqual(u.parseViewState({ pins: { g: { a: [1.04, 2], b: [NaN, 1], c: [1], d: "x" }, h: 5, k: { z: [1, Infinity] } } }),
+    { pins: { g: { a: [1, 2] } } });
+  assert.deepEqual(u.parseViewState({ selected: { gid: "g", nid: 12 } }), { selected: { gid: "g", nid: "12" } });
+});
+
+test("the whole view in the hash: round trip with odd ids, and old #graphs= links still open", () => {
+  const ids = ["cnn__relu3__pgd__0.1", "a,b", "x&view=y", "#h"];
+  const h = u.viewHash(ids, Object.assign({ panels: [] }, FULL));
+  assert.ok(h.startsWith("#graphs="));
+  const back = u.parseViewHash(h);
+  assert.deepEqual(back.graphs, ids);
+  assert.deepEqual(back.view, FULL);
+  // a second round trip gives the same hash (so writing it back is a no-op)
+  assert.equal(u.viewHash(back.graphs, back.view), h);
+  assert.deepEqual(u.parseViewHash("#graphs=a,b"), { graphs: ["a", "b"], view: {} });
+  assert.deepEqual(u.parseViewHash("#graphs=a&view=%7Bbroken"), { graphs: ["a"], view: {} });
+  assert.deepEqual(u.parseViewHash("#graphs=a&view=%E0%A4%A"), { graphs: ["a"], view: {} });
+  assert.deepEqual(u.parseViewHash(""), { graphs: [], view: {} });
+  assert.deepEqual(u.parseViewHash("#graphs=a&view=" + encodeURIComponent(JSON.stringify({ tab: "datapaths", layout: "grid" }))),
+    { graphs: ["a"], view: { tab: "datapaths" } });
 });
 
 test("parseViewState: anything but an object (or its JSON) is no settings", () => {

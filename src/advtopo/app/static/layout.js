@@ -26,10 +26,22 @@
     return Math.pow(2, Math.max(-1, Math.min(1, Math.round(Math.log2(H / W)))));
   }
 
+  /** A 32-bit seed from a string (FNV-1a): a graph's layout is seeded by its id, so the same
+   * graph gets the same picture in every panel, grid and page load. */
+  function seedOf(s) {
+    let h = 0x811c9dc5;
+    for (const ch of String(s == null ? "" : s)) { h ^= ch.codePointAt(0); h = Math.imul(h, 0x01000193) >>> 0; }
+    return h >>> 0;
+  }
+
   /** Node positions of graph `g` (nodes, edges with source/target ids and jaccard, mean_lens).
    * kind "lens": x is the node's mean lens value (lensExtent gives the axis); otherwise a
-   * force layout for the aspect bucket. Same graph, same arguments: same positions. */
-  function computeLayout(g, kind, aspect) {
+   * force layout for the aspect bucket (the app always passes 1: one fixed coordinate space,
+   * scaled into any panel). opts.seed seeds the start (the app: seedOf(graph id));
+   * opts.fixed (node index -> [x, y], force layouts only) holds those nodes in place, as a sweep
+   * alignment does. Same graph, same arguments: same positions. */
+  function computeLayout(g, kind, aspect, opts) {
+    opts = opts || {};
     const t = performance.now();
     const n = g.nodes.length;
     const nodeById = new Map(g.nodes.map((x, i) => [String(x.id), i]));
@@ -42,13 +54,16 @@
     });
     // seeded initial positions: along the lens (mapper graphs are ordered by it), y from a seeded LCG;
     // a good start lets big graphs settle in few ticks
-    const rnd = d3.randomLcg(7), span = Math.max(120, 26 * Math.sqrt(n));
+    const seed = opts.seed == null ? 7 : (opts.seed & 0x7fffffff);
+    const rnd = d3.randomLcg(seed), span = Math.max(120, 26 * Math.sqrt(n));
     const lensVals = nodes.map((p) => p.lens).filter((v) => v != null && isFinite(v));
     const le = lensVals.length ? d3.extent(lensVals) : [0, 1];
     const lx = (v) => (le[1] > le[0] && v != null && isFinite(v) ? ((v - le[0]) / (le[1] - le[0]) - 0.5) * span : (rnd() - 0.5) * span);
     nodes.forEach((p) => { p.x = lx(p.lens); p.y = (rnd() - 0.5) * span; });
+    const fixed = kind !== "lens" && opts.fixed ? opts.fixed : null;
+    if (fixed) fixed.forEach(([x, y], i) => { if (nodes[i] && isFinite(x) && isFinite(y)) { nodes[i].x = nodes[i].fx = x; nodes[i].y = nodes[i].fy = y; } });
     const big = n > 400;
-    const sim = d3.forceSimulation(nodes).randomSource(d3.randomLcg(42))
+    const sim = d3.forceSimulation(nodes).randomSource(d3.randomLcg(opts.seed == null ? 42 : (seed ^ 0x2a2a2a) & 0x7fffffff))
       .force("link", d3.forceLink(links).id((p) => p.i).distance((l) => 14 + l.source.r + l.target.r).strength(0.8))
       .force("charge", d3.forceManyBody().strength(-28).distanceMax(260).theta(big ? 1.2 : 0.9))
       .stop();
@@ -71,6 +86,54 @@
     const res = { x: nodes.map((p) => p.x), y: nodes.map((p) => p.y), lensExtent, ms: performance.now() - t };
     if (kind === "lens") res.x = res.x.map((v) => xs.invert(v)); // keep the lens value itself as x (the axis is in lens units)
     return res;
+  }
+
+  /** The layout `L` with the pinned nodes of `pins` (node id -> [x, y] in layout units) moved
+   * there; L itself is left as it is. Unknown ids and non-finite positions are ignored. */
+  function applyPins(g, L, pins) {
+    if (!pins || !Object.keys(pins).length) return L;
+    const x = L.x.slice(), y = L.y.slice();
+    g.nodes.forEach((n, i) => {
+      const p = pins[String(n.id)];
+      if (Array.isArray(p) && isFinite(p[0]) && isFinite(p[1])) { x[i] = +p[0]; y[i] = +p[1]; }
+    });
+    return Object.assign({}, L, { x, y });
+  }
+
+  /** For each node of graph `g`, the node of graph `ref` sharing the most member samples (by
+   * sample id and clean/adversarial kind; at least one): node index of g -> node index of ref.
+   * This is how a sweep's layouts are aligned (the same nodes stay in place). */
+  function matchNodes(g, ref) {
+    const key = (G, r) => `${(G.points.sample_id || [])[r]}:${(G.points.is_adversarial || [])[r] ? 1 : 0}`;
+    const owners = new Map();
+    if (!g.points || !ref.points) return new Map();
+    ref.nodes.forEach((n, j) => (n.members || []).forEach((r) => {
+      const k = key(ref, r); if (!owners.has(k)) owners.set(k, []); owners.get(k).push(j);
+    }));
+    const out = new Map();
+    g.nodes.forEach((n, i) => {
+      const votes = new Map();
+      (n.members || []).forEach((r) => (owners.get(key(g, r)) || []).forEach((j) => votes.set(j, (votes.get(j) || 0) + 1)));
+      let best = null, bestV = 0;
+      votes.forEach((v, j) => { if (v > bestV || (v === bestV && j < best)) { best = j; bestV = v; } });
+      if (best != null) out.set(i, best);
+    });
+    return out;
+  }
+
+  /** The force layout of `g` aligned to `ref`'s (refL): each node matched to a ref node starts
+   * and stays at that node's position (nodes sharing a ref node are spread a little around
+   * it); the rest settle around them. */
+  function alignedLayout(g, ref, refL, seed) {
+    const match = matchNodes(g, ref), fixed = new Map(), used = new Map();
+    match.forEach((j, i) => {
+      const k = used.get(j) || 0; used.set(j, k + 1);
+      const a = k * 2.399963, r = k ? 6 * Math.sqrt(k) : 0;  // golden-angle spiral for the 2nd, 3rd... node on one spot
+      fixed.set(i, [refL.x[j] + r * Math.cos(a), refL.y[j] + r * Math.sin(a)]);
+    });
+    const L = computeLayout(g, "force", 1, { seed, fixed });
+    L.aligned = match.size;
+    return L;
   }
 
   /** Largest and smallest node radius in a W x H panel showing nVis nodes. */
@@ -99,5 +162,5 @@
     return { fx: (v) => ox + (v - xExt[0]) * s, fy: (v) => oy + (v - yExt[0]) * s };
   }
 
-  return { tickPlan, lensSpan, aspectBucket, computeLayout, nodeRadii, fitToPanel };
+  return { tickPlan, lensSpan, aspectBucket, seedOf, computeLayout, applyPins, matchNodes, alignedLayout, nodeRadii, fitToPanel };
 });
