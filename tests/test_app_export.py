@@ -1,6 +1,7 @@
 """The static export inlines the whole front end: every script index.html loads, in its order."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -66,3 +67,38 @@ def test_export_html_carries_the_data_then_every_script_in_order(small_run, tmp_
     data = html.index("<script>window.ADVTOPO_EMBED=")
     assert data < pos[0]
     assert "<script src=" not in html
+
+
+def test_pooled_lists_are_written_once_and_come_back():
+    from advtopo.app.export import POOL_KEY, pack_lists, unpack_lists
+
+    ids = list(range(40))
+    lens = [i / 7 for i in range(40)]
+    graphs = {"a": {"points": {"sample_id": ids, "lens": lens, "l2": list(lens)}, "nodes": [{"members": [1, 2]}]},
+              "b": {"points": {"sample_id": list(ids), "lens": [0.5] * 40}, "params": {"eps": 0.00417715311050415}}}
+    pool: list[str] = []
+    packed = pack_lists(graphs, pool, {})
+    assert len(pool) == 3  # ids once, the two lens columns of "a" once, b's lens
+    assert packed["a"]["points"]["sample_id"] == packed["b"]["points"]["sample_id"] == {POOL_KEY: 0}
+    assert packed["a"]["nodes"] == [{"members": [1, 2]}]  # short lists stay in place
+    back = unpack_lists(packed, [json.loads(p) for p in pool])
+    assert back["a"]["points"]["sample_id"] == ids and back["b"]["params"] == graphs["b"]["params"]
+    assert back["a"]["points"]["lens"] == pytest.approx(lens, rel=1e-5) and back["a"]["points"]["lens"] != lens
+
+
+def test_export_pools_the_graphs_and_the_page_unpacks_them(small_run, tmp_path):
+    from advtopo.app.export import UNPACK_SCRIPT, unpack_lists
+    from advtopo.rundir import Run
+
+    html = export_html(small_run, tmp_path / "x.html", images=False).read_text(encoding="utf-8")
+    pool_start = html.index("window.ADVTOPO_POOL=") + len("window.ADVTOPO_POOL=")
+    pool = json.loads(html[pool_start:html.index(";" + UNPACK_SCRIPT, pool_start)])
+    start = html.index("window.ADVTOPO_EMBED=") + len("window.ADVTOPO_EMBED=")
+    embed = json.loads(html[start:html.index(";</script>", start)])
+    assert pool and f"{UNPACK_SCRIPT}</script>" in html
+    assert html.index("window.ADVTOPO_EMBED=") < pool_start < html.index(UNPACK_SCRIPT) < min(_positions_in_order(html))
+    run = Run(small_run)
+    for gid, g in embed["graphs"].items():
+        got, want = unpack_lists(g, pool), run.graph(gid)
+        assert got["points"]["sample_id"] == want["points"]["sample_id"]
+        assert [n["members"] for n in got["nodes"]] == [n["members"] for n in want["nodes"]]

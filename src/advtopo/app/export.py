@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,17 @@ from .data import NotFound, RunData
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"  # the front end (the server serves the same files)
 IMAGE_BUDGET = 24 * 1024 * 1024  # bytes of base64 thumbnails at most
+POOL_MIN_LENGTH = 16  # lists of scalars at least this long are written once and referenced (see pack_lists)
+POOL_KEY = "@pool"
+POOL_FLOAT_DIGITS = 6  # significant digits of the floats in pooled lists (per-point/per-node values)
+# Runs right after the data: puts the pooled lists back (a copy per use: the app may mutate them).
+UNPACK_SCRIPT = (
+    "(function(){var P=window.ADVTOPO_POOL,E=window.ADVTOPO_EMBED;if(!P||!E)return;"
+    "function un(x){if(Array.isArray(x)){for(var i=0;i<x.length;i++)x[i]=un(x[i]);return x}"
+    "if(x&&typeof x==='object'){var k=Object.keys(x);"
+    "if(k.length===1&&k[0]==='" + POOL_KEY + "')return P[x['" + POOL_KEY + "']].slice();"
+    "for(var j=0;j<k.length;j++)x[k[j]]=un(x[k[j]])}return x}"
+    "E.graphs=un(E.graphs);E.shape=un(E.shape);delete window.ADVTOPO_POOL})();")
 STYLESHEET_TAG = '<link rel="stylesheet" href="static/app.css">'
 SCRIPT_TAG = re.compile(r'<script src="static/([^"]+)"></script>')  # the page's scripts, vendor/ included
 
@@ -51,6 +63,7 @@ def build_html(run: RunData, graph_ids: list[str] | None = None, state: str | No
     dp = run.datapaths()
     embed: dict[str, Any] = {"index": idx, "graphs": graphs, "vulnerability": vul, "images": {}}
     embed["shape"] = {gid: graph_shape(g) for gid, g in graphs.items()}  # loops and branch points (TopoAct)
+    embed["diagrams"] = _diagrams(run, idx)  # the Summary's persistence diagrams
     if dp.get("available"):
         embed["datapaths"] = dp
     from advtopo.study.actgraph import app_document
@@ -68,13 +81,83 @@ def build_html(run: RunData, graph_ids: list[str] | None = None, state: str | No
         st["graphs"] = ids[:4] if graph_ids else []
     if images:
         embed["images"] = _thumbnails(run, graphs, vul, dp if dp.get("available") else None)
-    return inline_page(f"window.ADVTOPO_EMBED={_script_json(embed)};").encode("utf-8")
+    pool: list[str] = []
+    refs: dict[str, int] = {}
+    embed["graphs"] = pack_lists(embed["graphs"], pool, refs)
+    embed["shape"] = pack_lists(embed["shape"], pool, refs)
+    return inline_page(f"window.ADVTOPO_EMBED={_script_json(embed)};",
+                       after_data=f"window.ADVTOPO_POOL=[{','.join(pool)}];{UNPACK_SCRIPT}").encode("utf-8")
 
 
-def inline_page(data_script: str) -> str:
+def _diagrams(run: RunData, index: dict) -> dict[str, dict]:
+    """The persistence diagrams the Summary's card draws (per model and layer: the lowest and the
+    highest eps), so the card shows in the export too. A diagram the run lacks is left out; a
+    damaged one is an error naming it."""
+    listed = (index.get("persistence") or {}).get("diagrams") or {}
+    groups: dict[tuple[str, str], list[tuple[float, str]]] = {}
+    for key in listed if isinstance(listed, dict) else []:
+        parts = key.split("/")
+        try:
+            eps = float(parts[-1])
+        except ValueError:
+            continue
+        if len(parts) >= 4:
+            groups.setdefault(("/".join(parts[:-3]), parts[-3]), []).append((eps, key))
+    out: dict[str, dict] = {}
+    for items in groups.values():
+        items.sort()
+        for _, key in dict.fromkeys([items[0], items[-1]]):
+            try:
+                out[key] = run.diagram(key)
+            except ArtefactMissing:
+                continue
+    return out
+
+
+def pack_lists(obj: Any, pool: list[str], refs: dict[str, int]) -> Any:
+    """``obj`` with every list of scalars of POOL_MIN_LENGTH items or more replaced by
+    ``{POOL_KEY: i}``, ``pool[i]`` its JSON text, each distinct list written once.
+
+    Why: the graphs of one (model, layer, attack, eps) share their points' columns (ids, labels,
+    predictions, flags, lens), and many graphs share them across layers: written once, the
+    demo run's export drops most of its graph bytes. Floats in those lists (lens, L2, purities,
+    k-distances: float32 data shown with 2-4 digits) keep POOL_FLOAT_DIGITS significant digits;
+    the rest is exact (UNPACK_SCRIPT undoes the pooling)."""
+    if isinstance(obj, dict):
+        return {k: pack_lists(v, pool, refs) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        if len(obj) >= POOL_MIN_LENGTH and not any(isinstance(v, (dict, list, tuple)) for v in obj):
+            text = _script_json([_round(v) for v in obj])
+            i = refs.get(text)
+            if i is None:
+                i = refs[text] = len(pool)
+                pool.append(text)
+            return {POOL_KEY: i}
+        return [pack_lists(v, pool, refs) for v in obj]
+    return obj
+
+
+def _round(value: Any) -> Any:
+    if isinstance(value, float) and math.isfinite(value):
+        return float(f"{value:.{POOL_FLOAT_DIGITS}g}")
+    return value
+
+
+def unpack_lists(obj: Any, pool: list[Any]) -> Any:
+    """The inverse of pack_lists, ``pool`` holding the parsed lists (what UNPACK_SCRIPT does)."""
+    if isinstance(obj, dict):
+        if len(obj) == 1 and POOL_KEY in obj:
+            return list(pool[obj[POOL_KEY]])
+        return {k: unpack_lists(v, pool) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [unpack_lists(v, pool) for v in obj]
+    return obj
+
+
+def inline_page(data_script: str, after_data: str = "") -> str:
     """index.html with its stylesheet and every script it loads inlined, in the order the page
-    lists them (index.html is the one list of the front end's files); ``data_script`` runs
-    before the first of them."""
+    lists them (index.html is the one list of the front end's files); ``data_script`` (then
+    ``after_data``, in a script of its own) runs before the first of them."""
     html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
     if STYLESHEET_TAG not in html:
         raise RuntimeError(f"index.html lacks {STYLESHEET_TAG!r}")
@@ -83,7 +166,8 @@ def inline_page(data_script: str) -> str:
     first = SCRIPT_TAG.search(html)
     if first is None:
         raise RuntimeError("index.html loads no script from static/")
-    html = html[:first.start()] + f"<script>{data_script}</script>\n" + html[first.start():]
+    extra = f"<script>{_inline_js(after_data)}</script>\n" if after_data else ""
+    html = html[:first.start()] + f"<script>{data_script}</script>\n" + extra + html[first.start():]
     return SCRIPT_TAG.sub(lambda m: f"<script>{_inline_js(_static_text(m.group(1)))}</script>", html)
 
 
