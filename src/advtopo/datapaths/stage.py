@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch.nn as nn
 
+from advtopo.datapaths.aevis import class_flow
 from advtopo.datapaths.compare import compare_datapaths
 from advtopo.datapaths.extract import DatapathExtractor, Datapaths
 from advtopo.datapaths.flow import flow_edges, layer_connections
@@ -20,11 +21,13 @@ def _r(v: float | None, nd: int = 4) -> float | None:
 
 def datapath_report(model: nn.Module, x: Any, y: Any, x_adv: Mapping[float, Any], extractor: DatapathExtractor,
                     divergence_threshold: float = 0.5, top_k: int = 10, n_detail: int = 10,
-                    sample_ids: Sequence[int] | None = None) -> dict[str, Any]:
+                    sample_ids: Sequence[int] | None = None, class_share: float = 0.5) -> dict[str, Any]:
     """Datapaths of ``x`` and of each ``x_adv[eps]`` (same rows), compared layer by layer.
 
     An input counts as *fooled* at eps when its adversarial prediction differs from ``y``.
-    Critical neuron ids and the ``top_k`` flow edges are kept for the first ``n_detail`` inputs.
+    Critical neuron ids, gate values and the ``top_k`` flow edges are kept for the first
+    ``n_detail`` inputs; ``class_flow[eps]`` is AEVis's class level (:func:`class_flow`, typical
+    paths = neurons critical for at least ``class_share`` of a group).
     """
     if not x_adv:
         raise AdvtopoError("x_adv is empty: give at least one eps > 0")
@@ -73,18 +76,30 @@ def datapath_report(model: nn.Module, x: Any, y: Any, x_adv: Mapping[float, Any]
                 "jaccard": [_r(c.jaccard[k][i]) for k in layers],
                 "weighted_jaccard": [_r(c.weighted_jaccard[k][i]) for k in layers]}
         samples.append(row)
+    def _gates(d: Datapaths, i: int) -> dict[str, list[float]]:
+        return {k: np.round(d.gates[k][i].astype(np.float64), 3).tolist() for k in layers}
+
     detail = []
     for i in range(min(n_detail, n)):
         d = {"sample_id": int(ids[i]),
-             "clean": {"critical": clean.critical_ids(i), "flow": flow_edges(conns, clean, i, top_k)},
-             "adversarial": {f"{e:g}": {"critical": adv[e].critical_ids(i), "flow": flow_edges(conns, adv[e], i, top_k)}
+             "clean": {"critical": clean.critical_ids(i), "gates": _gates(clean, i),
+                       "flow": flow_edges(conns, clean, i, top_k)},
+             "adversarial": {f"{e:g}": {"critical": adv[e].critical_ids(i), "gates": _gates(adv[e], i),
+                                        "flow": flow_edges(conns, adv[e], i, top_k)}
                              for e in eps_list}}
         detail.append(d)
+    flows = {}
+    for e in eps_list:
+        groups = class_flow(clean, adv[e], y, share=class_share)
+        for g in groups:
+            g["sample_ids"] = [int(ids[r]) for r in g["sample_ids"]]
+        flows[f"{e:g}"] = groups
     params = {k: v for k, v in extractor.get_params().items() if k not in ("layers", "batch_size")}
     return {"layers": layers, "widths": clean.widths, "params": params,
             "divergence_threshold": float(divergence_threshold), "n_samples": n, "eps": eps_list,
             "clean": _state(clean), "by_layer": by_layer, "by_eps": by_eps,
-            "connections": [c.to_dict() for c in conns], "samples": samples, "detail": detail}
+            "connections": [c.to_dict() for c in conns], "samples": samples, "detail": detail,
+            "class_share": float(class_share), "class_flow": flows}
 
 
 def format_table(report: Mapping[str, Any]) -> str:
