@@ -32,6 +32,7 @@ from advtopo.errors import AdvtopoError
 from advtopo.rundir import ArtefactInvalid, ArtefactMissing, confine, layout
 from advtopo.utils.io import strict_dumps
 
+from .aevis import AevisService
 from .cache import AppCache, CacheLimits
 from .data import BadRequest, NotFound, RunData
 from .embedding import EmbeddingService
@@ -103,6 +104,7 @@ class AppHandler(PooledRequestHandler):
     featurevis: FeatureVisService
     embedding: EmbeddingService
     topoact: TopoActService
+    aevis: AevisService
     cache: AppCache
     token: str
     quiet: bool = True
@@ -307,6 +309,17 @@ class AppHandler(PooledRequestHandler):
                 return self._send_json({"available": False, "reason": str(exc)})
         if route == "datapaths" and not rest:
             return self._send_json(run.datapaths())
+        if route == "aevis" and len(rest) == 1 and rest[0] in ("layer", "neuron"):  # app/aevis.py: computes
+            self._check_may_compute("GET")
+            try:
+                if rest[0] == "layer":
+                    return self._send_json({"available": True, **self.aevis.layer(
+                        query.get("sample", ""), query.get("layer", ""), query.get("eps", ""),
+                        query.get("sort", "activation"))})
+                return self._send_json({"available": True, **self.aevis.neuron(
+                    query.get("layer", ""), query.get("channel", ""), query.get("k", "12"))})
+            except RecomputeUnavailable as exc:  # no model / images / datapaths.json in this run: not an error
+                return self._send_json({"available": False, "reason": str(exc)})
         if route == "activation-graph" and not rest:  # activation_graph.json (advtopo.study.actgraph)
             from advtopo.study.actgraph import app_document
 
@@ -431,7 +444,7 @@ class AppServer:
         handler = type("Handler", (AppHandler,), {
             "run": self.run, "recompute": self.recompute, "quiet": quiet, "cache": cache, "token": self.token,
             "featurevis": FeatureVisService(self.run, cache), "embedding": EmbeddingService(self.run, cache),
-            "topoact": TopoActService(self.run),
+            "topoact": TopoActService(self.run), "aevis": AevisService(self.run),
             "check_host": host in LOOPBACK_HOSTS,
         })
         try:
