@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from .data import RunData
 from .export import build_html, export_html
+from .notebook import show
 from .png import encode_png
 from .server import AppServer, serve
 
-__all__ = ["AppServer", "RunData", "build_html", "encode_png", "export_html", "serve"]
+__all__ = ["AppServer", "RunData", "build_html", "encode_png", "export_html", "serve", "show"]

@@ -81,12 +81,19 @@ def build_html(run: RunData, graph_ids: list[str] | None = None, state: str | No
         st["graphs"] = ids[:4] if graph_ids else []
     if images:
         embed["images"] = _thumbnails(run, graphs, vul, dp if dp.get("available") else None)
+    return embedded_page(embed).encode("utf-8")
+
+
+def embedded_page(embed: dict[str, Any]) -> str:
+    """The self-contained page for ``embed`` (window.ADVTOPO_EMBED: index, graphs, shape, ...),
+    its graphs' and shapes' long lists pooled (pack_lists). Also used by advtopo.app.notebook."""
     pool: list[str] = []
     refs: dict[str, int] = {}
-    embed["graphs"] = pack_lists(embed["graphs"], pool, refs)
-    embed["shape"] = pack_lists(embed["shape"], pool, refs)
+    embed = dict(embed)
+    embed["graphs"] = pack_lists(embed.get("graphs") or {}, pool, refs)
+    embed["shape"] = pack_lists(embed.get("shape") or {}, pool, refs)
     return inline_page(f"window.ADVTOPO_EMBED={_script_json(embed)};",
-                       after_data=f"window.ADVTOPO_POOL=[{','.join(pool)}];{UNPACK_SCRIPT}").encode("utf-8")
+                       after_data=f"window.ADVTOPO_POOL=[{','.join(pool)}];{UNPACK_SCRIPT}")
 
 
 def _diagrams(run: RunData, index: dict) -> dict[str, dict]:

@@ -51,7 +51,9 @@ _HOST = re.compile(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::([0-9]{1,5}))?")
 _SAME_SITE = ("same-origin", "none")  # Sec-Fetch-Site of the app's own requests and of a typed URL
 
 CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
-       "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+       "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+       # notebooks (advtopo.app.show) frame the app; only pages served from loopback may
+       "frame-ancestors 'self' http://127.0.0.1:* http://localhost:*")
 
 
 class HTTPError(Exception):
@@ -131,8 +133,7 @@ class AppHandler(PooledRequestHandler):
         self.send_header("Referrer-Policy", "no-referrer")
         self.send_header("Cache-Control", "no-cache")
         if ctype.startswith("text/html"):
-            self.send_header("Content-Security-Policy", CSP)
-            self.send_header("X-Frame-Options", "DENY")
+            self.send_header("Content-Security-Policy", CSP)  # its frame-ancestors replaces X-Frame-Options
         for k, v in (extra or {}).items():
             self.send_header(k, v)
         if close:

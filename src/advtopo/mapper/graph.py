@@ -267,6 +267,12 @@ class MapperGraph:
         return graph_statistics(self)
 
     # ------------------------------------------------------------------ contract JSON
+    def _repr_html_(self) -> str:
+        """Notebooks show the graph in the app (advtopo.app.notebook; imported on use, not at load)."""
+        from advtopo.app.notebook import graph_view
+
+        return graph_view(self)._repr_html_()
+
     def to_dict(self) -> dict:
         """The web app's graph JSON (docs/architecture.md); extra keys are additive."""
         n = self.n_points

@@ -61,6 +61,13 @@ class Run:
         self._clouds: OrderedDict[str, np.ndarray] = OrderedDict()
         self._samples = None
 
+    def _repr_html_(self) -> str:
+        """Notebooks show the run in the app, served from loopback in the background
+        (advtopo.app.notebook; imported on use, not at load)."""
+        from advtopo.app.notebook import run_view
+
+        return run_view(self.root)._repr_html_()
+
     def __repr__(self) -> str:
         return f"Run({str(self.root)!r}, models={self.models}, layers={self.layers})"
 
