@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.advtopo-installed
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: demo test test-js setup setup-test browser clean bench help
+.PHONY: demo test test-js setup setup-test browser clean bench bench-peers help
 
 help:
 	@echo "make demo   - set up .venv and run the built-in MNIST study (advtopo demo)"
@@ -66,6 +66,11 @@ bench: setup browser
 	$(BIN)/python benchmarks/persistence.py
 	$(BIN)/python benchmarks/datapaths.py
 	$(BIN)/python benchmarks/app_render.py --repeat 5
+
+# advtopo's mapper vs KeplerMapper, giotto-tda, tda-mapper and gudhi (each peer in its own venv under
+# .bench-venvs/, created from PyPI on first use; long: hours on 2 cores). Not part of test, demo or bench.
+bench-peers: setup
+	$(BIN)/python benchmarks/mapper_peers.py $(BENCH_PEERS_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
