@@ -79,6 +79,7 @@
     const drawDiv = () => dpDivergenceCharts(dchart);
     dpSeg(dctl, "dp-divgroup", "samples", [["all", "all"], ["fooled", "fooled"], ["not_fooled", "not fooled"]], "divGroup", drawDiv);
     drawDiv();
+    A.aevis.classCard(host, DP);  // AEVis's class level (aevis.js)
 
     const bottom = document.createElement("div"); bottom.className = "dp-bottom"; host.appendChild(bottom);
     const list = A.summary.card(bottom, "Samples", "click a row (or Enter) for its network-level flow");
@@ -237,9 +238,10 @@
     const adv = det ? epsGet(det.adversarial, e) : null;
     if (!det || !det.clean || !adv) {
       host.insertAdjacentHTML("beforeend", `<div class="dp-note">No critical neuron ids or flow edges are stored for this sample${det ? ` at ε = ${esc(e)}` : ""} (datapaths.json keeps them for the first ${DP.detailById.size} samples: the study's <code>n_detail</code>). Samples with a flow are marked ● in the list.</div>`);
-      return;
+    } else {
+      dpFlowSvg(host, det.clean, adv, e);
     }
-    dpFlowSvg(host, det.clean, adv, e);
+    A.aevis.layerView(host, DP, sid, e);  // AEVis's layer and neuron levels (aevis.js)
   }
 
   function dpFlowSvg(host, cl, adv, e) {
