@@ -84,7 +84,6 @@
       }
       updateEmbedding(p);
       p.svg.selectAll("g.node").classed("brushed", (i) => !!(em.brushNodes && em.brushNodes.has(i)));
-      if (ev.sourceEvent && A.multiselect) A.multiselect.setBrush(p, em.brushRows);  // the brushed rows as a selection (CSV)
     });
     svg.append("g").attr("class", "emb-brush").call(brush);
     box.dataset.state = "ready";

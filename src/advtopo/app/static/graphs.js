@@ -8,8 +8,7 @@
   const { fmt } = A.format, { derive, nodeView: modelView } = A.graphmodel;
   const DS = A.data.source;
 
-  // node views; a per-sample column's aggregates are x["col:<name>"] (samplecols.js)
-  const nodeView = (g, mode) => A.samplecols.annotate(g, modelView(g, mode, S.classes.length), mode);
+  const nodeView = (g, mode) => modelView(g, mode, S.classes.length);
 
   function layoutFor(g, kind, aspect) {
     const d = derive(g);
@@ -29,33 +28,24 @@
   function sharedScales() {
     const vis = visibleViews();
     let maxCount = 1;
-    if (A.samplecols.isCol(state.size)) {  // size by a column: its range over the panels, then 0..1
-      const sv = [];
-      vis.forEach(({ v }) => v.forEach((x) => { if (x.count && x[state.size] != null) sv.push(x[state.size]); }));
-      state.sizeDomain = A.colors.attrDomain(state.size, sv);
-    }
     const sizeOf = sizeAccessor();
     vis.forEach(({ v }) => v.forEach((x) => { maxCount = Math.max(maxCount, sizeOf(x)); }));
     let domain = null;
     if (state.color !== "class") {
       const vals = [];
       vis.forEach(({ v }) => v.forEach((x) => { if (x.count) vals.push(x[state.color]); }));
-      domain = A.samplecols.domain(state.color, vals);
+      domain = A.colors.attrDomain(state.color, vals);
     }
     return { maxCount, domain, color: domain ? d3.scaleSequential(A.colors.cmapInterpolator(state.cmap)).domain(domain) : null };
   }
   function sizeAccessor() {
     if (state.size === "members") return (x) => x.count;
-    if (A.samplecols.isCol(state.size)) {
-      const [lo, hi] = state.sizeDomain || [0, 1];
-      return (x) => (x[state.size] == null ? 0 : 0.05 + (0.95 * (x[state.size] - lo)) / (hi - lo || 1));
-    }
     const c = +state.size.slice(6);
     return (x) => x.hist[c] || 0;
   }
   function visibleNode(x) {
     const s = sizeAccessor()(x);
-    return x.count > 0 && x.count >= state.minSize && (state.size === "members" || A.samplecols.isCol(state.size) || s > 0);
+    return x.count > 0 && x.count >= state.minSize && (state.size === "members" || s > 0);
   }
 
   // ------------------------------------------------------------------ panels
@@ -120,6 +110,7 @@
         headButton(head, "btn small ghost emb-toggle", "⁘", "Linked 2-D embedding (PCA / t-SNE) of this graph's points", () => A.embedding.toggle(p));
       }
       if (A.topoact) A.topoact.panelTools(head, p);  // loops and branch points (topoact.js)
+      A.figure.panelButtons(head, p);  // SVG / PNG of this panel (figure.js)
       headButton(head, "btn small ghost x", "✕", "Remove this graph", () => { state.panels.splice(state.panels.indexOf(p), 1); buildPanels(); });
       const title = document.createElement("div"); title.className = "panel-title"; title.textContent = S.graphLabel(e); el.appendChild(title);
       const stats = document.createElement("div"); stats.className = "panel-stats"; el.appendChild(stats);
@@ -129,8 +120,7 @@
       p.svg = svg;
       p.zoom = d3.zoom().scaleExtent([0.2, 30]).on("zoom", (ev) => { p.transform = ev.transform; applyTransform(p); });
       svg.call(p.zoom).on("dblclick.zoom", null);
-      svg.on("click", (ev) => { if (ev.target === svg.node() && !ev.shiftKey) { clearSelection(); } });
-      A.multiselect.attachLasso(p);  // shift-drag on the background: lasso (multiselect.js)
+      svg.on("click", (ev) => { if (ev.target === svg.node()) { clearSelection(); } });
       if (p.emb) { const m = p.emb.method; p.emb = null; A.embedding.open(p, m); }
     });
     S.writeHash();
@@ -226,7 +216,6 @@
         if (dimNode(i)) c += " dim";
         if (loc && loc.nodeSet.has(i)) c += " located";
         if (sel === nid) c += " selected";
-        if (A.multiselect.has(p.id, nid)) c += " multi";
         if (hl && hl.nodes.has(i)) c += " hl";
         if (p.emb && p.emb.brushNodes && p.emb.brushNodes.has(i)) c += " brushed";
         return c;
@@ -237,7 +226,7 @@
     ng.on("mouseenter", (ev, i) => A.legend.showTip(ev, g, e, i, view[i]))
       .on("mousemove", A.legend.moveTip)
       .on("mouseleave", A.legend.hideTip)
-      .on("click", (ev, i) => { ev.stopPropagation(); onNodeClick(p, g, i, ev.shiftKey, ev.altKey); });
+      .on("click", (ev, i) => { ev.stopPropagation(); onNodeClick(p, g, i, ev.shiftKey); });
     if (A.topoact) A.topoact.decorate(p, g, ng);  // where the selected node's members lie (topoact.js)
     // lens axis
     if (lensMode) {
@@ -270,10 +259,9 @@
   }
 
   // ------------------------------------------------------------------ selection, component, path
-  function onNodeClick(p, g, i, shift, alt) {
+  function onNodeClick(p, g, i, shift) {
     const nid = String(g.nodes[i].id);
-    if (shift && !state.pathPending) { A.multiselect.toggle(p.id, nid); return; }  // multi-selection (multiselect.js)
-    if ((alt || state.pathPending) && state.selected && state.selected.gid === p.id && state.selected.nid !== nid) {
+    if ((shift || state.pathPending) && state.selected && state.selected.gid === p.id && state.selected.nid !== nid) {
       state.pathPending = false;
       const a = derive(g).nodeById.get(state.selected.nid);
       const path = A.graphmodel.shortestPath(usableEdges(g), a, i);
@@ -289,11 +277,10 @@
     A.details.show(p.id, nid);
   }
   function clearSelection() {
-    if (!state.selected && !state.highlight && !A.multiselect.any()) return;
-    A.multiselect.clear(false);
+    if (!state.selected && !state.highlight) return;
     state.selected = null; state.highlight = null; state.pathPending = false; state.flow = null;
     renderAll();
-    $("#details").innerHTML = `<div class="empty">Click a node to see its members.<br><span class="hint">Shift-click or shift-drag (lasso) to select several nodes; Alt-click a second node for the shortest path.</span></div>`;
+    $("#details").innerHTML = `<div class="empty">Click a node to see its members.<br><span class="hint">Shift-click a second node for the shortest path.</span></div>`;
   }
   /** node index -> [[neighbour, edge]] over the nodes and edges the filters show */
   function usableEdges(g) {
