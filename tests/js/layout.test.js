@@ -153,6 +153,7 @@ test("applyPins moves pinned nodes only and leaves the layout itself alone", () 
   assert.deepEqual([P.x[2], P.y[2]], [100, -50]);
   assert.equal(P.x[3], L.x[3]);
   assert.deepEqual(L.x, before);
+  assert.equal(P.base, L);  // the panel is fitted to the unpinned layout
   assert.equal(layout.applyPins(graph(), L, {}), L);
 });
 

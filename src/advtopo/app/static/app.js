@@ -25,6 +25,7 @@
     A.controls.updateSizeOptions();
     A.controls.wire();
     if (S.EMBED && S.EMBED.state) A.controls.applyState(S.EMBED.state);
+    A.controls.applyState(A.urlstate.parseViewHash(location.hash).view);  // a shared link's view (urlstate.js)
     A.details.loadVulnerable();
     const dpReady = A.datapaths.load();
     const ids = S.defaultPanels();
@@ -32,6 +33,7 @@
     S.state.panels = ids.map((id) => ({ id, transform: d3.zoomIdentity }));
     await A.graphs.buildPanels();
     await dpReady;
+    A.controls.restoreView();
   }
 
   A.ready = main().then(() => { document.body.dataset.ready = "1"; }, (err) => { document.body.dataset.ready = "error"; console.warn(err); });

@@ -48,6 +48,8 @@
     csvUrl: null,
     // TopoAct's shapes as the export embeds them (full graphs); the flow is computed in the page (shape.js)
     shape: async (id) => (EMBED.shape || {})[id] || null,
+    // the persistence diagrams the export embeds (export.py: per model and layer, the lowest and highest eps)
+    diagram: async (key) => { const d = (EMBED.diagrams || {})[key]; if (!d) throw new Error("diagram not in this export"); return d; },
     shapeSummary: async () => ({ graphs: EMBED.index.graphs.filter((e) => (EMBED.shape || {})[e.id]).map((e) => ({ ...e, ...EMBED.shape[e.id] })) }),
   } : {
     mode: "server",
@@ -63,7 +65,7 @@
     },
     csvUrl: (gid, nid) => `api/node/${enc(gid)}/${enc(nid)}/members.csv`,
     featurevis: (gid, nid) => api.json(`api/featurevis/${enc(gid)}/${enc(nid)}`),
-    embedding: (gid, method) => api.json(`api/embedding/${enc(gid)}?method=${enc(method)}`),
+    embedding: (gid, method, signal) => api.json(`api/embedding/${enc(gid)}?method=${enc(method)}`, signal ? { signal } : undefined),
     recompute: (params) => api.json("api/recompute", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(params) }),
     recomputeJob: (id) => api.json("api/recompute/" + id),
     // TopoAct's views (topoact.js)

@@ -8,7 +8,7 @@
   const { derive } = A.graphmodel;
 
   function toggleEmbedding(p) {
-    if (p.emb) { p.emb = null; const b = p.el.querySelector(".embed"); if (b) b.remove(); p.el.querySelector(".emb-toggle").classList.remove("on"); if (GRAPHS.has(p.id)) A.graphs.renderPanel(p, A.graphs.sharedScales()); return; }
+    if (p.emb) { if (p.emb.abort) p.emb.abort.abort(); p.emb = null; const b = p.el.querySelector(".embed"); if (b) b.remove(); p.el.querySelector(".emb-toggle").classList.remove("on"); if (GRAPHS.has(p.id)) A.graphs.renderPanel(p, A.graphs.sharedScales()); return; }
     openEmbedding(p, "pca");
   }
   function openEmbedding(p, method) {
@@ -34,13 +34,28 @@
     box.dataset.state = "loading";
     p.svg.selectAll("g.node").classed("brushed", false);
     const body = box.querySelector(".emb-body");
-    body.innerHTML = `<div class="emb-msg hint"><span class="spinner"></span> computing ${method === "tsne" ? "t-SNE" : "PCA"}…</div>`;
+    // t-SNE of a few thousand rows takes tens of seconds: show the time spent and let it be cancelled
+    const name = method === "tsne" ? "t-SNE" : "PCA";
+    const rows = (GRAPHS.get(p.id) && GRAPHS.get(p.id).points && (GRAPHS.get(p.id).points.sample_id || []).length) || 0;
+    body.innerHTML = `<div class="emb-msg hint emb-progress"><span class="spinner"></span> computing ${name}${rows ? ` of ${rows} points` : ""}… <span class="emb-elapsed">0 s</span>
+      <button class="btn small emb-cancel" title="Stop waiting for this embedding">Cancel</button></div>`;
     box.querySelector(".emb-count").textContent = "";
+    if (em.abort) em.abort.abort();
+    const ctl = new AbortController(); em.abort = ctl;
+    const t0 = performance.now();
+    const tick = setInterval(() => { const el = body.querySelector(".emb-elapsed"); if (el) el.textContent = `${Math.round((performance.now() - t0) / 1000)} s`; }, 500);
+    body.querySelector(".emb-cancel").addEventListener("click", () => ctl.abort());
     let res;
     try {
-      res = await A.data.source.embedding(p.id, method);
-    } catch (err) { res = { available: false, reason: err.message }; }
+      res = await A.data.source.embedding(p.id, method, ctl.signal);
+    } catch (err) { res = ctl.signal.aborted ? { cancelled: true } : { available: false, reason: err.message }; }
+    finally { clearInterval(tick); if (em.abort === ctl) em.abort = null; }
     if (p.emb !== em || em.method !== method || !p.el.isConnected) return;  // closed or switched meanwhile
+    if (res && res.cancelled) {
+      body.innerHTML = `<div class="emb-msg hint">${name} cancelled (the server may still finish it and keep it for next time)</div>`;
+      box.dataset.state = "cancelled";
+      return;
+    }
     if (!res || !res.available) {
       body.innerHTML = `<div class="emb-msg hint"></div>`;
       body.querySelector(".emb-msg").textContent = "embedding unavailable: " + ((res && res.reason) || "unknown reason");
@@ -51,12 +66,18 @@
     drawEmbedding(p);
     if (GRAPHS.has(p.id)) A.graphs.renderPanel(p, A.graphs.sharedScales());
   }
+  /** The scatter's height: 210 px, less in a short panel (a 2 x 2 grid) so the graph above keeps
+   * most of the panel (at least about half of it). */
+  function embedHeight(p) {
+    const ph = p.el.getBoundingClientRect().height || 600;
+    return Math.round(Math.max(90, Math.min(210, ph * 0.28)));
+  }
   function drawEmbedding(p) {
     const em = p.emb, box = p.el.querySelector(".embed"), g = GRAPHS.get(p.id);
     if (!em || !em.data || !box || !g) return;
     const body = box.querySelector(".emb-body");
     body.innerHTML = "";
-    const W = Math.max(160, body.getBoundingClientRect().width || 300), H = 210, pad = 8;
+    const W = Math.max(160, body.getBoundingClientRect().width || 300), H = embedHeight(p), pad = 8;
     const X = em.data.x, Y = em.data.y, P = g.points || {};
     const adv = P.is_adversarial || [], lab = P.label || [];
     const sx = d3.scaleLinear().domain(d3.extent(X)).range([pad, W - pad]);
@@ -84,6 +105,7 @@
       }
       updateEmbedding(p);
       p.svg.selectAll("g.node").classed("brushed", (i) => !!(em.brushNodes && em.brushNodes.has(i)));
+      if (ev.sourceEvent && A.multiselect) A.multiselect.setBrush(p, em.brushRows);  // the brushed rows as a selection (CSV)
     });
     svg.append("g").attr("class", "emb-brush").call(brush);
     box.dataset.state = "ready";
@@ -109,5 +131,12 @@
     c.textContent = parts.join(" · ");
   }
 
-  A.embedding = { toggle: toggleEmbedding, open: openEmbedding, update: updateEmbedding };
+  /** Stop waiting for a running embedding (Esc). True when one was running. */
+  function cancelRunning() {
+    let any = false;
+    state.panels.forEach((p) => { if (p.emb && p.emb.abort) { p.emb.abort.abort(); any = true; } });
+    return any;
+  }
+
+  A.embedding = { toggle: toggleEmbedding, open: openEmbedding, update: updateEmbedding, cancelRunning, embedHeight };
 })(window.advtopo);

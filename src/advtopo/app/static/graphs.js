@@ -8,17 +8,41 @@
   const { fmt } = A.format, { derive, nodeView: modelView } = A.graphmodel;
   const DS = A.data.source;
 
-  const nodeView = (g, mode) => modelView(g, mode, S.classes.length);
+  // node views; a per-sample column's aggregates are x["col:<name>"] (samplecols.js)
+  const nodeView = (g, mode) => A.samplecols.annotate(g, modelView(g, mode, S.classes.length), mode);
 
-  function layoutFor(g, kind, aspect) {
+  /** The layout of panel p's graph: computed once per graph in one fixed coordinate space
+   * (aspect 1, seeded by the graph id), so the same graph has the same picture in any grid;
+   * with "align sweep" on, a force layout follows the previous eps of its sweep among the
+   * panels (layout.alignedLayout); pinned nodes (state.pins) go where they were dropped. */
+  function layoutFor(g, kind, gid) {
     const d = derive(g);
     d.layouts = d.layouts || {};
-    const key = kind === "lens" ? "lens" : `force:${aspect}`;
+    const ref = kind !== "lens" && state.align ? sweepPredecessor(gid) : null;
+    const key = kind === "lens" ? "lens" : ref ? `aligned:${ref}` : "force";
     if (!d.layouts[key]) {
-      d.layouts[key] = A.layout.computeLayout(g, kind, aspect);
+      const seed = A.layout.seedOf(gid);
+      if (ref) {
+        const rg = GRAPHS.get(ref);
+        d.layouts[key] = A.layout.alignedLayout(g, rg, layoutFor(rg, kind, ref), seed);
+      } else d.layouts[key] = A.layout.computeLayout(g, kind, 1, { seed });
       A.timings[`layout:${key}:${g._id || ""}`] = d.layouts[key].ms;
     }
-    return d.layouts[key];
+    const pins = kind === "lens" ? null : (state.pins || {})[gid];
+    return A.layout.applyPins(g, d.layouts[key], pins);
+  }
+  /** The graph shown before `gid` in its eps sweep (same model, layer, attack; next lower eps
+   * among the loaded panels), or null. */
+  function sweepPredecessor(gid) {
+    const e = S.entry.get(gid);
+    if (!e) return null;
+    let best = null;
+    state.panels.forEach((p) => {
+      const o = S.entry.get(p.id);
+      if (!o || p.id === gid || !GRAPHS.has(p.id) || o.model !== e.model || o.layer !== e.layer || o.attack !== e.attack) return;
+      if (+o.eps < +e.eps && (!best || +o.eps > +S.entry.get(best).eps)) best = p.id;
+    });
+    return best;
   }
 
   // ------------------------------------------------------------------ encodings shared by all panels
@@ -28,24 +52,33 @@
   function sharedScales() {
     const vis = visibleViews();
     let maxCount = 1;
+    if (A.samplecols.isCol(state.size)) {  // size by a column: its range over the panels, then 0..1
+      const sv = [];
+      vis.forEach(({ v }) => v.forEach((x) => { if (x.count && x[state.size] != null) sv.push(x[state.size]); }));
+      state.sizeDomain = A.colors.attrDomain(state.size, sv);
+    }
     const sizeOf = sizeAccessor();
     vis.forEach(({ v }) => v.forEach((x) => { maxCount = Math.max(maxCount, sizeOf(x)); }));
     let domain = null;
     if (state.color !== "class") {
       const vals = [];
       vis.forEach(({ v }) => v.forEach((x) => { if (x.count) vals.push(x[state.color]); }));
-      domain = A.colors.attrDomain(state.color, vals);
+      domain = A.samplecols.domain(state.color, vals);
     }
     return { maxCount, domain, color: domain ? d3.scaleSequential(A.colors.cmapInterpolator(state.cmap)).domain(domain) : null };
   }
   function sizeAccessor() {
     if (state.size === "members") return (x) => x.count;
+    if (A.samplecols.isCol(state.size)) {
+      const [lo, hi] = state.sizeDomain || [0, 1];
+      return (x) => (x[state.size] == null ? 0 : 0.05 + (0.95 * (x[state.size] - lo)) / (hi - lo || 1));
+    }
     const c = +state.size.slice(6);
     return (x) => x.hist[c] || 0;
   }
   function visibleNode(x) {
     const s = sizeAccessor()(x);
-    return x.count > 0 && x.count >= state.minSize && (state.size === "members" || s > 0);
+    return x.count > 0 && x.count >= state.minSize && (state.size === "members" || A.samplecols.isCol(state.size) || s > 0);
   }
 
   // ------------------------------------------------------------------ panels
@@ -78,7 +111,7 @@
 
   function headButton(head, cls, text, title, onClick) {
     const b = document.createElement("button");
-    b.className = cls; b.textContent = text; b.title = title;
+    b.className = cls; b.textContent = text; b.title = title; b.setAttribute("aria-label", title);
     b.addEventListener("click", onClick);
     head.appendChild(b);
   }
@@ -110,9 +143,14 @@
         headButton(head, "btn small ghost emb-toggle", "⁘", "Linked 2-D embedding (PCA / t-SNE) of this graph's points", () => A.embedding.toggle(p));
       }
       if (A.topoact) A.topoact.panelTools(head, p);  // loops and branch points (topoact.js)
-      A.figure.panelButtons(head, p);  // SVG / PNG of this panel (figure.js)
+      headButton(head, "btn small ghost unpin", "⌖", "Release this graph's pinned (dragged) nodes", () => unpinAll(p));
       headButton(head, "btn small ghost x", "✕", "Remove this graph", () => { state.panels.splice(state.panels.indexOf(p), 1); buildPanels(); });
       const title = document.createElement("div"); title.className = "panel-title"; title.textContent = S.graphLabel(e); el.appendChild(title);
+      if (e.recomputed) {  // what it was rebuilt with (recompute.js)
+        const pl = document.createElement("div"); pl.className = "panel-params"; pl.textContent = "recomputed: " + A.recompute.paramsLine(e);
+        if (e.source) pl.title = `rebuilt from ${e.source}`;
+        el.appendChild(pl);
+      }
       const stats = document.createElement("div"); stats.className = "panel-stats"; el.appendChild(stats);
       const loc = document.createElement("div"); loc.className = "panel-loc"; el.appendChild(loc);
       const svg = d3.select(el).append("svg").attr("class", "graph-svg");
@@ -120,7 +158,8 @@
       p.svg = svg;
       p.zoom = d3.zoom().scaleExtent([0.2, 30]).on("zoom", (ev) => { p.transform = ev.transform; applyTransform(p); });
       svg.call(p.zoom).on("dblclick.zoom", null);
-      svg.on("click", (ev) => { if (ev.target === svg.node()) { clearSelection(); } });
+      svg.on("click", (ev) => { if (ev.target === svg.node() && !ev.shiftKey) { clearSelection(); } });
+      A.multiselect.attachLasso(p);  // shift-drag on the background: lasso (multiselect.js)
       if (p.emb) { const m = p.emb.method; p.emb = null; A.embedding.open(p, m); }
     });
     S.writeHash();
@@ -143,6 +182,7 @@
       A.timings.firstRenderAt = performance.now();
     }
     document.body.dataset.rendered = String((+document.body.dataset.rendered || 0) + 1);
+    S.writeHash();
   }
 
   function panelSize(p) {
@@ -172,11 +212,11 @@
     const view = nodeView(g, state.points);
     const d = derive(g);
     const { W, H } = panelSize(p);
-    const L = layoutFor(g, state.layout, A.layout.aspectBucket(W, H));
+    const L = layoutFor(g, state.layout, p.id);
     const lensMode = state.layout === "lens";
     const { rMax, rMin } = A.layout.nodeRadii(view.filter(visibleNode).length, W, H);
     const xs = L.x, ys = L.y;
-    const { fx, fy } = A.layout.fitToPanel(L, lensMode, W, H, rMax);
+    const { fx, fy } = A.layout.fitToPanel(L.base || L, lensMode, W, H, rMax);  // pinned nodes do not rescale the picture
     p.fx = fx;
     const sizeOf = sizeAccessor();
     const rs = d3.scaleSqrt().domain([0, sc.maxCount]).range([0, rMax]);
@@ -216,6 +256,7 @@
         if (dimNode(i)) c += " dim";
         if (loc && loc.nodeSet.has(i)) c += " located";
         if (sel === nid) c += " selected";
+        if (A.multiselect.has(p.id, nid)) c += " multi";
         if (hl && hl.nodes.has(i)) c += " hl";
         if (p.emb && p.emb.brushNodes && p.emb.brushNodes.has(i)) c += " brushed";
         return c;
@@ -223,10 +264,15 @@
       .attr("data-id", (i) => g.nodes[i].id)
       .attr("transform", (i) => `translate(${fx(xs[i])},${fy(ys[i])})`);
     ng.each(function (i) { drawNodeBody(d3.select(this), view[i], rad(view[i]), sc); });
+    ng.attr("tabindex", 0).attr("role", "button")
+      .attr("aria-label", (i) => `node ${g.nodes[i].id}, ${view[i].count} members` + (pinned(p.id, g.nodes[i].id) ? ", pinned" : ""))
+      .classed("pinned", (i) => pinned(p.id, g.nodes[i].id))
+      .on("keydown", (ev, i) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); onNodeClick(p, g, i, ev.shiftKey, ev.altKey); } });
+    if (!lensMode) ng.call(nodeDrag(p, g, fx, fy, xs, ys));
     ng.on("mouseenter", (ev, i) => A.legend.showTip(ev, g, e, i, view[i]))
       .on("mousemove", A.legend.moveTip)
-      .on("mouseleave", A.legend.hideTip)
-      .on("click", (ev, i) => { ev.stopPropagation(); onNodeClick(p, g, i, ev.shiftKey); });
+      .on("mouseleave", A.legend.leaveTip)
+      .on("click", (ev, i) => { ev.stopPropagation(); onNodeClick(p, g, i, ev.shiftKey, ev.altKey); });
     if (A.topoact) A.topoact.decorate(p, g, ng);  // where the selected node's members lie (topoact.js)
     // lens axis
     if (lensMode) {
@@ -258,10 +304,45 @@
     }
   }
 
+  // ------------------------------------------------------------------ dragging and pinning
+  const pinned = (gid, nid) => !!(state.pins && state.pins[gid] && state.pins[gid][String(nid)]);
+  /** Drag a node (force layouts): it follows the pointer and stays pinned where it is dropped
+   * (state.pins, in layout units, part of the URL); its edges follow. */
+  function nodeDrag(p, g, fx, fy, xs, ys) {
+    // fitToPanel's force mapping is linear: layout units = (pixels - offset) / scale
+    const sx = fx(1) - fx(0) || 1, sy = fy(1) - fy(0) || 1;
+    const toX = (px) => (px - fx(0)) / sx, toY = (py) => (py - fy(0)) / sy;
+    return d3.drag().clickDistance(3)
+      .on("start", (ev) => { if (ev.sourceEvent) ev.sourceEvent.stopPropagation(); A.legend.hideTip(); })
+      .on("drag", function (ev, i) {
+        const [px, py] = p.transform.invert(d3.pointer(ev.sourceEvent, p.svg.node()));
+        d3.select(this).attr("transform", `translate(${px},${py})`).classed("pinned", true);
+        p.root.selectAll("line.edge").filter((ed) => ed.a === i).attr("x1", px).attr("y1", py);
+        p.root.selectAll("line.edge").filter((ed) => ed.b === i).attr("x2", px).attr("y2", py);
+        this.__drop = [toX(px), toY(py)];
+      })
+      .on("end", function (ev, i) {
+        if (!this.__drop) return;
+        const nid = String(g.nodes[i].id);
+        state.pins = Object.assign({}, state.pins);
+        state.pins[p.id] = Object.assign({}, state.pins[p.id], { [nid]: this.__drop });
+        this.__drop = null;
+        renderAll();
+      });
+  }
+  /** Release the pinned nodes of panel p's graph. */
+  function unpinAll(p) {
+    if (!state.pins || !state.pins[p.id]) return;
+    state.pins = Object.assign({}, state.pins); delete state.pins[p.id];
+    renderAll();
+  }
+
   // ------------------------------------------------------------------ selection, component, path
-  function onNodeClick(p, g, i, shift) {
+  function onNodeClick(p, g, i, shift, alt) {
+    A.legend.hideTip(true);  // the node is redrawn under the pointer: no tooltip until it leaves
     const nid = String(g.nodes[i].id);
-    if ((shift || state.pathPending) && state.selected && state.selected.gid === p.id && state.selected.nid !== nid) {
+    if (shift && !state.pathPending) { A.multiselect.toggle(p.id, nid); return; }  // multi-selection (multiselect.js)
+    if ((alt || state.pathPending) && state.selected && state.selected.gid === p.id && state.selected.nid !== nid) {
       state.pathPending = false;
       const a = derive(g).nodeById.get(state.selected.nid);
       const path = A.graphmodel.shortestPath(usableEdges(g), a, i);
@@ -277,10 +358,11 @@
     A.details.show(p.id, nid);
   }
   function clearSelection() {
-    if (!state.selected && !state.highlight) return;
+    if (!state.selected && !state.highlight && !A.multiselect.any()) return;
+    A.multiselect.clear(false);
     state.selected = null; state.highlight = null; state.pathPending = false; state.flow = null;
     renderAll();
-    $("#details").innerHTML = `<div class="empty">Click a node to see its members.<br><span class="hint">Shift-click a second node for the shortest path.</span></div>`;
+    $("#details").innerHTML = `<div class="empty">Click a node to see its members.<br><span class="hint">Shift-click or shift-drag (lasso) to select several nodes; Alt-click a second node for the shortest path.</span></div>`;
   }
   /** node index -> [[neighbour, edge]] over the nodes and edges the filters show */
   function usableEdges(g) {
@@ -294,5 +376,5 @@
     S.toast(`component of ${c.nodes.size} nodes`);
   }
 
-  A.graphs = { addPanel, setPanels, buildPanels, renderAll, renderPanel, sharedScales, nodeView, selectComponent, clearSelection };
+  A.graphs = { addPanel, setPanels, buildPanels, renderAll, renderPanel, sharedScales, nodeView, selectComponent, clearSelection, unpinAll };
 })(window.advtopo);

@@ -89,7 +89,7 @@
   }
 
   /** The layout `L` with the pinned nodes of `pins` (node id -> [x, y] in layout units) moved
-   * there; L itself is left as it is. Unknown ids and non-finite positions are ignored. */
+   * there, and L as its `base`; L itself is left as it is. Unknown ids and non-finite positions are ignored. */
   function applyPins(g, L, pins) {
     if (!pins || !Object.keys(pins).length) return L;
     const x = L.x.slice(), y = L.y.slice();
@@ -97,7 +97,7 @@
       const p = pins[String(n.id)];
       if (Array.isArray(p) && isFinite(p[0]) && isFinite(p[1])) { x[i] = +p[0]; y[i] = +p[1]; }
     });
-    return Object.assign({}, L, { x, y });
+    return Object.assign({}, L, { x, y, base: L });  // base: what the panel is fitted to (a pin does not rescale it)
   }
 
   /** For each node of graph `g`, the node of graph `ref` sharing the most member samples (by

@@ -10,10 +10,11 @@
     let box = p.el.querySelector(".recompute");
     if (box) { box.remove(); return; }
     const e = S.entry.get(p.id) || {}, pr = e.params || {};
+    const eps0 = requestedEps(e);
     box = document.createElement("div"); box.className = "recompute";
     box.innerHTML = `intervals <input name="n_intervals" type="number" min="1" max="1000" value="${esc(pr.n_intervals ?? 10)}">
       overlap <input name="overlap" type="number" step="0.05" min="0" max="0.95" value="${esc(pr.overlap ?? 0.3)}">
-      eps <input name="eps" value="${esc(pr.eps ?? "auto")}"> lens <input name="lens" value="${esc(pr.lens ?? "l2norm")}">
+      eps <input name="eps" value="${esc(eps0)}" title="auto: the knee of the k-distance curve (this graph's resolved eps: ${esc(pr.eps ?? "?")})"> lens <input name="lens" value="${esc(pr.lens ?? "l2norm")}">
       <button class="btn small primary">Rebuild</button><div class="progress"><div></div></div><div class="hint rc-msg"></div>`;
     p.el.insertBefore(box, p.el.querySelector(".panel-title"));
     const kd = (S.graphs.get(p.id) || {}).k_distance;
@@ -31,10 +32,32 @@
         }
         if (job.state !== "done") throw new Error(job.message);
         bar.style.width = "100%";
+        S.clearToast();  // an earlier rebuild's error must not stay over this result
         S.setIndex(await DS.index());
         p.id = job.graph_id; A.graphs.buildPanels();
       } catch (err) { msg.textContent = err.message; S.toast("recompute: " + err.message, true); }
     });
+  }
+
+  /** The eps the graph was asked for ("auto" or a number), not the one DBSCAN resolved: the
+   * build record's, else the graph params' eps_requested, else "auto" when unknown. */
+  function requestedEps(e) {
+    const b = e.build && e.build.mapper;
+    if (b && b.eps != null) return b.eps;
+    const pr = e.params || {};
+    if (pr.eps_requested != null) return pr.eps_requested;
+    return e.recomputed && pr.eps != null ? pr.eps : "auto";
+  }
+
+  /** "intervals 10 · overlap 0.3 · eps auto · lens l2norm": what a recomputed graph was built with. */
+  function paramsLine(e) {
+    const pr = e.params || {};
+    const parts = [];
+    if (pr.n_intervals != null) parts.push(`intervals ${pr.n_intervals}`);
+    if (pr.overlap != null) parts.push(`overlap ${pr.overlap}`);
+    if (pr.eps != null) parts.push(`eps ${typeof pr.eps === "number" ? shortNumber(pr.eps) : pr.eps}`);
+    if (pr.lens != null) parts.push(`lens ${pr.lens}`);
+    return parts.join(" · ");
   }
 
   // k-distance curve (k = min_samples): DBSCAN's eps is usually picked at its knee.
@@ -64,5 +87,5 @@
       });
   }
 
-  A.recompute = { toggle };
+  A.recompute = { toggle, requestedEps, paramsLine };
 })(window.advtopo);

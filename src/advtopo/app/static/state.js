@@ -9,6 +9,9 @@
     panels: [],               // [{id, el, zoom, transform}]
     layout: "force", color: "class", cmap: "viridis", points: "both", size: "members",
     minSize: 1, jaccard: 0, search: null, locate: null,
+    tab: "graphs",            // the tab shown
+    align: false,             // align the layouts of an eps sweep (layout.alignedLayout)
+    pins: {},                 // graph id -> node id -> [x, y]: dragged nodes (layout units)
     selected: null,           // {gid, nid}
     highlight: null,          // {gid, nodes:Set, edges:Set, label}
   };
@@ -38,6 +41,7 @@
     const t = $("#toast"); t.textContent = msg; t.className = "toast" + (err ? " err" : "");
     clearTimeout(toast._t); toast._t = setTimeout(() => t.classList.add("hidden"), err ? 6000 : 3000);
   }
+  function clearToast() { clearTimeout(toast._t); $("#toast").classList.add("hidden"); }
 
   /** "model · layer · attack ε=eps": the model only when the run has several. */
   function graphLabel(e) {
@@ -60,9 +64,19 @@
     return store.index.graphs.filter((e) => Object.entries(filter).every(([k, v]) => e[k] === v));
   }
 
+  /** Put the whole view in the URL hash (urlstate.viewHash). A new set of graphs, tab, selected
+   * node or located sample is a history step (Back returns to it); other settings replace the
+   * current entry. The static export (file:) keeps its URL. */
   function writeHash() {
-    const h = A.urlstate.graphsHash(state.panels.map((p) => p.id));
-    if (location.protocol !== "file:" && location.hash !== h) history.replaceState(null, "", h);
+    if (location.protocol === "file:" || !store.index) return;
+    const ids = state.panels.map((p) => p.id);
+    const h = A.urlstate.viewHash(ids, state);
+    if (location.hash === h) return;
+    const cur = A.urlstate.parseViewHash(location.hash), v = cur.view;
+    const step = location.hash.length > 1 && (cur.graphs.join("\n") !== ids.join("\n") || (v.tab || "graphs") !== state.tab ||
+      JSON.stringify(v.selected || null) !== JSON.stringify(state.selected || null) || (v.locate ?? null) !== (state.locate ?? null));
+    store.lastHash = h;
+    if (step) history.pushState(null, "", h); else history.replaceState(null, "", h);
   }
 
   /** The graphs to open: the URL hash's, else the export's, else the paper's view (the first
@@ -81,5 +95,5 @@
     return (sweep.length ? sweep : [first.id]).slice(0, 3);
   }
 
-  Object.assign(store, { $, cname, uniq, toast, graphLabel, setIndex, entriesFor, writeHash, defaultPanels });
+  Object.assign(store, { $, cname, uniq, toast, clearToast, graphLabel, setIndex, entriesFor, writeHash, defaultPanels });
 })(window.advtopo = window.advtopo || {});

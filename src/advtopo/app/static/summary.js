@@ -65,9 +65,11 @@
     let html = `<table class="t stats-table"><tr>${cols.map((k) => `<th class="${k.startsWith("n_") || k.startsWith("mean") || k === "eps" ? "num" : ""}">${heads[k]}</th>`).join("")}</tr>`;
     S.index.graphs.forEach((g) => {
       const s = g.stats || {};
-      html += `<tr data-id="${esc(g.id)}">` + cols.map((k) => {
+      // a graph the app recomputed is marked, with what it was rebuilt with (it is not the study's)
+      const mark = g.recomputed ? ` <span class="recomputed-mark" title="${esc("recomputed in the app: " + A.recompute.paramsLine(g) + (g.source ? ` (from ${g.source})` : ""))}">⟳ recomputed</span>` : "";
+      html += `<tr data-id="${esc(g.id)}"${g.recomputed ? ` class="recomputed"` : ""}>` + cols.map((k) => {
         const v = k in s ? s[k] : g[k];
-        return `<td class="${typeof v === "number" ? "num" : ""}">${statCell(v)}</td>`;
+        return `<td class="${typeof v === "number" ? "num" : ""}">${statCell(v)}${k === "model" ? mark : ""}</td>`;
       }).join("") + `</tr>`;
     });
     c.insertAdjacentHTML("beforeend", html + `</table>`);
@@ -80,7 +82,7 @@
       if (Array.isArray(o)) return;
       Object.entries(o).forEach(([k, v]) => walk(v, path.concat(k)));
     })(S.index.persistence, []);
-    mats.forEach(([title, m]) => heatmap(card(host, `Persistence — ${title}`), m));
+    mats.forEach(([title, m]) => matrixCards(host, title, m));
   }
   function diagramCard(c, keys) {
     // keys look like "model/layer/attack/eps"
@@ -130,7 +132,6 @@
   function card(host, title, sub, wide) {
     const c = document.createElement("div"); c.className = "card" + (wide ? " wide" : "");
     c.innerHTML = `<h3>${esc(title)}</h3>` + (sub ? `<div class="hint" style="margin:-4px 0 6px">${esc(sub)}</div>` : "");
-    if (!wide) A.figure.cardButtons(c);  // SVG / PNG of this chart (figure.js)
     host.appendChild(c);
     return c;
   }
@@ -154,16 +155,51 @@
       lg.append("text").attr("x", 16).attr("y", 4).text(s.name.length > 16 ? s.name.slice(0, 15) + "…" : s.name).append("title").text(s.name);
     });
   }
+  /** The cards of one stored matrix document: its distance matrix (titled with the metric and the
+   * homology dimension) and each square similarity matrix beside it (CKA, SVCCA: with the rank
+   * correlation against the distances). */
+  function matrixCards(host, title, m) {
+    const metric = m.metric ? `${String(m.metric).replace(/_/g, " ")} distance${m.homology_dim != null ? ` between H${m.homology_dim} diagrams` : ""}` : "";
+    const what = title === "layer_distance" ? "Layer distance" : title;
+    heatmap(card(host, `Persistence — ${what}`, metric ? `${metric} of the clean activations of each model and layer (lower = more alike)` : ""), m);
+    const n = m.matrix.length;
+    Object.entries(m).forEach(([k, v]) => {
+      if (k === "matrix" || !Array.isArray(v) || v.length !== n || !v.every((r) => Array.isArray(r) && r.length === n)) return;
+      const rc = m[`rank_correlation_${k}`];
+      heatmap(card(host, `Persistence — ${what}: ${k.toUpperCase()} similarity`,
+        `${k.toUpperCase()} of the same activations (higher = more alike)` + (rc != null && isFinite(rc) ? `; rank correlation with the diagram distances ${fmt(rc, 3)}` : "")),
+        Object.assign({}, m, { matrix: v, columns: undefined }));
+    });
+  }
+  /** Row and column names of a matrix document: "model / layer" when it spans several models
+   * (its "labels", else models + layers), else the layers alone. */
+  function matrixLabels(m) {
+    const n = m.matrix.length;
+    const models = Array.isArray(m.models) && m.models.length === n ? m.models : null;
+    if (models && new Set(models).size > 1) {
+      if (Array.isArray(m.layers) && m.layers.length === n) return models.map((x, i) => `${x} / ${m.layers[i]}`);
+    }
+    if (Array.isArray(m.labels) && m.labels.length === n && (!models || new Set(models).size > 1)) return m.labels.map(String);
+    if (Array.isArray(m.layers) && m.layers.length === n) return m.layers.map(String);
+    if (Array.isArray(m.labels) && m.labels.length === n) return m.labels.map(String);
+    return m.matrix.map((_, i) => String(i));
+  }
   function heatmap(c, m) {
-    const M = m.matrix, labels = m.layers || m.labels || M.map((_, i) => String(i));
-    const n = M.length, k = M[0].length, cell = Math.max(14, Math.min(40, 300 / Math.max(n, k)));
-    const ml = 70, mt = 10, W = ml + k * cell + 90, H = mt + n * cell + 60;
-    const svg = d3.select(c).append("svg").attr("viewBox", `0 0 ${W} ${H}`).attr("width", Math.min(W * 1.2, 520));
+    const M = m.matrix, labels = matrixLabels(m);
+    const n = M.length, k = M[0].length, cell = Math.max(14, Math.min(44, 340 / Math.max(n, k)));
+    const longest = d3.max(labels.concat(m.columns || []), (l) => String(l).length) || 4;
+    const ml = Math.min(200, 14 + 6.2 * longest), mt = 10, W = ml + k * cell + 90, H = mt + n * cell + Math.min(160, 20 + 4.6 * longest);
+    const svg = d3.select(c).append("svg").attr("viewBox", `0 0 ${W} ${H}`).attr("width", Math.min(W * 1.2, 640)).attr("class", "heatmap");
     const vals = M.flat().filter((v) => v != null && isFinite(v));
     const col = d3.scaleSequential(d3.interpolateViridis).domain(d3.extent(vals));
     M.forEach((row, i) => row.forEach((v, j) => {
       svg.append("rect").attr("x", ml + j * cell).attr("y", mt + i * cell).attr("width", cell - 1).attr("height", cell - 1).attr("fill", v == null ? "#eee" : col(v))
         .append("title").text(`${labels[i]} × ${(m.columns || labels)[j]}: ${fmt(v, 3)}`);
+      if (cell >= 26 && v != null && isFinite(v)) {  // the value itself, dark or light on its colour
+        const lum = d3.hsl(col(v)).l;
+        svg.append("text").attr("class", "hm-val").attr("x", ml + j * cell + (cell - 1) / 2).attr("y", mt + i * cell + cell / 2 + 3)
+          .attr("text-anchor", "middle").attr("font-size", Math.min(11, cell / 3.4)).attr("fill", lum > 0.55 ? "#111" : "#fff").text(fmt(v, 2));
+      }
     }));
     labels.forEach((l, i) => svg.append("text").attr("x", ml - 4).attr("y", mt + i * cell + cell / 2 + 4).attr("text-anchor", "end").text(l));
     (m.columns || labels).forEach((l, j) => svg.append("text").attr("transform", `translate(${ml + j * cell + cell / 2},${mt + n * cell + 6}) rotate(40)`).text(l));
