@@ -179,7 +179,7 @@ def test_shortest_path(server, page):
     G.add_edges_from((e["source"], e["target"]) for e in g["edges"])
     a, b = max(((s, t) for s, d in nx.all_pairs_shortest_path_length(G) for t in d), key=lambda st: nx.shortest_path_length(G, *st))
     pg.click(f".panel[data-index='0'] g.node[data-id='{a}']")
-    pg.click(f".panel[data-index='0'] g.node[data-id='{b}']", modifiers=["Shift"])
+    pg.click(f".panel[data-index='0'] g.node[data-id='{b}']", modifiers=["Alt"])  # shift-click: multi-selection
     hl = pg.eval_on_selector_all(".panel[data-index='0'] g.node.hl", "els => els.map(e => e.dataset.id)")
     assert len(hl) == nx.shortest_path_length(G, a, b) + 1
     assert a in hl and b in hl

@@ -63,6 +63,15 @@ test("selection rows: distinct rows of the selected nodes, with the nodes holdin
   assert.throws(() => sel.selectionRows(g, [0], "both", "odd"), /unknown filter odd/);
 });
 
+test("row facts of brushed rows: every node holding the row, noise rows with none, filtered", () => {
+  const g = graph();
+  g.points.sample_id.push(13); g.points.label.push(2); g.points.prediction.push(0); g.points.is_adversarial.push(true);  // row 6: noise
+  const f = sel.rowFacts(g, [6, 1, 1, 3]);
+  assert.deepEqual(f.map((m) => [m.row, m.nodes]), [[1, ["a", "b"]], [3, ["a"]], [6, []]]);
+  assert.deepEqual(sel.rowFacts(g, [6, 1, 3], "both", "fooled").map((m) => m.row), [3, 6]);
+  assert.deepEqual(sel.rowFacts(g, [6, 1, 3], "clean").map((m) => m.row), [1]);
+});
+
 test("selection CSV: header, one line per row, quoted node ids, extra columns by row", () => {
   const g = graph();
   const csv = sel.selectionCsv("g1", sel.selectionRows(g, [1, 2]), { confidence: [0.1, 0.2, 0.3, 0.4, 0.5, null] });

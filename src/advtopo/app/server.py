@@ -34,6 +34,7 @@ from advtopo.utils.io import strict_dumps
 
 from .aevis import AevisService
 from .cache import AppCache, CacheLimits
+from .columns import graph_columns
 from .data import BadRequest, NotFound, RunData
 from .embedding import EmbeddingService
 from .export import STATIC_DIR, build_html
@@ -266,6 +267,8 @@ class AppHandler(PooledRequestHandler):
             return self._send_bytes(data, "application/json; charset=utf-8")
         if route == "samples" and not rest:
             return self._send_json({"samples": run.samples(_ids(query.get("ids", "")))})
+        if route == "columns" and len(rest) == 1:  # per-row samples.parquet columns of a graph (app/columns.py)
+            return self._send_json(graph_columns(run.reader, rest[0]))
         if route == "node" and len(rest) == 2:
             return self._send_json(run.node_detail(rest[0], rest[1]))
         if route == "node" and len(rest) == 3 and rest[2] == "members.csv":

@@ -21,9 +21,7 @@
     members.forEach((m) => { const b = byClass.get(m.label) || { c: m.label, clean: 0, adv: 0 }; m.adv ? b.adv++ : b.clean++; byClass.set(m.label, b); });
     const rows = [...byClass.values()].sort((a, b) => b.clean + b.adv - (a.clean + a.adv) || a.c - b.c);
     const maxB = d3.max(rows, (r) => r.clean + r.adv) || 1;
-    const flows = new Map();
-    members.filter((m) => m.adv).forEach((m) => { const k = `${m.label}→${m.prediction}`; flows.set(k, (flows.get(k) || 0) + 1); });
-    const flowRows = [...flows.entries()].sort((a, b) => b[1] - a[1]).slice(0, 8);
+    const flowRows = A.selection.foolingFlows(members);
     let html = `<h4>Members by class</h4><table class="t members-by-class"><tr><th>class</th><th class="num">clean</th><th class="num">adv</th><th></th></tr>`;
     rows.forEach((r) => {
       html += `<tr data-class="${r.c}"><td><span class="bar" style="width:9px;background:${S.ccolor(r.c)};border-radius:50%"></span> ${esc(S.cname(r.c))}</td>
@@ -31,20 +29,29 @@
         <td style="width:40%"><span class="bar" style="width:${(70 * r.clean) / maxB}%;background:${S.ccolor(r.c)}"></span><span class="bar adv" style="width:${(70 * r.adv) / maxB}%;background-color:${S.ccolor(r.c)}"></span></td></tr>`;
     });
     html += `</table>`;
-    if (flowRows.length) {
-      html += `<h4>Adversarial predictions (true → predicted)</h4><table class="t"><tr><th>true</th><th>predicted</th><th class="num">n</th></tr>`;
-      flowRows.forEach(([k, v]) => { const [a, b] = k.split("→"); html += `<tr><td>${esc(S.cname(+a))}</td><td style="color:${a === b ? "inherit" : "var(--adv)"}">${esc(S.cname(+b))}</td><td class="num">${v}</td></tr>`; });
+    if (flowRows.length) {  // the off-diagonal of true -> predicted: where the fooled members went
+      html += `<h4>Fooling flows (true → predicted, ${flowRows.length} pair${flowRows.length === 1 ? "" : "s"})</h4><table class="t flows"><tr><th>true</th><th>predicted</th><th class="num">adv</th><th class="num">clean</th></tr>`;
+      flowRows.forEach((f) => { html += `<tr data-flow="${f.label}-${f.prediction}"><td>${esc(S.cname(f.label))}</td><td style="color:var(--adv)">${esc(S.cname(f.prediction))}</td><td class="num">${f.adv}</td><td class="num">${f.clean}</td></tr>`; });
       html += `</table>`;
     }
     return html;
   }
 
   // thumbnails: clean next to adversarial, per sample
+  // which page and filter of the thumbnails (kept while the same node is shown)
+  const THUMBS = { key: null, page: 0, filter: "all" };
   function thumbnails(g, e, inMode) {
-    const sids = [...new Set(inMode.map((m) => m.sample_id))];
-    let html = `<h4>Samples (${sids.length}${sids.length > THUMB_LIMIT ? `, first ${THUMB_LIMIT}` : ""}) — clean | adversarial</h4><div class="thumbs">`;
+    const keep = A.selection.memberFilter(THUMBS.filter);
+    const sids = [...new Set(inMode.filter(keep).map((m) => m.sample_id))];
+    const pg = A.selection.pageOf(sids, THUMBS.page, THUMB_LIMIT);
+    THUMBS.page = pg.page;
+    let html = `<h4>Samples (<span id="d-thumb-n">${sids.length}</span>) — clean | adversarial</h4>`;
+    html += `<div class="thumb-tools"><select id="d-thumb-filter" title="which members' samples">${Object.keys(A.selection.FILTERS).map((f) => `<option value="${f}"${f === THUMBS.filter ? " selected" : ""}>${A.selection.FILTER_LABELS[f]}</option>`).join("")}</select>
+      <button class="btn small ghost" id="d-thumb-prev" aria-label="previous page"${pg.page ? "" : " disabled"}>‹</button>
+      <span id="d-thumb-page">${sids.length ? `${pg.from + 1}–${pg.to} of ${sids.length}` : "none"}</span>
+      <button class="btn small ghost" id="d-thumb-next" aria-label="next page"${pg.page < pg.pages - 1 ? "" : " disabled"}>›</button></div><div class="thumbs">`;
     const d = derive(g), P = g.points || {};
-    sids.slice(0, THUMB_LIMIT).forEach((sid) => {
+    pg.items.forEach((sid) => {
       const rws = d.rowsBySample.get(sid) || [];
       const rc = rws.find((r) => !(P.is_adversarial || [])[r]), ra = rws.find((r) => !!(P.is_adversarial || [])[r]);
       const lab = (P.label || [])[rws[0]];
@@ -58,17 +65,46 @@
     return html + `</div>`;
   }
 
+  function wireThumbs(g, e, inMode) {
+    const host = $("#d-thumbs");
+    host.querySelectorAll("img").forEach((im) => im.addEventListener("error", () => { im.style.visibility = "hidden"; }));
+    host.querySelectorAll(".pair").forEach((el) => el.addEventListener("click", () => locate(+el.dataset.sid)));
+    const redo = () => { host.innerHTML = thumbnails(g, e, inMode); wireThumbs(g, e, inMode); };
+    $("#d-thumb-filter").addEventListener("change", (ev) => { THUMBS.filter = ev.target.value; THUMBS.page = 0; redo(); });
+    $("#d-thumb-prev").addEventListener("click", () => { THUMBS.page--; redo(); });
+    $("#d-thumb-next").addEventListener("click", () => { THUMBS.page++; redo(); });
+  }
+
+  // small histograms of the members' lens, L2 and confidence (samples.parquet, server mode)
+  function histograms(g, gid, inMode) {
+    const P = g.points || {}, cols = A.samplecols.columns(gid) || {};
+    const series = [["lens", P.lens], ["L2", P.l2], ["confidence", cols.confidence]];
+    return series.filter(([, v]) => v && v.length).map(([name, v]) => histSvg(name, inMode.map((m) => v[m.row]))).join("") ||
+      `<span class="muted">no per-row lens, L2 or confidence in this graph</span>`;
+  }
+  function histSvg(name, values) {
+    const h = A.selection.histogram(values, 12);
+    if (!h.n) return "";
+    const W = 104, H = 36, bw = W / h.counts.length, top = Math.max(...h.counts);
+    const bars = h.counts.map((c, k) => `<rect x="${(k * bw).toFixed(1)}" y="${(H - (H * c) / top).toFixed(1)}" width="${Math.max(1, bw - 1).toFixed(1)}" height="${((H * c) / top).toFixed(1)}" fill="#6b7280"><title>${c}</title></rect>`).join("");
+    return `<figure class="hist" data-name="${esc(name)}" data-n="${h.n}"><svg width="${W}" height="${H}" role="img" aria-label="histogram of ${esc(name)}">${bars}</svg>` +
+      `<figcaption>${esc(name)} <span class="muted">${fmt(h.lo)}–${fmt(h.hi)}, n=${h.n}</span></figcaption></figure>`;
+  }
+
   function show(gid, nid) {
     const g = GRAPHS.get(gid), e = S.entry.get(gid) || {};
     const { i, n, members } = nodeDetail(g, nid);
     const box = $("#details");
-    const inMode = members.filter((m) => state.points === "both" || (state.points === "clean" ? !m.adv : m.adv));
-    const nAdv = members.filter((m) => m.adv).length;
-    const nMis = members.filter((m) => m.prediction != null && m.prediction !== m.label).length;
+    // the Points setting counts the same rows as the node's tooltip and size
+    const inMode = members.filter((m) => A.selection.inMode(m.adv, state.points));
+    const nAdv = inMode.filter((m) => m.adv).length;
+    const nMis = inMode.filter((m) => m.prediction != null && m.prediction !== m.label).length;
+    const key = `${gid}|${nid}|${state.points}`;
+    if (THUMBS.key !== key) { THUMBS.key = key; THUMBS.page = 0; }
     let html = `<h2>Node ${esc(n.id)}</h2><div class="sub">${esc(S.graphLabel(e))}</div>`;
     html += `<div class="stat-grid">
-      <div class="stat"><div class="k">members</div><div class="v" id="d-size">${members.length}</div></div>
-      <div class="stat"><div class="k">clean</div><div class="v">${members.length - nAdv}</div></div>
+      <div class="stat"><div class="k">members${state.points === "both" ? "" : ` (${esc(state.points)})`}</div><div class="v" id="d-size">${inMode.length}</div></div>
+      <div class="stat"><div class="k">clean</div><div class="v">${inMode.length - nAdv}</div></div>
       <div class="stat"><div class="k">adversarial</div><div class="v adv">${nAdv}</div></div>
       <div class="stat"><div class="k">purity</div><div class="v">${fmt(n.purity)}</div></div>
       <div class="stat"><div class="k">misclassified</div><div class="v">${nMis}</div></div>
@@ -81,10 +117,11 @@
     html += DS.featurevis ? `<span class="spinner"></span> <span class="muted">optimising an image for the node's mean activation…</span>`
       : `<span class="muted">feature visualisation needs the model: open the run with <code>advtopo serve</code></span>`;
     html += `</div>`;
-    html += classTables(members) + thumbnails(g, e, inMode);
+    html += classTables(inMode) + `<h4>Distributions</h4><div class="hists" id="d-hists">${histograms(g, gid, inMode)}</div>` + `<div id="d-thumbs">${thumbnails(g, e, inMode)}</div>`;
     box.innerHTML = html;
+    wireThumbs(g, e, inMode);
+    if (A.samplecols.columns(gid) == null) A.samplecols.load(gid).then((c) => { const h = $("#d-hists"); if (c && h && h.isConnected && THUMBS.key === key) h.innerHTML = histograms(g, gid, inMode); });
     box.querySelectorAll("img").forEach((im) => im.addEventListener("error", () => { im.style.visibility = "hidden"; }));
-    box.querySelectorAll(".pair").forEach((el) => el.addEventListener("click", () => locate(+el.dataset.sid)));
     if (!DS.csvUrl) $("#d-csv").addEventListener("click", () => {
       const lines = ["graph,node,row,sample_id,label,prediction,is_adversarial"].concat(members.map((m) => [gid, nid, m.row, m.sample_id, m.label, m.prediction, m.adv ? 1 : 0].join(",")));
       const a = document.createElement("a");
@@ -104,7 +141,7 @@
       });
     }
     $("#d-comp").addEventListener("click", () => A.graphs.selectComponent(gid, i));
-    $("#d-path").addEventListener("click", () => { state.pathPending = true; S.toast("click another node in the same graph (or shift-click)"); });
+    $("#d-path").addEventListener("click", () => { state.pathPending = true; S.toast("click another node in the same graph (or Alt-click)"); });
     if (A.topoact) A.topoact.nodeCards(box, gid, nid, inMode);  // cross-layer flow, one member's activation (topoact.js)
   }
 

@@ -144,6 +144,7 @@
       }
       if (A.topoact) A.topoact.panelTools(head, p);  // loops and branch points (topoact.js)
       headButton(head, "btn small ghost unpin", "⌖", "Release this graph's pinned (dragged) nodes", () => unpinAll(p));
+      A.figure.panelButtons(head, p);  // SVG / PNG of this panel (figure.js)
       headButton(head, "btn small ghost x", "✕", "Remove this graph", () => { state.panels.splice(state.panels.indexOf(p), 1); buildPanels(); });
       const title = document.createElement("div"); title.className = "panel-title"; title.textContent = S.graphLabel(e); el.appendChild(title);
       if (e.recomputed) {  // what it was rebuilt with (recompute.js)

@@ -82,6 +82,17 @@
     return out;
   }
 
+  /** Row facts of the point rows `rows` (the embedding's brush; ascending, distinct), each
+   * with the ids of every node holding it (none for a noise row), mode and filter applied. */
+  function rowFacts(g, rows, mode = "both", filter = "all") {
+    const P = g.points || {}, keep = memberFilter(filter);
+    const holders = new Map();
+    g.nodes.forEach((n) => (n.members || []).forEach((r) => { if (!holders.has(r)) holders.set(r, []); holders.get(r).push(String(n.id)); }));
+    return [...new Set(rows)].sort((a, b) => a - b)
+      .map((r) => ({ row: r, sample_id: (P.sample_id || [])[r], label: (P.label || [])[r], prediction: (P.prediction || [])[r], adv: !!(P.is_adversarial || [])[r], nodes: holders.get(r) || [] }))
+      .filter((m) => inMode(m.adv, mode) && keep(m));
+  }
+
   function csvCell(v) {
     if (v == null || (typeof v === "number" && !isFinite(v))) return "";
     const s = String(v);
@@ -135,5 +146,5 @@
     return { items: items.slice(from, to), page: p, pages, from, to };
   }
 
-  return { pointInPolygon, AGGREGATES, aggregate, inMode, nodeAggregates, FILTERS, FILTER_LABELS, memberFilter, selectionRows, csvCell, selectionCsv, histogram, foolingFlows, pageOf };
+  return { pointInPolygon, AGGREGATES, aggregate, inMode, nodeAggregates, FILTERS, FILTER_LABELS, memberFilter, selectionRows, rowFacts, csvCell, selectionCsv, histogram, foolingFlows, pageOf };
 });

@@ -132,6 +132,7 @@
   function card(host, title, sub, wide) {
     const c = document.createElement("div"); c.className = "card" + (wide ? " wide" : "");
     c.innerHTML = `<h3>${esc(title)}</h3>` + (sub ? `<div class="hint" style="margin:-4px 0 6px">${esc(sub)}</div>` : "");
+    if (!wide) A.figure.cardButtons(c);  // SVG / PNG of this chart (figure.js)
     host.appendChild(c);
     return c;
   }
