@@ -326,8 +326,8 @@ def test_tooltip_goes_on_click_and_esc_closes_tooltip_then_selection(server, pag
     node.click()
     assert pg.locator("#tooltip.hidden").count() == 1  # was left over the page after a click
     assert pg.locator("g.node.selected").count() == 1
-    box = pg.locator("g.node.selected .ring").bounding_box()
-    pg.mouse.move(box["x"] + box["width"] / 2 + 1, box["y"] + box["height"] / 2)  # still on the (redrawn) node
+    x, y = pg.evaluate("() => { const r = document.querySelector('g.node.selected .body').getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }")
+    pg.mouse.move(x + 1, y)  # still on the (redrawn) node
     assert pg.locator("#tooltip.hidden").count() == 1
     pg.locator(f".panel[data-graph='{a}'] g.node").nth(1).hover()
     pg.wait_for_selector("#tooltip:not(.hidden)")
