@@ -115,9 +115,14 @@ class AevisService:
         got = self._cached(key)
         if got is None:
             got = self._store(key, self._compute_layer(doc, sid, layer, e, ekey))
-        maps_c, maps_a, gates_c, gates_a, source = got
+        maps_c, maps_a, gates_c, gates_a, source, skip = got
         threshold = float((doc.get("params") or {}).get("threshold", 0.5))
         view = layer_view(maps_c, maps_a, gates_c, gates_a, threshold, sort)
+        if skip is not None:  # a residual block: each channel's skip share (advtopo.datapaths.residual)
+            for row in view["channels"]:
+                row["skip_share_clean"] = round(float(skip[0, row["channel"]]), 4)
+                row["skip_share_adversarial"] = round(float(skip[1, row["channel"]]), 4)
+        view["residual_block"] = skip is not None
         return {"sample_id": sid, "layer": layer, "eps": e, "model": doc.get("model"), "attack": doc.get("attack"),
                 "gates_from": source, **view}
 
@@ -132,6 +137,11 @@ class AevisService:
         with self._gate():
             model = self._model(doc.get("model"))
             maps = feature_maps(model, layer, x)
+            skip = None
+            if layer in (doc.get("residual") or {}).get("blocks", []):
+                from advtopo.datapaths.residual import skip_share
+
+                skip = skip_share(model, [layer], x)[layer]
             stored = None
             if detail is not None:
                 adv_d = next((v for k, v in (detail.get("adversarial") or {}).items() if abs(float(k) - e) < 1e-9), None)
@@ -140,7 +150,7 @@ class AevisService:
                 if gc is not None and ga is not None:
                     stored = (np.asarray(gc, np.float32), np.asarray(ga, np.float32))
             if stored is not None:
-                return maps[0], maps[1], stored[0], stored[1], "datapaths.json"
+                return maps[0], maps[1], stored[0], stored[1], "datapaths.json", skip
             from advtopo.datapaths import DatapathExtractor
 
             params = {k: v for k, v in (doc.get("params") or {}).items()
@@ -149,7 +159,7 @@ class AevisService:
                 raise RecomputeUnavailable("gates fitted to the label are stored for the detail samples only")
             ext = DatapathExtractor(list(doc["layers"]), **params)
             dp = ext.fit(model, x)
-            return maps[0], maps[1], dp.gates[layer][0], dp.gates[layer][1], "fitted now"
+            return maps[0], maps[1], dp.gates[layer][0], dp.gates[layer][1], "fitted now", skip
 
     # ---- neuron level ----------------------------------------------------------------------
     def neuron(self, layer: str, channel: str, k: str = "12") -> dict:

@@ -25,6 +25,7 @@ import torch.nn as nn
 
 from advtopo.activations import as_layer_specs, resolve_modules
 from advtopo.datapaths.extract import Datapaths
+from advtopo.datapaths.residual import _is_block
 from advtopo.errors import AdvtopoError
 
 CHANNELWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.MaxPool1d,
@@ -41,10 +42,14 @@ class Connection:
     via: str | None
     strength: np.ndarray | None
     reason: str | None = None
+    skip: str | None = None  # residual block pairs: "identity" or "conv" (the shortcut's kind)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "target": self.target, "via": self.via,
-                "supported": self.strength is not None, "reason": self.reason}
+        d = {"source": self.source, "target": self.target, "via": self.via,
+             "supported": self.strength is not None, "reason": self.reason}
+        if self.skip is not None:
+            d["skip"] = self.skip
+        return d
 
 
 def layer_connections(model: nn.Module, layers: Sequence[str], input_shape: Sequence[int]) -> list[Connection]:
@@ -89,6 +94,8 @@ def _connect(named, leaves, events, widths, src, dst) -> Connection:
     if i1 <= i0:
         return Connection(src, dst, None, None, f"{dst!r} runs before {src!r}")
     between = [n for n in events[i0 + 1:i1 + 1] if n in leaves]
+    if _is_block(named[dst]) and between and all(n.startswith(dst + ".") for n in between):
+        return _connect_block(named, between, widths, src, dst)
     weights = [n for n in between if isinstance(named[n], (nn.Conv2d, nn.Linear))]
     others = [n for n in between if n not in weights and not isinstance(named[n], CHANNELWISE)]
     if len(weights) != 1 or others:
@@ -113,6 +120,40 @@ def _connect(named, leaves, events, widths, src, dst) -> Connection:
     if s.shape[0] != c_out:
         return Connection(src, dst, via, None, f"{via} has {s.shape[0]} outputs but {dst!r} has {c_out} channels")
     return Connection(src, dst, via, s.numpy().astype(np.float32))
+
+
+def _connect_block(named, between, widths, src, dst) -> Connection:
+    """``src`` feeds residual block ``dst`` directly: strength = the residual branch's two convs
+    chained (``|W2| @ |W1|``, each summed over its kernel; batch norm and activations in between
+    act channel by channel and are left out) plus the skip (identity, or ``|W_s|`` of a 1x1 conv)."""
+    from advtopo.datapaths.residual import SHORTCUT_NAMES
+
+    sc_prefixes = tuple(f"{dst}.{n}" for n in SHORTCUT_NAMES)
+    convs = [n for n in between if isinstance(named[n], nn.Conv2d)]
+    branch = [n for n in convs if not n.startswith(sc_prefixes)]
+    skip = [n for n in convs if n.startswith(sc_prefixes)]
+    others = [n for n in between if not isinstance(named[n], (nn.Conv2d, *CHANNELWISE))
+              and not (n.startswith(sc_prefixes) and isinstance(named[n], nn.Sequential))]  # an empty shortcut
+    c_in, c_out = widths[src], widths[dst]
+    if len(branch) != 2 or len(skip) > 1 or others or any(named[n].groups != 1 for n in convs):
+        return Connection(src, dst, dst, None, f"residual block {dst!r}: only blocks of two Conv2d (groups 1) "
+                                                "and an identity or one-conv shortcut are supported")
+    w1 = named[branch[0]].weight.detach().abs().float().cpu().sum(dim=(2, 3))  # (mid, c_in)
+    w2 = named[branch[1]].weight.detach().abs().float().cpu().sum(dim=(2, 3))  # (c_out, mid)
+    if w1.shape[1] != c_in or w2.shape != (c_out, w1.shape[0]):
+        return Connection(src, dst, dst, None, f"residual block {dst!r}: its convs do not map the {c_in} channels "
+                                                f"of {src!r} to its {c_out}")
+    strength = w2 @ w1
+    if skip:
+        ws = named[skip[0]].weight.detach().abs().float().cpu().sum(dim=(2, 3))
+        if ws.shape != (c_out, c_in):
+            return Connection(src, dst, dst, None, f"residual block {dst!r}: shortcut {skip[0]} is {tuple(ws.shape)}")
+        strength = strength + ws
+    elif c_in == c_out:
+        strength = strength + torch.eye(c_out)
+    else:
+        return Connection(src, dst, dst, None, f"residual block {dst!r}: identity skip but {c_in} -> {c_out} channels")
+    return Connection(src, dst, dst, strength.numpy().astype(np.float32), skip="conv" if skip else "identity")
 
 
 def flow_edges(connections: Sequence[Connection], datapaths: Datapaths, index: int,

@@ -88,6 +88,7 @@ def datapath_report(model: nn.Module, x: Any, y: Any, x_adv: Mapping[float, Any]
                                         "flow": flow_edges(conns, adv[e], i, top_k)}
                              for e in eps_list}}
         detail.append(d)
+    residual = _residual_section(model, layers, x, y, x_adv, clean, adv, eps_list, min(n_detail, n))
     flows = {}
     for e in eps_list:
         groups = class_flow(clean, adv[e], y, share=class_share)
@@ -99,7 +100,46 @@ def datapath_report(model: nn.Module, x: Any, y: Any, x_adv: Mapping[float, Any]
             "divergence_threshold": float(divergence_threshold), "n_samples": n, "eps": eps_list,
             "clean": _state(clean), "by_layer": by_layer, "by_eps": by_eps,
             "connections": [c.to_dict() for c in conns], "samples": samples, "detail": detail,
-            "class_share": float(class_share), "class_flow": flows}
+            "class_share": float(class_share), "class_flow": flows, **residual}
+
+
+def _residual_section(model: nn.Module, layers: list[str], x: Any, y: np.ndarray, x_adv: Mapping[float, Any], clean: Datapaths,
+                      adv: Mapping[float, Datapaths], eps_list: list[float], n_detail: int) -> dict[str, Any]:
+    """``{"residual": ...}`` when some gated layers are residual blocks (else empty): per block the
+    mean skip share of the critical channels (advtopo.datapaths.residual), clean and per eps,
+    over all / fooled (prediction != y) inputs, and per detail sample."""
+    import torch
+
+    from advtopo.datapaths.residual import _is_block, critical_skip_share, skip_share
+
+    named = dict(model.named_modules())
+    blocks = [k for k in layers if k in named and _is_block(named[k])]
+    if not blocks:
+        return {}
+
+    def as_tensor(v: Any) -> torch.Tensor:
+        return v if isinstance(v, torch.Tensor) else torch.from_numpy(np.asarray(v, np.float32))
+
+    def mean(v: np.ndarray) -> float | None:
+        v = v[np.isfinite(v)]
+        return _r(float(v.mean())) if len(v) else None
+
+    share_clean = skip_share(model, blocks, as_tensor(x))
+    per_clean = {b: critical_skip_share(share_clean[b], clean.critical[b]) for b in blocks}
+    out: dict[str, Any] = {"blocks": blocks, "skip_share": {}, "detail": []}
+    per_adv: dict[float, dict[str, np.ndarray]] = {}
+    for e in eps_list:
+        sh = skip_share(model, blocks, as_tensor(x_adv[e]))
+        per_adv[e] = {b: critical_skip_share(sh[b], adv[e].critical[b]) for b in blocks}
+    for b in blocks:
+        out["skip_share"][b] = {"clean": mean(per_clean[b]),
+                                "adversarial": [mean(per_adv[e][b]) for e in eps_list],
+                                "adversarial_fooled": [mean(per_adv[e][b][adv[e].prediction != y])
+                                                       for e in eps_list]}
+    for i in range(n_detail):
+        out["detail"].append({"clean": {b: _r(per_clean[b][i]) for b in blocks},
+                              "adversarial": {f"{e:g}": {b: _r(per_adv[e][b][i]) for b in blocks} for e in eps_list}})
+    return {"residual": out}
 
 
 def format_table(report: Mapping[str, Any]) -> str:

@@ -125,12 +125,17 @@
     if (state.show === "critical") chans = chans.filter((c) => c.critical_clean || c.critical_adversarial);
     const nc = (v.channels || []).filter((c) => c.critical_clean).length, na = (v.channels || []).filter((c) => c.critical_adversarial).length;
     body.innerHTML = `<div class="ae-note">${esc(v.n_channels)} ${v.height * v.width === 1 ? "units" : `channels of ${esc(v.height)}×${esc(v.width)}`} at <b>${esc(v.layer)}</b>; critical (gate ≥ ${esc(v.threshold)}): <span style="color:${COL.clean}">■</span> clean path ${nc}, <span style="color:${COL.adv}">■</span> adversarial path ${na} (gates ${esc(v.gates_from)}); colour scales shared by all channels: activation 0…${fmt(v.range.activation, 3)}, difference ±${fmt(v.range.difference, 3)} (adversarial − clean). Click a channel for its learned feature.</div>`;
+    if (v.residual_block) {
+      const mean = (k, who) => { const cs = (v.channels || []).filter((c) => c[who]); return cs.length ? d3.mean(cs, (c) => c[k]) : null; };
+      body.insertAdjacentHTML("beforeend", `<div class="ae-note ae-skip">residual block: share of each channel's output that the skip connection carries (Σ|skip| / (Σ|skip| + Σ|residual branch|)), mean over the critical channels: clean path ${fmt(mean("skip_share_clean", "critical_clean"), 2)}, adversarial path ${fmt(mean("skip_share_adversarial", "critical_adversarial"), 2)}; per channel in the label.</div>`);
+    }
     const grid = document.createElement("div"); grid.className = "ae-grid"; body.appendChild(grid);
     grid.innerHTML = `<span class="ae-h">channel · gates (clean, adv.)</span><span class="ae-h">clean</span><span class="ae-h">adversarial ε = ${esc(e)}</span><span class="ae-h">difference</span>`;
     chans.slice(0, state.limit).forEach((c) => {
       const lab = document.createElement("span"); lab.className = "ae-ch"; lab.dataset.channel = c.channel; lab.tabIndex = 0; lab.setAttribute("role", "button");
       const g = (val, crit, who) => `<span class="ae-g ${crit ? "crit-" + who : ""}" title="${who === "clean" ? "clean" : "adversarial"} gate ${fmt(val, 3)}${crit ? " (critical)" : ""}">${val == null ? "–" : fmt(val, 2)}</span>`;
-      lab.innerHTML = `#${esc(c.channel)}${g(c.gate_clean, c.critical_clean, "clean")}${g(c.gate_adversarial, c.critical_adversarial, "adv")}`;
+      lab.innerHTML = `#${esc(c.channel)}${g(c.gate_clean, c.critical_clean, "clean")}${g(c.gate_adversarial, c.critical_adversarial, "adv")}` +
+        (c.skip_share_clean != null ? `<span class="hint ae-skipv" title="skip connection's share of this channel: clean ${fmt(c.skip_share_clean, 2)}, adversarial ${fmt(c.skip_share_adversarial, 2)}"> skip ${fmt(c.skip_share_clean, 2)}/${fmt(c.skip_share_adversarial, 2)}</span>` : "");
       lab.title = `channel ${c.channel}: mean activation clean ${fmt(c.mean_clean, 3)}, adversarial ${fmt(c.mean_adversarial, 3)}, mean |difference| ${fmt(c.mean_abs_difference, 3)}`;
       const pick = () => { grid.querySelectorAll(".ae-ch").forEach((x) => x.classList.toggle("on", x === lab)); neuronView(neuron, DP, state.layer, c.channel); };
       lab.addEventListener("click", pick);
