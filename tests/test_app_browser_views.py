@@ -423,3 +423,99 @@ def test_persistence_diagrams_show_in_the_static_export(run_dir, browser, tmp_pa
         assert not p.errors, p.errors
     finally:
         p.ctx.close()
+
+
+# ------------------------------------------------------------- server mode on a real (tiny) study run
+
+
+@pytest.fixture(scope="module")
+def study_copy(study_run, tmp_path_factory):
+    """A copy of conftest's tiny study run (a rebuild here adds a graph; the shared run stays as it is)."""
+    import shutil
+
+    dst = tmp_path_factory.mktemp("views-study") / "run"
+    shutil.copytree(study_run, dst, ignore=shutil.ignore_patterns("app-cache"))
+    srv = serve(dst, port=0, open_browser=False, block=False)
+    yield srv
+    srv.shutdown()
+
+
+def study_ids(pg):
+    return pg.evaluate("() => advtopo.store.index.graphs.filter(g => !g.recomputed).map(g => g.id)")
+
+
+def test_the_embedding_leaves_the_graph_room_in_a_2x2_grid(study_copy, page):
+    pg = page.open(study_copy.url)
+    ids = study_ids(pg)[:4]
+    assert len(ids) == 4
+    pg.evaluate("ids => advtopo.setPanels(ids)", ids)
+    wait_until(pg, "() => document.querySelectorAll('.panel[data-nodes]').length === 4")
+    panel = f".panel[data-graph='{ids[0]}']"
+    pg.click(f"{panel} .emb-toggle")
+    pg.wait_for_selector(f"{panel} .embed[data-state='ready']", timeout=60000)
+    ph = pg.locator(panel).bounding_box()["height"]
+    gh = pg.locator(f"{panel} svg.graph-svg").bounding_box()["height"]
+    eh = pg.locator(f"{panel} svg.emb-svg").bounding_box()["height"]
+    assert gh >= 0.35 * ph and gh > eh, (ph, gh, eh)  # was a ~90 px strip under a 210 px scatter
+
+
+def test_tsne_shows_its_time_and_can_be_cancelled_and_retried(study_copy, page):
+    held = []
+    pg = page.page
+    pg.route("**/api/embedding/**method=tsne*", lambda route: held.append(route))  # the answer is held back
+    pg = page.open(study_copy.url)
+    gid0 = study_ids(pg)[-1]
+    pg.evaluate("ids => advtopo.setPanels(ids)", [gid0])
+    panel = f".panel[data-graph='{gid0}']"
+    wait_until(pg, f"() => document.querySelector(\"{panel}[data-nodes]\") !== null")
+    pg.click(f"{panel} .emb-toggle")
+    pg.wait_for_selector(f"{panel} .embed[data-state='ready']", timeout=60000)  # PCA first
+    pg.click(f"{panel} .emb-method button[data-m='tsne']")
+    pg.wait_for_selector(f"{panel} .emb-progress .emb-elapsed")
+    assert "t-SNE" in pg.inner_text(f"{panel} .emb-progress")
+    wait_until(pg, f"() => document.querySelector(\"{panel} .emb-elapsed\").textContent !== '0 s'")  # the time runs
+    pg.click(f"{panel} .emb-cancel")
+    pg.wait_for_selector(f"{panel} .embed[data-state='cancelled']")
+    assert "cancelled" in pg.inner_text(f"{panel} .embed")
+    # again, and Esc cancels it
+    pg.click(f"{panel} .emb-method button[data-m='tsne']")
+    pg.wait_for_selector(f"{panel} .embed[data-state='loading']")
+    pg.keyboard.press("Escape")
+    pg.wait_for_selector(f"{panel} .embed[data-state='cancelled']")
+    assert len(held) == 2
+    # let it through: the third try draws the scatter
+    pg.unroute("**/api/embedding/**method=tsne*")
+    pg.click(f"{panel} .emb-method button[data-m='tsne']")
+    pg.wait_for_selector(f"{panel} .embed[data-state='ready']", timeout=120000)
+    assert "t-SNE" in pg.inner_text(f"{panel} .emb-count")
+
+
+def test_recompute_form_toast_panel_and_summary(study_copy, page):
+    pg = page.open(study_copy.url)
+    gid0 = study_ids(pg)[-1]
+    pg.evaluate("ids => advtopo.setPanels(ids)", [gid0])
+    panel = f".panel[data-graph='{gid0}']"
+    wait_until(pg, f"() => document.querySelector(\"{panel}[data-nodes]\") !== null")
+    pg.click(f"{panel} button[title='Recompute this graph with other parameters']")
+    assert pg.input_value(f"{panel} .recompute [name=eps]") == "auto"  # not the resolved number
+    # a bad request: an error toast
+    pg.fill(f"{panel} .recompute [name=n_intervals]", "0")
+    pg.click(f"{panel} .recompute button")
+    pg.wait_for_selector("#toast.err:not(.hidden)")
+    # a good one: the new graph, no error left over it, its parameters on its panel
+    pg.fill(f"{panel} .recompute [name=n_intervals]", "5")
+    pg.click(f"{panel} .recompute button")
+    wait_until(pg, "() => advtopo.state.panels.length === 1 && (advtopo.store.entry.get(advtopo.state.panels[0].id) || {}).recomputed === true", timeout=120)
+    new = pg.evaluate("() => advtopo.state.panels[0].id")
+    assert pg.locator("#toast.err:not(.hidden)").count() == 0
+    params = pg.inner_text(f".panel[data-graph='{new}'] .panel-params")
+    assert "recomputed" in params and "intervals 5" in params and "eps" in params
+    # the Summary marks it
+    pg.click(".tab[data-tab='summary']")
+    row = pg.locator(f".stats-table tr[data-id='{new}']")
+    row.wait_for()
+    assert "recomputed" in (row.get_attribute("class") or "") and "recomputed" in row.inner_text()
+    assert pg.locator(".stats-table tr.recomputed").count() == 1
+    # the one console error is the browser's note on the refused (400) request, which was the point
+    assert sum("status of 400" in e for e in page.errors) == 1
+    page.errors[:] = [e for e in page.errors if "status of 400" not in e]

@@ -21,7 +21,8 @@
       <span class="emb-count hint"></span></div><div class="emb-body"><div class="emb-msg hint"></div></div>`;
     p.el.insertBefore(box, p.el.querySelector("svg.graph-svg"));
     box.querySelectorAll(".emb-method button").forEach((b) => b.addEventListener("click", () => {
-      if (p.emb && p.emb.method !== b.dataset.m) { p.emb.method = b.dataset.m; loadEmbedding(p); }
+      // another method, or the same one again after it was cancelled or failed
+      if (p.emb && (p.emb.method !== b.dataset.m || ["cancelled", "unavailable"].includes(box.dataset.state))) { p.emb.method = b.dataset.m; loadEmbedding(p); }
     }));
     loadEmbedding(p);
   }
