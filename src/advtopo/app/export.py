@@ -13,17 +13,22 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from advtopo.errors import AdvtopoError
 from advtopo.mapper.shape import graph_shape
 from advtopo.rundir import ArtefactMissing, layout
 from advtopo.utils.io import atomic_write_bytes, strict_dumps
 
 from .data import NotFound, RunData
+from .png import encode_png
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"  # the front end (the server serves the same files)
 IMAGE_BUDGET = 24 * 1024 * 1024  # bytes of base64 thumbnails at most
 POOL_MIN_LENGTH = 16  # lists of scalars at least this long are written once and referenced (see pack_lists)
 POOL_KEY = "@pool"
+ROWS_KEY = "@rows"  # a list of dicts with the same keys, written as {ROWS_KEY: keys, "v": [values...]}
+ROWS_MIN_LENGTH = 4
 POOL_FLOAT_DIGITS = 6  # significant digits of the floats in pooled lists (per-point/per-node values)
 # Runs right after the data: puts the pooled lists back (a copy per use: the app may mutate them).
 UNPACK_SCRIPT = (
@@ -31,8 +36,23 @@ UNPACK_SCRIPT = (
     "function un(x){if(Array.isArray(x)){for(var i=0;i<x.length;i++)x[i]=un(x[i]);return x}"
     "if(x&&typeof x==='object'){var k=Object.keys(x);"
     "if(k.length===1&&k[0]==='" + POOL_KEY + "')return P[x['" + POOL_KEY + "']].slice();"
+    "if(k.length===2&&k[0]==='" + ROWS_KEY + "'&&k[1]==='v'){var ks=x['" + ROWS_KEY + "'];"
+    "return x.v.map(function(r){var o={};for(var q=0;q<ks.length;q++)o[ks[q]]=un(r[q]);return o})}"
     "for(var j=0;j<k.length;j++)x[k[j]]=un(x[k[j]])}return x}"
     "E.graphs=un(E.graphs);E.shape=un(E.shape);delete window.ADVTOPO_POOL})();")
+# Runs after the data too: each adversarial set's {sample id: tile} becomes an object whose
+# properties are the tiles cropped from its sprite as PNG data: URIs (on first use, then cached),
+# what data.js reads from images.adversarial[key][sid].
+SPRITE_SCRIPT = (
+    "(function(){var E=window.ADVTOPO_EMBED,im=E&&E.images;if(!im||!im.sprites)return;"
+    "Object.keys(im.sprites).forEach(function(key){var sp=im.sprites[key],tiles=im.adversarial[key]||{},"
+    "img=new Image(),cache={};img.src=sp.uri;"
+    "im.adversarial[key]=new Proxy(tiles,{get:function(t,sid){"
+    "if(typeof sid!=='string'||!Object.prototype.hasOwnProperty.call(t,sid))return undefined;"
+    "if(cache[sid])return cache[sid];if(!img.complete||!img.naturalWidth)return undefined;"
+    "var i=t[sid],c=document.createElement('canvas');c.width=sp.w;c.height=sp.h;"
+    "c.getContext('2d').drawImage(img,(i%sp.cols)*sp.w,Math.floor(i/sp.cols)*sp.h,sp.w,sp.h,0,0,sp.w,sp.h);"
+    "return cache[sid]=c.toDataURL('image/png')}})})})();")
 STYLESHEET_TAG = '<link rel="stylesheet" href="static/app.css">'
 SCRIPT_TAG = re.compile(r'<script src="static/([^"]+)"></script>')  # the page's scripts, vendor/ included
 
@@ -93,7 +113,7 @@ def embedded_page(embed: dict[str, Any]) -> str:
     embed["graphs"] = pack_lists(embed.get("graphs") or {}, pool, refs)
     embed["shape"] = pack_lists(embed.get("shape") or {}, pool, refs)
     return inline_page(f"window.ADVTOPO_EMBED={_script_json(embed)};",
-                       after_data=f"window.ADVTOPO_POOL=[{','.join(pool)}];{UNPACK_SCRIPT}")
+                       after_data=f"window.ADVTOPO_POOL=[{','.join(pool)}];{UNPACK_SCRIPT}{SPRITE_SCRIPT}")
 
 
 def _diagrams(run: RunData, index: dict) -> dict[str, dict]:
@@ -127,7 +147,8 @@ def pack_lists(obj: Any, pool: list[str], refs: dict[str, int]) -> Any:
 
     Why: the graphs of one (model, layer, attack, eps) share their points' columns (ids, labels,
     predictions, flags, lens), and many graphs share them across layers: written once, the
-    demo run's export drops most of its graph bytes. Floats in those lists (lens, L2, purities,
+    demo run's export drops most of its graph bytes. A list of dicts with the same keys (nodes,
+    edges) is written as its keys once and each dict's values. Floats in pooled lists (lens, L2, purities,
     k-distances: float32 data shown with 2-4 digits) keep POOL_FLOAT_DIGITS significant digits;
     the rest is exact (UNPACK_SCRIPT undoes the pooling)."""
     if isinstance(obj, dict):
@@ -140,6 +161,10 @@ def pack_lists(obj: Any, pool: list[str], refs: dict[str, int]) -> Any:
                 i = refs[text] = len(pool)
                 pool.append(text)
             return {POOL_KEY: i}
+        if (len(obj) >= ROWS_MIN_LENGTH and all(isinstance(v, dict) for v in obj)
+                and all(list(v) == list(obj[0]) for v in obj)):
+            keys = list(obj[0])
+            return {ROWS_KEY: keys, "v": [[pack_lists(v[k], pool, refs) for k in keys] for v in obj]}
         return [pack_lists(v, pool, refs) for v in obj]
     return obj
 
@@ -155,6 +180,8 @@ def unpack_lists(obj: Any, pool: list[Any]) -> Any:
     if isinstance(obj, dict):
         if len(obj) == 1 and POOL_KEY in obj:
             return list(pool[obj[POOL_KEY]])
+        if list(obj) == [ROWS_KEY, "v"]:
+            return [{k: unpack_lists(v, pool) for k, v in zip(obj[ROWS_KEY], row)} for row in obj["v"]]
         return {k: unpack_lists(v, pool) for k, v in obj.items()}
     if isinstance(obj, list):
         return [unpack_lists(v, pool) for v in obj]
@@ -188,7 +215,8 @@ def _static_text(rel: str) -> str:
 def _thumbnails(run: RunData, graphs: dict[str, dict], vul: dict, datapaths: dict | None = None) -> dict:
     """data: URIs for the clean images of every sample in the graphs (and of the vulnerable
     and datapaths samples), then the adversarial images of the exported (model, attack, eps)
-    combinations and of the datapaths' (model, attack, eps), within IMAGE_BUDGET."""
+    combinations and of the datapaths' (model, attack, eps) as one sprite per set (_sprite),
+    within IMAGE_BUDGET."""
     sids: set[int] = set()
     for g in graphs.values():
         sids.update(int(s) for s in (g.get("points", {}).get("sample_id") or []))
@@ -214,7 +242,19 @@ def _thumbnails(run: RunData, graphs: dict[str, dict], vul: dict, datapaths: dic
         if want:
             sets.append((key, parts, want))
     for key, parts, want in sets:
-        target = out["clean"] if key == "clean" else out["adversarial"].setdefault(key, {})
+        if key != "clean":  # adversarial sets: one sprite each (SPRITE_SCRIPT crops it in the page)
+            sprite = _sprite(run, parts, want)
+            if sprite is None:
+                continue
+            tiles, uri, meta = sprite
+            used += len(uri)
+            if used > IMAGE_BUDGET:
+                out["truncated"] = True
+                return out
+            out["adversarial"][key] = tiles
+            out.setdefault("sprites", {})[key] = {"uri": uri, **meta}
+            continue
+        target = out["clean"]
         for sid in sorted(want):
             try:
                 png = run.image_png(sid, *parts)
@@ -227,6 +267,27 @@ def _thumbnails(run: RunData, graphs: dict[str, dict], vul: dict, datapaths: dic
                 return out
             target[str(sid)] = uri
     return out
+
+
+def _sprite(run: RunData, parts: tuple, want: set[int]) -> tuple[dict[str, int], str, dict] | None:
+    """The images ``want`` of one adversarial set as one PNG grid: ({sample id: tile}, data URI,
+    {w, h, cols}); None when the run lacks the set. Why: 1,000 separate 28 x 28 PNGs cost 25 %
+    more than one sprite (a header and a zlib stream each)."""
+    try:
+        arr = run.reader.images(*parts)
+    except ArtefactMissing:  # not in this run; a damaged image file is an error
+        return None
+    sids = [sid for sid in sorted(want) if 0 <= sid < arr.shape[0]]
+    if not sids:
+        return None
+    n, (h, w, c) = len(sids), arr.shape[1:]
+    cols = max(1, math.ceil(math.sqrt(n)))
+    grid = np.zeros((math.ceil(n / cols) * h, cols * w, c), dtype=np.uint8)
+    for i, sid in enumerate(sids):
+        r, k = divmod(i, cols)
+        grid[r * h:(r + 1) * h, k * w:(k + 1) * w] = arr[sid]
+    uri = "data:image/png;base64," + base64.b64encode(encode_png(grid)).decode("ascii")
+    return {str(sid): i for i, sid in enumerate(sids)}, uri, {"w": int(w), "h": int(h), "cols": cols}
 
 
 def export_html(run_dir: str | Path, out_path: str | Path, graph_ids: list[str] | None = None,
