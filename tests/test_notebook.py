@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import html
 import http.server
+import json
 import os
 import sys
 import threading
@@ -71,13 +72,21 @@ def test_show_returns_the_view_outside_ipython(run_dir):
     assert isinstance(v, notebook.NotebookView) and v.url
 
 
-def test_the_example_notebook_runs(run_dir, monkeypatch):
+def test_the_example_notebook_runs(run_dir, monkeypatch, tmp_path):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     nb = nbformat.read(ROOT / "examples" / "notebook.ipynb", as_version=4)
     monkeypatch.setenv("ADVTOPO_RUN", str(run_dir))
-    nbclient.NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    # a kernel of this interpreter, whatever kernels the user has installed
+    spec = tmp_path / "jupyter" / "kernels" / "advtopo-test"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "advtopo tests", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    nbclient.NotebookClient(nb, timeout=180, kernel_name="advtopo-test",
+                            resources={"metadata": {"path": str(ROOT)}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert Path(printed.split()[0]).resolve() == Path(sys.executable).resolve()  # the kernel is this venv's python
