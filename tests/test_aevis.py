@@ -28,6 +28,16 @@ def aevis_study_config() -> dict:
     return cfg
 
 
+def resnet_study_config() -> dict:
+    """The tiny study on resnet18 (one epoch), gating two consecutive residual blocks."""
+    cfg = tiny_study_config()
+    cfg["models"][0]["arch"] = "resnet18"
+    cfg["models"][0]["train"]["epochs"] = 1
+    cfg["layers"] = [{"module": "layer3.1", "summary": "gap"}, {"module": "layer4.0", "summary": "gap"}]
+    cfg["datapaths"] = {"enabled": True, "n_samples": 20, "steps": 20, "n_detail": 3}
+    return cfg
+
+
 def lenet_by_hand(model, x):
     """lenet5's relu1 / relu2 / relu3 outputs from its weights, without hooks."""
     r1 = F.relu(F.conv2d(x, model.conv1.weight, model.conv1.bias, padding=1))
@@ -280,3 +290,25 @@ def test_unavailable_without_datapaths(tmp_path):
         assert v["available"] is False and "datapaths" in v["reason"]
     finally:
         srv.shutdown()
+
+
+def test_layer_route_on_residual_blocks_shows_the_skip_share(tmp_path_factory):
+    from advtopo.app import serve
+    from advtopo.datapaths.residual import skip_share
+    from advtopo.study import StudyConfig, run_study
+
+    run = run_study(StudyConfig.from_dict(resnet_study_config()), out=tmp_path_factory.mktemp("aevis-res") / "run",
+                    verbose=False)
+    model, reader, doc = _model_and_images(run)
+    assert doc["residual"]["blocks"] == ["layer3.1", "layer4.0"]
+    assert doc["connections"][0]["supported"] and doc["connections"][0]["skip"] == "conv"
+    srv = serve(run, port=0, open_browser=False, block=False)
+    try:
+        v = get(srv, "api/aevis/layer?sample=1&layer=layer4.0&eps=0.2&sort=channel")
+    finally:
+        srv.shutdown()
+    assert v["residual_block"] is True
+    x = images_to_input(np.stack([reader.images()[1], reader.images(doc["model"], doc["attack"], 0.2)[1]]))
+    want = skip_share(model, ["layer4.0"], x)["layer4.0"]
+    np.testing.assert_allclose([c["skip_share_clean"] for c in v["channels"]], want[0], atol=1e-4)
+    np.testing.assert_allclose([c["skip_share_adversarial"] for c in v["channels"]], want[1], atol=1e-4)

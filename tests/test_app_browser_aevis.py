@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from advtopo.app import export_html, serve
-from test_aevis import aevis_study_config
+from test_aevis import aevis_study_config, resnet_study_config
 
 CHROMIUM = os.environ.get("ADVTOPO_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -161,3 +161,34 @@ def test_static_export_shows_the_class_level_and_a_note(run_dir, browser, tmp_pa
         assert not p.errors, p.errors
     finally:
         p.close()
+
+
+def test_residual_blocks_show_the_skip_share(browser, tmp_path_factory):
+    from advtopo.study import StudyConfig, run_study
+
+    run = Path(run_study(StudyConfig.from_dict(resnet_study_config()),
+                         out=tmp_path_factory.mktemp("brun-aevis-res") / "run", verbose=False))
+    dp = json.loads((run / "datapaths.json").read_text())
+    srv = serve(run, port=0, open_browser=False, block=False)
+    p = Page(browser)
+    try:
+        pg = p.open(srv.url)
+        wait_until(pg, "!document.querySelector('#tab-datapaths').classList.contains('hidden')")
+        pg.click("#tab-datapaths")
+        wait_until(pg, "!!document.querySelector('#ae-residual table')")
+        for block in dp["residual"]["blocks"]:
+            cells = pg.eval_on_selector_all(f"#ae-residual tr[data-block='{block}'] td.num", "els => els.map(e => e.textContent)")
+            assert cells[0] == f"{dp['residual']['skip_share'][block]['clean']:.3f}"
+        # the layer view's labels carry each channel's skip share, as the API gives it
+        wait_until(pg, "document.querySelectorAll('#ae-layer .ae-ch .ae-skipv').length > 0")
+        sid = int(pg.get_attribute("#dp-flow", "data-sample"))
+        v = api(srv, f"api/aevis/layer?sample={sid}&layer={dp['layers'][0]}&eps=0.2&sort=activation")
+        c0 = v["channels"][0]
+        assert pg.inner_text("#ae-layer .ae-ch .ae-skipv").strip() == f"skip {c0['skip_share_clean']:.2f}/{c0['skip_share_adversarial']:.2f}"
+        assert "residual block" in pg.inner_text("#ae-layer .ae-skip")
+        pg.eval_on_selector("#ae-residual", "e => e.scrollIntoView()")
+        p.shot("datapaths-aevis-residual")
+        assert not p.errors, p.errors
+    finally:
+        p.close()
+        srv.shutdown()

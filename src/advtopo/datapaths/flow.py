@@ -7,11 +7,15 @@ lies between them and everything else in between only acts channel by channel (R
 other activations, pooling, flatten, batch norm, dropout, identity). The strength between
 neuron ``i`` of ``l`` and neuron ``j`` of ``l+1`` is then ``|W[j, i]|`` summed over the
 kernel (conv) or over the spatial positions that ``nn.Flatten`` maps channel ``i`` to
-(linear after a conv layer). Pairs joined by more than one weight module, by residual
-additions or by functional calls the hooks cannot see are *not supported*: they get no
-edges and a ``reason``. (Only modules are traced; ``F.relu`` inside ``forward`` is invisible,
-which is harmless for channel-wise ops but means residual sums are not detected: use
-datapath flow on plain feed-forward stacks such as lenet5, cff, smallcnn.)
+(linear after a conv layer).
+
+Residual blocks: when ``l+1`` is a residual block (advtopo.datapaths.residual) fed directly
+by ``l`` (both gated at their outputs), the strength is the block's two branch convs chained,
+``|W2| @ |W1|`` (each summed over its kernel), plus the skip: the identity, or ``|W_s|`` of its
+1x1 shortcut conv (``skip`` says which). Other pairs joined by more than one weight module or
+by functional calls the hooks cannot see are *not supported*: they get no edges and a
+``reason``. (Only modules are traced; ``F.relu`` inside ``forward`` is invisible, which is
+harmless for channel-wise ops.)
 """
 from __future__ import annotations
 

@@ -242,5 +242,22 @@
       `<div class="ae-note">${esc(g.n)} samples of class ${esc(S.cname(g.true))} fooled into ${esc(S.cname(g.adversarial))} (#${g.sample_ids.slice(0, 20).map(esc).join(", #")}${g.sample_ids.length > 20 ? ", …" : ""}); typical path of a class = neurons critical for at least ${esc(DP.class_share ?? 0.5)} of the clean samples of that class the model gets right (${esc(g.n_true_class)} and ${esc(g.n_adversarial_class)} samples)${g.n_true_class && g.n_adversarial_class ? "" : "; a class without such samples has no typical path"}.</div>`);
   }
 
-  A.aevis = { layerView, neuronView, classCard };
+  /** Residual blocks among the gated layers: how much of the critical channels' output the skip carries. */
+  function residualCard(host, DP) {
+    const res = DP.residual;
+    if (!res || !Array.isArray(res.blocks) || !res.blocks.length) return;
+    const card = A.summary.card(host, "Skip connections of the gated residual blocks",
+      "per block: the share of its critical channels' output that the skip connection carries (Σ|skip| / (Σ|skip| + Σ|residual branch|)), mean over samples", false);
+    card.classList.add("ae-residual"); card.id = "ae-residual";
+    const sk = res.skip_share || {};
+    let t = `<table class="t"><tr><th>block</th><th class="num">clean</th>${DP.eps.map((e) => `<th class="num">adv. ε = ${esc(e)}</th><th class="num">fooled ε = ${esc(e)}</th>`).join("")}</tr>`;
+    res.blocks.forEach((b) => {
+      const v = sk[b] || {};
+      t += `<tr data-block="${esc(b)}"><td>${esc(b)}</td><td class="num">${fmt(v.clean, 3)}</td>` +
+        DP.eps.map((e, j) => `<td class="num">${fmt((v.adversarial || [])[j], 3)}</td><td class="num">${fmt((v.adversarial_fooled || [])[j], 3)}</td>`).join("") + `</tr>`;
+    });
+    card.insertAdjacentHTML("beforeend", t + `</table><div class="ae-note">Flow edges between consecutive gated blocks chain the block's two convs and add the skip (identity or its 1×1 conv); the per-channel share is in the layer view's labels.</div>`);
+  }
+
+  A.aevis = { layerView, neuronView, classCard, residualCard };
 })(window.advtopo);

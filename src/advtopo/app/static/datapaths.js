@@ -80,6 +80,7 @@
     dpSeg(dctl, "dp-divgroup", "samples", [["all", "all"], ["fooled", "fooled"], ["not_fooled", "not fooled"]], "divGroup", drawDiv);
     drawDiv();
     A.aevis.classCard(host, DP);  // AEVis's class level (aevis.js)
+    A.aevis.residualCard(host, DP);  // skip connections, when residual blocks are gated
 
     const bottom = document.createElement("div"); bottom.className = "dp-bottom"; host.appendChild(bottom);
     const list = A.summary.card(bottom, "Samples", "click a row (or Enter) for its network-level flow");
