@@ -295,3 +295,45 @@ def test_thumbnails_page_and_filter(server, page):
     assert pg.inner_text("#d-thumb-n") == str(len(want))
     assert shown() == want[:24]
     assert page.errors == []
+
+
+@browser_test
+def test_size_by_a_column_and_the_view_comes_back_from_the_url(server, page, browser, run_dir):
+    pg = open_graph(page, server)
+    g = api(server, f"/api/graph/{GID}")
+    wait_until(pg, "!!document.querySelector(\"#size-by option[value='col:loss']\")")
+    pg.select_option("#color-by", "col:margin")
+    pg.select_option("#col-agg", "median")
+    pg.select_option("#size-by", "col:loss")
+    # size follows the node's mean loss: the node with the largest has the largest radius
+    loss = row_values(run_dir, g, "loss")
+    per_node = {n["id"]: float(np.median([loss[r] for r in n["members"]])) for n in g["nodes"]}
+    radii = dict(pg.eval_on_selector_all(".panel[data-index='0'] g.node", "els => els.map(e => [e.dataset.id, +e.querySelector('circle.body').getAttribute('r')])"))
+    assert max(radii, key=radii.get) == max(per_node, key=per_node.get)
+    assert min(radii, key=radii.get) == min(per_node, key=per_node.get)
+    assert "size = median loss" in pg.inner_text("#legend")
+    pg.fill("#col-lo", "-2")
+    pg.fill("#col-hi", "2")
+    pg.locator("#col-hi").dispatch_event("change")
+    a, b = g["nodes"][0]["id"], g["nodes"][1]["id"]
+    pg.click(f".panel[data-index='0'] g.node[data-id='{a}']", modifiers=["Shift"])
+    pg.click(f".panel[data-index='0'] g.node[data-id='{b}']", modifiers=["Shift"])
+    wait_until(pg, "location.hash.includes('multi')")
+    url = pg.url
+    # the same link in a new page: colour, size, aggregate, range and the selection come back
+    other = Page(browser)
+    try:
+        p2 = other.open(url)
+        wait_until(p2, "document.querySelectorAll('g.node.multi').length === 2")
+        wait_until(p2, "document.querySelector('#color-by').value === 'col:margin' && document.querySelector('#size-by').value === 'col:loss'")
+        assert p2.input_value("#col-agg") == "median"
+        assert (p2.input_value("#col-lo"), p2.input_value("#col-hi")) == ("-2", "2")
+        assert sorted(p2.eval_on_selector_all("g.node.multi", "els => els.map(e => e.dataset.id)")) == sorted([a, b])
+        assert p2.inner_text("#ms-nodes") == "2"
+        wait_until(p2, "(document.querySelector('#legend .colorbar text') || {}).textContent === 'median margin'")
+        ticks = [float(t.replace("\u2212", "-")) for t in p2.eval_on_selector_all("#legend .colorbar .tick text", "els => els.map(e => e.textContent)")]
+        assert min(ticks) == -2 and max(ticks) == 2
+        assert other.errors == []
+    finally:
+        other.close()
+    assert page.errors == []

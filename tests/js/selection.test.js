@@ -111,3 +111,20 @@ test("pages: clamped page numbers, the last page short, one page when empty", ()
   assert.equal(sel.pageOf(items, -3, 24).page, 0);
   assert.deepEqual(sel.pageOf([], 0, 24), { items: [], page: 0, pages: 1, from: 0, to: 0 });
 });
+
+const u = require("../../src/advtopo/app/static/urlstate.js");
+
+test("the URL carries a column colour / size, its aggregate and range, and the multi-selection", () => {
+  const state = { color: "col:confidence", size: "col:first_fooled_eps", agg: "max", colorRange: [0, 0.5], multi: { gid: "g", nids: new Set(["a", "b,c"]), rows: null, filter: "fooled" } };
+  const sent = u.viewState(state);
+  assert.deepEqual(sent, { color: "col:confidence", size: "col:first_fooled_eps", agg: "max", colorRange: [0, 0.5], multi: { gid: "g", nids: ["a", "b,c"] } });
+  assert.deepEqual(u.parseViewState(JSON.stringify(sent)), sent);
+  // the embedding's brush selects rows: not a node selection, not carried
+  assert.equal(u.viewState({ multi: { gid: "g", nids: new Set(["a"]), rows: new Set([1]) } }).multi, undefined);
+  assert.deepEqual(u.parseViewState({ color: "col:", size: "col:a b", agg: "sum", colorRange: [1, 1] }), {});
+  assert.deepEqual(u.parseViewState({ colorRange: [0, Infinity] }), {});
+  assert.deepEqual(u.parseViewState({ colorRange: null, multi: null }), { colorRange: null, multi: null });
+  assert.deepEqual(u.parseViewState({ multi: { gid: "g", nids: [] } }), {});
+  assert.deepEqual(u.parseViewState({ multi: { gid: 1, nids: ["a"] } }), {});
+  assert.deepEqual(u.parseViewState({ multi: { gid: "g", nids: [3, {}, "x"] } }), { multi: { gid: "g", nids: ["3", "x"] } });
+});

@@ -23,7 +23,8 @@ test("parseGraphsHash ignores what is not a graphs list", () => {
 
 const FULL = { tab: "summary", layout: "lens", color: "mean_l2", cmap: "RdYlBu", points: "adversarial", size: "class:3",
   minSize: 4, jaccard: 0.25, search: 3, locate: 17, selected: { gid: "g", nid: "n0" }, align: true,
-  pins: { "g": { n0: [1.5, -2], "n,1": [0, 3.2] }, "a,b": { "7": [10, 20] } } };
+  pins: { "g": { n0: [1.5, -2], "n,1": [0, 3.2] }, "a,b": { "7": [10, 20] } },
+  agg: "median", colorRange: [-1, 2.5], multi: { gid: "g", nids: ["n0", "n,1"] } };
 
 test("view state round trip: what the export link sends comes back unchanged", () => {
   const state = Object.assign({ panels: [{ id: "g" }], highlight: { gid: "g" } }, FULL);

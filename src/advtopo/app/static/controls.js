@@ -24,7 +24,7 @@
   }
   function updateSizeOptions() {
     const s = $("#size-by");
-    if (s.options.length === S.classes.length + 1) return;
+    if (s.querySelectorAll(":scope > option").length === S.classes.length + 1) return;  // (the column optgroup: samplecols.js)
     s.innerHTML = `<option value="members">members (all classes)</option>` + S.classes.map((c, i) => `<option value="class:${i}">members of class ${esc(c)}</option>`).join("");
   }
   function showTab(name) {
@@ -158,7 +158,7 @@
     const { graphs, view } = A.urlstate.parseViewHash(location.hash);
     S.lastHash = location.hash;
     const ids = graphs.filter((id) => S.entry.has(id));
-    applyState(Object.assign({ selected: null, locate: null, pins: {}, align: false, tab: "graphs" }, view));
+    applyState(Object.assign({ selected: null, locate: null, pins: {}, align: false, tab: "graphs", multi: null, colorRange: null }, view));
     if (ids.length && ids.join("\n") !== state.panels.map((p) => p.id).join("\n")) {
       state.panels = ids.slice(0, S.MAX_PANELS).map((id) => ({ id, transform: d3.zoomIdentity }));
       state.highlight = null;
@@ -174,7 +174,8 @@
     if (sel && S.graphs.has(sel.gid) && state.panels.some((p) => p.id === sel.gid)) {
       A.graphs.renderAll();
       A.details.show(sel.gid, sel.nid);
-    } else if (!sel) $("#details").innerHTML = `<div class="empty">Click a node to see its members.<br><span class="hint">Shift-click a second node for the shortest path.</span></div>`;
+    } else if (A.multiselect.any()) A.multiselect.show();  // the URL's multi-selection (multiselect.js)
+    else if (!sel) $("#details").innerHTML = `<div class="empty">Click a node to see its members.<br><span class="hint">Shift-click or shift-drag (lasso) to select several nodes; Alt-click a second node for the shortest path.</span></div>`;
   }
 
   /** Take the valid view settings of `s` (the export's embedded state, the URL's view) and show them in the controls. */
@@ -190,6 +191,7 @@
     $("#class-search").value = state.search == null ? "" : String(state.search);
     $("#cmap-field").style.opacity = state.color === "class" ? 0.45 : 1;
     $("#locate-input").value = state.locate != null ? state.locate : "";
+    A.samplecols.syncControls();  // column colour / size, aggregate, range (samplecols.js)
     document.querySelectorAll(".vuln").forEach((el) => el.classList.toggle("on", +el.dataset.sid === state.locate));
   }
 

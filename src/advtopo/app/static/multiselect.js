@@ -8,13 +8,20 @@
   const S = A.store, state = S.state, GRAPHS = S.graphs, $ = S.$;
   const { esc } = A.format, SEL = A.selection;
 
-  // state.multi: {gid, nids: Set of node ids, rows: Set of point rows (the embedding's brush) or null, filter}
+  // state.multi: {gid, nids: Set of node ids, rows: Set of point rows (the embedding's brush) or null, filter};
+  // a view from the URL (urlstate.js) brings {gid, nids: [...]}, made whole here on first use
   state.multi = null;
+  function cur() {
+    const m = state.multi;
+    if (m && !(m.nids instanceof Set)) state.multi = { gid: m.gid, nids: new Set((m.nids || []).map(String)), rows: null, filter: "all" };
+    return state.multi;
+  }
 
-  const has = (gid, nid) => !!(state.multi && state.multi.gid === gid && state.multi.nids.has(String(nid)));
-  const any = () => !!(state.multi && (state.multi.nids.size || (state.multi.rows && state.multi.rows.size)));
+  const has = (gid, nid) => { const m = cur(); return !!(m && m.gid === gid && m.nids.has(String(nid))); };
+  const any = () => { const m = cur(); return !!(m && (m.nids.size || (m.rows && m.rows.size))); };
 
   function ensure(gid) {
+    cur();
     if (!state.multi || state.multi.gid !== gid) state.multi = { gid, nids: new Set(), rows: null, filter: "all" };
     return state.multi;
   }
@@ -72,7 +79,7 @@
   }
 
   function show() {
-    const m = state.multi;
+    const m = cur();
     if (!m || !GRAPHS.has(m.gid)) return;
     const e = S.entry.get(m.gid) || {};
     const all = rows("all"), shown = rows(m.filter);

@@ -83,17 +83,29 @@
     const after = $("#cmap-field");
     after.parentNode.insertBefore(field, after.nextSibling);
     const sync = () => { field.style.display = active().length ? "" : "none"; };
+    syncControls();
     sync();
     sel.addEventListener("change", sync);
     if (size) size.addEventListener("change", sync);
     $("#col-agg").addEventListener("change", (ev) => { state.agg = ev.target.value; rerender(); });
     const range = () => {
       const lo = $("#col-lo").value, hi = $("#col-hi").value;
-      state.colorRange = lo !== "" && hi !== "" && +lo < +hi ? [+lo, +hi] : null;
+      const r = lo !== "" && hi !== "" && +lo < +hi ? [+lo, +hi] : null;
+      if (JSON.stringify(r) === JSON.stringify(state.colorRange)) return;  // a second change event (blur): no redraw under a click
+      state.colorRange = r;
       rerender();
     };
     $("#col-lo").addEventListener("change", range);
     $("#col-hi").addEventListener("change", range);
+  }
+  /** Show the state's column, aggregate and range in the controls (a view from the URL). */
+  function syncControls() {
+    const sel = $("#color-by"), size = $("#size-by"), agg = $("#col-agg");
+    if (sel && isCol(state.color)) sel.value = state.color;
+    if (size && isCol(state.size)) size.value = state.size;
+    if (agg) agg.value = state.agg;
+    if ($("#col-lo")) { $("#col-lo").value = state.colorRange ? state.colorRange[0] : ""; $("#col-hi").value = state.colorRange ? state.colorRange[1] : ""; }
+    const f = $("#col-opts"); if (f) f.style.display = active().length ? "" : "none";
   }
   function rerender() {
     A.graphs.renderAll();
@@ -103,5 +115,5 @@
   /** Load the columns of the graphs shown (the first one also fills the menus). */
   function prefetch() { state.panels.forEach((p) => { if (GRAPHS.has(p.id)) load(p.id); }); }
 
-  A.samplecols = { isCol, label, columns, load, annotate, domain, prefetch };
+  A.samplecols = { isCol, label, columns, load, annotate, domain, prefetch, syncControls };
 })(window.advtopo);

@@ -55,15 +55,33 @@
     return undefined;
   }
 
+  // a samples.parquet column as colour / size ("col:<name>", samplecols.js)
+  const isColumn = (v) => typeof v === "string" && /^col:[A-Za-z0-9_.-]{1,64}$/.test(v);
+  /** colorRange: [lo, hi] finite with lo < hi, or null (the data's range). */
+  function cleanRange(v) {
+    if (v === null) return null;
+    return Array.isArray(v) && v.length === 2 && isFiniteNum(v[0]) && isFiniteNum(v[1]) && v[0] < v[1] ? [v[0], v[1]] : undefined;
+  }
+  /** multi: the multi-selection {gid, nids: [node ids]} (a Set is listed; at most 2,000 ids), or null. */
+  function cleanMulti(v) {
+    if (v === null) return null;
+    if (!v || typeof v !== "object" || typeof v.gid !== "string") return undefined;
+    if (v.rows && v.rows.size) return undefined;  // the embedding's brush selects rows: not carried
+    const ids = v.nids instanceof Set ? [...v.nids] : v.nids;
+    if (!Array.isArray(ids) || !ids.length || ids.length > 2000) return undefined;
+    const nids = ids.filter((x) => typeof x === "string" || Number.isInteger(x)).map(String);
+    return nids.length ? { gid: v.gid, nids } : undefined;
+  }
+
   /** The view settings and what each accepts (each cleaner returns the value to keep, or
    * undefined to drop it). */
   const VIEW_KEYS = {
     tab: keep((v) => v === "graphs" || v === "summary" || v === "datapaths"),
     layout: keep((v) => v === "force" || v === "lens"),
-    color: keep((v) => v === "class" || Object.prototype.hasOwnProperty.call(colors.ATTRS, v)),
+    color: keep((v) => v === "class" || Object.prototype.hasOwnProperty.call(colors.ATTRS, v) || isColumn(v)),
     cmap: keep((v) => colors.CMAP_NAMES.includes(v)),
     points: keep((v) => v === "both" || v === "clean" || v === "adversarial"),
-    size: keep((v) => v === "members" || (typeof v === "string" && /^class:\d+$/.test(v))),
+    size: keep((v) => v === "members" || (typeof v === "string" && /^class:\d+$/.test(v)) || isColumn(v)),
     minSize: keep((v) => typeof v === "number" && isFinite(v) && v >= 0),
     jaccard: keep((v) => typeof v === "number" && v >= 0 && v <= 1),
     search: keep(isIndex),
@@ -71,6 +89,9 @@
     selected: cleanSelected,
     align: keep((v) => typeof v === "boolean"),
     pins: cleanPins,
+    agg: keep((v) => v === "mean" || v === "median" || v === "max"),  // samplecols.js
+    colorRange: cleanRange,
+    multi: cleanMulti,  // multiselect.js
   };
 
   /** The view settings of `state`, as the URL and the export link carry them. */
