@@ -115,7 +115,9 @@ def test_both_views_draw_inside_a_loopback_notebook_page(run_dir, tmp_path):
     errors: list[str] = []
     try:
         with sync_api.sync_playwright() as p:
-            b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            # evil.test: a site that is not loopback (resolved to 127.0.0.1 by chromium only)
+            b = p.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--host-resolver-rules=MAP evil.test 127.0.0.1"])
             page = b.new_page(viewport={"width": 1400, "height": 1600})
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.goto(f"http://127.0.0.1:{httpd.server_address[1]}/nb.html")
@@ -126,6 +128,13 @@ def test_both_views_draw_inside_a_loopback_notebook_page(run_dir, tmp_path):
             static.wait_for_selector(".panel g.node", timeout=30000)
             assert static.locator(".panel").count() == 1
             assert static.locator(".panel g.node").count() == n_nodes
+            # the same page from another site: the run's server refuses to be framed
+            other = b.new_page()
+            with other.expect_console_message(lambda m: "frame-ancestors" in m.text, timeout=30000):
+                other.goto(f"http://evil.test:{httpd.server_address[1]}/nb.html")
+            other.frames[2].wait_for_selector(".panel g.node", timeout=30000)  # srcdoc needs no server
+            ready = [f.evaluate("document.body ? document.body.dataset.ready || '' : ''") for f in other.frames]
+            assert ready.count("1") == 1 and not other.frames[1].url.startswith("http://127.0.0.1"), (ready, other.frames[1].url)
             b.close()
     finally:
         httpd.shutdown()
