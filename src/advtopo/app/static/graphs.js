@@ -174,8 +174,8 @@
   function renderAll() {
     const t = performance.now();
     const sc = sharedScales();
+    A.legend.render(sc);  // first: its height sets the panels' (a graph fitted before it would be stale)
     state.panels.forEach((p) => { if (GRAPHS.has(p.id)) renderPanel(p, sc); });
-    A.legend.render(sc);
     A.details.renderLocatePanels();
     A.timings.lastRender = performance.now() - t;
     if (!A.timings.firstRender && state.panels.some((p) => GRAPHS.has(p.id))) {
