@@ -27,6 +27,7 @@ from .recompute import ComputeGate, RecomputeUnavailable
 
 MAX_CACHED = 64
 MAX_EXAMPLES = 48
+MAX_POOL = 5000  # top examples are drawn from the run's first MAX_POOL clean images
 FEATUREVIS = {"steps": 128, "lr": 0.05, "jitter": 1, "tv": 0.05, "cossim_pow": 1.0, "seed": 0}
 
 
@@ -163,7 +164,8 @@ class AevisService:
 
     # ---- neuron level ----------------------------------------------------------------------
     def neuron(self, layer: str, channel: str, k: str = "12") -> dict:
-        """A channel's learned feature (feature visualisation) and its top activating clean images."""
+        """A channel's learned feature (feature visualisation) and its top activating clean images
+        (among the run's first ``MAX_POOL``)."""
         doc = self._doc()
         layer = self._layer_of(doc, layer)
         try:
@@ -191,7 +193,7 @@ class AevisService:
         key = ("means", layer)
         got = self._cached(key)
         if got is None:
-            x = images_to_input(np.asarray(self._images(doc, None)))
+            x = images_to_input(np.asarray(self._images(doc, None)[:MAX_POOL]))
             got = self._store(key, channel_means(self._model(doc.get("model")), layer, x))
         return got
 

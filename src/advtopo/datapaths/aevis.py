@@ -36,9 +36,11 @@ def images_to_input(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(0, 3, 1, 2)).astype(np.float32) / 255.0)
 
 
-def feature_maps(model: nn.Module, module: str, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+def feature_maps(model: nn.Module, module: str, x: torch.Tensor, batch_size: int = 256,
+                 reduce: bool = False) -> np.ndarray:
     """The output of ``module`` for inputs ``x``: ``(N, C, H, W)`` float32 (a 2-D output is
-    ``(N, C, 1, 1)``: one unit = one 1 x 1 map)."""
+    ``(N, C, 1, 1)``: one unit = one 1 x 1 map); ``reduce=True``: ``(N, C)`` channel means,
+    reduced batch by batch (memory for the means only)."""
     mod = resolve_modules(model, [LayerSpec(module)])[module]
     p = next(model.parameters(), None)
     dev = p.device if p is not None else torch.device("cpu")
@@ -61,7 +63,7 @@ def feature_maps(model: nn.Module, module: str, x: torch.Tensor, batch_size: int
                 elif out.dim() != 4:
                     raise AdvtopoError(f"module {module!r} gives {out.dim()}-D outputs; feature maps need "
                                        "N x C (units) or N x C x H x W (channels)")
-                parts.append(out.numpy())
+                parts.append(out.mean(dim=(2, 3)).numpy() if reduce else out.numpy())
     finally:
         hook.remove()
         model.train(was_training)
@@ -70,7 +72,7 @@ def feature_maps(model: nn.Module, module: str, x: torch.Tensor, batch_size: int
 
 def channel_means(model: nn.Module, module: str, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
     """``(N, C)``: each channel's mean activation (over its spatial positions) per input."""
-    return feature_maps(model, module, x, batch_size).mean(axis=(2, 3))
+    return feature_maps(model, module, x, batch_size, reduce=True)
 
 
 def top_examples(means: np.ndarray, channel: int, k: int = 12,
