@@ -30,17 +30,27 @@ def run_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(run_dir):
-    srv = serve(run_dir, port=0, open_browser=False, block=False)
+def browser():
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        ctx = b.new_context(viewport={"width": 1500, "height": 950}, accept_downloads=True)
-        pg = ctx.new_page()
-        pg.goto(srv.url)
-        pg.wait_for_selector("body[data-ready='1']", timeout=30000)
-        pg.wait_for_selector(".panel g.node", timeout=30000)
-        yield pg
+        yield b
         b.close()
+
+
+def open_page(browser, url: str):
+    pg = browser.new_context(viewport={"width": 1500, "height": 950}, accept_downloads=True).new_page()
+    pg.goto(url)
+    pg.wait_for_selector("body[data-ready='1']", timeout=30000)
+    pg.wait_for_selector(".panel g.node", timeout=30000)
+    return pg
+
+
+@pytest.fixture(scope="module")
+def page(run_dir, browser):
+    srv = serve(run_dir, port=0, open_browser=False, block=False)
+    pg = open_page(browser, srv.url)
+    yield pg
+    pg.context.close()
     srv.shutdown()
 
 
@@ -126,3 +136,22 @@ def test_each_summary_chart(page):
             w, h = svg_size(root)
             assert png_size(Path(d.value.path()).read_bytes()) == (2 * w, 2 * h)
     page.click(".tab[data-tab='graphs']")
+
+
+def test_figures_from_the_static_export(run_dir, browser, tmp_path):
+    from advtopo.app import export_html
+
+    entries = {e["id"]: e for e in json.loads((run_dir / "index.json").read_text())["graphs"]}
+    ids = list(entries)[:2]
+    pg = open_page(browser, export_html(run_dir, tmp_path / "x.html", graph_ids=ids).as_uri())
+    try:
+        _, data = download(pg, "#grid-figure .fig-svg")
+        root, text = check_svg(data)
+        for gid in ids:
+            e = entries[gid]
+            assert f"{e['model']} · {e['layer']} · {e['attack']} ε = {e['eps']:g}" in text
+        _, png = download(pg, "#grid-figure .fig-png")
+        w, h = svg_size(root)
+        assert png_size(png) == (2 * w, 2 * h)
+    finally:
+        pg.context.close()

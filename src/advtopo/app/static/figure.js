@@ -233,16 +233,16 @@
     card.insertBefore(tools, card.firstChild);
   }
   function gridButtons() {
-    const ex = document.getElementById("export-btn");
-    if (!ex || document.getElementById("grid-figure")) return;
+    const spacer = document.querySelector("#topbar .spacer");  // the top bar's right-hand group starts after it
+    if (!spacer || document.getElementById("grid-figure")) return;
     const span = document.createElement("span");
     span.id = "grid-figure"; span.className = "grid-figure"; span.title = "the comparison grid as a figure";
     buttons(span, "the comparison grid", (f) => exportGrid(f));
-    ex.parentNode.insertBefore(span, ex);
+    spacer.after(span);
   }
-  if (typeof document !== "undefined" && document.getElementById) {
-    if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", gridButtons);
-    else gridButtons();
+  if (typeof document !== "undefined" && document.querySelector) {
+    if (document.querySelector("#topbar .spacer")) gridButtons();  // the page's scripts come after the top bar
+    else document.addEventListener("DOMContentLoaded", gridButtons);
   }
 
   return { identityLines, fileName, pngSize, PNG_SCALE, STYLE_PROPS,
