@@ -279,6 +279,23 @@ def test_cache_is_bounded(aevis_run, monkeypatch):
     assert again == svc.layer("3", "relu2", "0.2")
 
 
+def test_unavailable_without_a_model(tmp_path):
+    from advtopo.app import serve
+    from app_fixture import make_fixture_run
+
+    run = make_fixture_run(tmp_path / "run")  # datapaths.json, but no checkpoint
+    srv = serve(run, port=0, open_browser=False, block=False)
+    try:
+        doc = json.loads((run / "datapaths.json").read_text())
+        v = get(srv, f"api/aevis/layer?sample={doc['samples'][0]['sample_id']}&layer={doc['layers'][0]}"
+                     f"&eps={doc['eps'][0]:g}")
+        assert v["available"] is False and "model" in v["reason"]
+        n = get(srv, f"api/aevis/neuron?layer={doc['layers'][0]}&channel=0")
+        assert n["available"] is False and "model" in n["reason"]
+    finally:
+        srv.shutdown()
+
+
 def test_unavailable_without_datapaths(tmp_path):
     from advtopo.app import serve
     from app_fixture import make_fixture_run
