@@ -195,3 +195,14 @@ def test_the_page_crops_each_adversarial_thumbnail_from_its_sprite(tmp_path_fact
         assert g["uri"] == "data:image/png;base64,"
         assert (g["h"], g["w"]) == arr.shape[1:3]
         assert g["red"] == arr[sid][..., 0].ravel().tolist()
+
+
+def test_a_damaged_adversarial_image_file_is_an_error_naming_it(tmp_path_factory):
+    from advtopo.errors import AdvtopoError
+
+    root = make_fixture_run(tmp_path_factory.mktemp("dmg") / "run", n_per_class=3, with_extras=False)
+    key, rel = next(iter(json.loads((root / "index.json").read_text())["images"]["adversarial"].items()))
+    path = root / rel
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(AdvtopoError, match=f"image array '{re.escape(rel)}' is unreadable"):
+        export_html(root, tmp_path_factory.mktemp("out") / "x.html")
