@@ -94,6 +94,10 @@ def test_layer_view_sorts_marks_and_differences():
     assert [rows[i]["critical_adversarial"] for i in range(5)] == [False, True, False, False, False]
     np.testing.assert_allclose(np.array(rows[3]["difference"]), np.round(adv[3] - clean[3], 4), atol=1e-4)
     assert by_act["range"]["activation"] == pytest.approx(max(clean.max(), adv.max()), abs=1e-6)
+    # stored critical sets win over the gates (rounded gates can sit on the threshold)
+    forced = layer_view(clean, adv, gc, ga, 0.5, "channel", clean_critical=np.array([0, 0, 0, 0, 1], bool))
+    assert [c["critical_clean"] for c in forced["channels"]] == [False, False, False, False, True]
+    assert [c["critical_adversarial"] for c in forced["channels"]] == [False, True, False, False, False]
     none = layer_view(clean, adv, None, None)
     assert none["channels"][0]["gate_clean"] is None and none["channels"][0]["critical_adversarial"] is None
     with pytest.raises(AdvtopoError, match="sort"):

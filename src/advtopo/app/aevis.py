@@ -116,9 +116,9 @@ class AevisService:
         got = self._cached(key)
         if got is None:
             got = self._store(key, self._compute_layer(doc, sid, layer, e, ekey))
-        maps_c, maps_a, gates_c, gates_a, source, skip = got
+        maps_c, maps_a, gates_c, gates_a, source, skip, crit = got
         threshold = float((doc.get("params") or {}).get("threshold", 0.5))
-        view = layer_view(maps_c, maps_a, gates_c, gates_a, threshold, sort)
+        view = layer_view(maps_c, maps_a, gates_c, gates_a, threshold, sort, *crit)
         if skip is not None:  # a residual block: each channel's skip share (advtopo.datapaths.residual)
             for row in view["channels"]:
                 row["skip_share_clean"] = round(float(skip[0, row["channel"]]), 4)
@@ -148,10 +148,18 @@ class AevisService:
                 adv_d = next((v for k, v in (detail.get("adversarial") or {}).items() if abs(float(k) - e) < 1e-9), None)
                 gc = ((detail.get("clean") or {}).get("gates") or {}).get(layer)
                 ga = ((adv_d or {}).get("gates") or {}).get(layer)
-                if gc is not None and ga is not None:
-                    stored = (np.asarray(gc, np.float32), np.asarray(ga, np.float32))
+                if gc is not None and ga is not None and len(gc) == len(ga) == maps.shape[1]:
+                    crit = []
+                    for ids in (((detail.get("clean") or {}).get("critical") or {}).get(layer),
+                                ((adv_d or {}).get("critical") or {}).get(layer)):
+                        mask = None
+                        if isinstance(ids, list) and all(isinstance(i, int) and 0 <= i < len(gc) for i in ids):
+                            mask = np.zeros(len(gc), bool)
+                            mask[ids] = True
+                        crit.append(mask)
+                    stored = (np.asarray(gc, np.float32), np.asarray(ga, np.float32), tuple(crit))
             if stored is not None:
-                return maps[0], maps[1], stored[0], stored[1], "datapaths.json", skip
+                return maps[0], maps[1], stored[0], stored[1], "datapaths.json", skip, stored[2]
             from advtopo.datapaths import DatapathExtractor
 
             params = {k: v for k, v in (doc.get("params") or {}).items()
@@ -160,7 +168,7 @@ class AevisService:
                 raise RecomputeUnavailable("gates fitted to the label are stored for the detail samples only")
             ext = DatapathExtractor(list(doc["layers"]), **params)
             dp = ext.fit(model, x)
-            return maps[0], maps[1], dp.gates[layer][0], dp.gates[layer][1], "fitted now", skip
+            return maps[0], maps[1], dp.gates[layer][0], dp.gates[layer][1], "fitted now", skip, (None, None)
 
     # ---- neuron level ----------------------------------------------------------------------
     def neuron(self, layer: str, channel: str, k: str = "12") -> dict:

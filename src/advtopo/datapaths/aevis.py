@@ -91,13 +91,16 @@ def _r(a: np.ndarray, nd: int = 4) -> list:
 
 
 def layer_view(clean_maps: np.ndarray, adv_maps: np.ndarray, clean_gates: np.ndarray | None,
-               adv_gates: np.ndarray | None, threshold: float = 0.5, sort: str = "activation") -> dict[str, Any]:
+               adv_gates: np.ndarray | None, threshold: float = 0.5, sort: str = "activation",
+               clean_critical: np.ndarray | None = None, adv_critical: np.ndarray | None = None) -> dict[str, Any]:
     """One sample's channels at one layer, clean vs adversarial (JSON-able).
 
     ``clean_maps`` / ``adv_maps``: ``(C, H, W)``; gates: ``(C,)`` or None. Channels are listed in
     ``sort`` order: ``channel`` (index), ``activation`` (max of the clean and adversarial mean
     activation, highest first), ``gate`` (max of the two gates, highest first) or ``difference``
-    (mean |adversarial - clean|, highest first).
+    (mean |adversarial - clean|, highest first). A channel is critical when its gate is
+    ``>= threshold``, or as ``clean_critical`` / ``adv_critical`` (boolean ``(C,)``) say when
+    given (stored critical sets, which rounded gates could contradict at the threshold).
     """
     if sort not in SORTS:
         raise AdvtopoError(f"sort={sort!r} is not valid; allowed: {', '.join(SORTS)}")
@@ -107,9 +110,11 @@ def layer_view(clean_maps: np.ndarray, adv_maps: np.ndarray, clean_gates: np.nda
     n = c.shape[0]
     gc = None if clean_gates is None else np.asarray(clean_gates, np.float32)
     ga = None if adv_gates is None else np.asarray(adv_gates, np.float32)
-    for g in (gc, ga):
-        if g is not None and g.shape != (n,):
-            raise AdvtopoError(f"gates must have one value per channel ({n}), got shape {g.shape}")
+    for g in (gc, ga, clean_critical, adv_critical):
+        if g is not None and np.shape(g) != (n,):
+            raise AdvtopoError(f"gates must have one value per channel ({n}), got shape {np.shape(g)}")
+    crit = {"clean": None if gc is None else (gc >= threshold if clean_critical is None else np.asarray(clean_critical, bool)),
+            "adversarial": None if ga is None else (ga >= threshold if adv_critical is None else np.asarray(adv_critical, bool))}
     diff = a - c
     mean_c, mean_a = c.mean(axis=(1, 2)), a.mean(axis=(1, 2))
     key = {"channel": -np.arange(n, dtype=np.float64),
@@ -125,7 +130,7 @@ def layer_view(clean_maps: np.ndarray, adv_maps: np.ndarray, clean_gates: np.nda
                                "clean": _r(c[i]), "adversarial": _r(a[i]), "difference": _r(diff[i])}
         for name, g in (("clean", gc), ("adversarial", ga)):
             row[f"gate_{name}"] = None if g is None else round(float(g[i]), 4)
-            row[f"critical_{name}"] = None if g is None else bool(g[i] >= threshold)
+            row[f"critical_{name}"] = None if g is None else bool(crit[name][i])
         channels.append(row)
     return {"n_channels": n, "height": int(c.shape[1]), "width": int(c.shape[2]), "sort": sort,
             "threshold": float(threshold),
