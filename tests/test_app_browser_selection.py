@@ -337,3 +337,17 @@ def test_size_by_a_column_and_the_view_comes_back_from_the_url(server, page, bro
     finally:
         other.close()
     assert page.errors == []
+
+
+def test_columns_without_or_with_a_damaged_samples_table(tmp_path):
+    """No samples.parquet: no columns (the menus offer none); a damaged one: the reader's error naming it."""
+    from advtopo.app.columns import graph_columns
+    from advtopo.rundir import ArtefactInvalid, Run
+
+    run = make_fixture_run(tmp_path / "run")
+    (run / "samples.parquet").unlink()
+    doc = graph_columns(Run(run), GID)
+    assert doc["columns"] == {} and doc["n_rows"] > 0
+    (run / "samples.parquet").write_bytes(b"not parquet")
+    with pytest.raises(ArtefactInvalid, match="samples.parquet is unreadable"):
+        graph_columns(Run(run), GID)
