@@ -519,3 +519,28 @@ def test_recompute_form_toast_panel_and_summary(study_copy, page):
     # the one console error is the browser's note on the refused (400) request, which was the point
     assert sum("status of 400" in e for e in page.errors) == 1
     page.errors[:] = [e for e in page.errors if "status of 400" not in e]
+
+
+def test_pinned_positions_and_alignment_travel_in_the_export_link(run_dir, browser, tmp_path):
+    from advtopo.app.data import RunData
+    from advtopo.app.export import build_html
+
+    a, b = gid("cnn_std", "fc1", 0.0), gid("cnn_std", "fc1", 0.3)
+    state = {"layout": "force", "align": True, "pins": {b: {"n0": [5.0, -7.5]}}}
+    out = tmp_path / "pinned.html"
+    out.write_bytes(build_html(RunData(run_dir), [a, b], state=json.dumps(state)))
+    p = Page(browser)
+    try:
+        pg = p.open(out.as_uri())
+        assert panel_ids(pg) == [a, b]
+        assert pg.is_checked("#align-sweep")
+        assert pg.locator(f".panel[data-graph='{b}'] g.node.pinned").count() == 1
+        assert pg.get_attribute(f".panel[data-graph='{b}'] g.node.pinned", "data-id") == "n0"
+        # the eps-0.3 graph is laid out aligned to eps 0, and its node n0 drawn where its pin maps
+        res = pg.evaluate("""g => { const p = advtopo.state.panels[1], t = p.el.querySelector('g.node.pinned').getAttribute('transform');
+            return [Object.keys(advtopo.GRAPHS.get(g)._d.layouts), t, p.fx(5.0)]; }""", b)
+        assert f"aligned:{a}" in res[0]
+        assert abs(float(res[1].split("(")[1].split(",")[0]) - res[2]) < 1e-6
+        assert not p.errors, p.errors
+    finally:
+        p.ctx.close()
