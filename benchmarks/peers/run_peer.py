@@ -217,6 +217,8 @@ def main(argv: list[str]) -> int:
     with open(os.path.join(workdir, "spec.json")) as fh:
         spec = json.load(fh)
     spec["workdir"] = workdir
+    if tool != "advtopo":
+        import sklearn.cluster  # noqa: F401  (every peer clusters with it; importing it is not part of the time)
     X = np.load(os.path.join(workdir, "X.npy"))
     lens = np.load(os.path.join(workdir, "lens.npy"))
     secs, version, graphs = TOOLS[tool](X, lens, spec)
