@@ -151,10 +151,12 @@ def bench_size(n: int, args, peers: list[str]) -> list[dict]:
                     row["cover_used"] = f"{peer}'s own cover elements as closed lens intervals"
                 row["ratio"] = row["peer_s"] / row["ours_s"]
                 row["load_after"] = os.getloadavg()[0]
-                print(f"[{n} {mode}] {peer} {theirs['version']}: {row['peer_s']:.2f} s vs advtopo {row['ours_s']:.2f} s "
+                print(f"[{n} {mode}] {peer} {theirs['version']}: {row['peer_s']:.2f} s "
+                      f"vs advtopo {row['ours_s']:.2f} s "
                       f"= {row['ratio']:.1f}x; same cover: {row['same_cover']}; vs kmapper cover: "
                       f"{row['vs_kmapper_cover']}; without the peer's noise nodes ({row.get('peer_noise_nodes', 0)}): "
-                      f"{row.get('same_cover_without_noise_nodes', '-')}; load {row['load_before']:.1f}->{row['load_after']:.1f}", flush=True)
+                      f"{row.get('same_cover_without_noise_nodes', '-')}; "
+                      f"load {row['load_before']:.1f}->{row['load_after']:.1f}", flush=True)
                 rows.append(row)
     return rows
 

@@ -180,7 +180,8 @@ def run_advtopo(X, lens, spec):
         ns = sorted({s[0] for s in spec["settings"]})
         ps = sorted({s[1] for s in spec["settings"]})
         if len(ns) * len(ps) != len({tuple(s) for s in spec["settings"]}):
-            raise ValueError("sweep settings must be a full grid of n_intervals x overlap (Mapper.sweep builds the grid)")
+            raise ValueError("sweep settings must be a full grid of n_intervals x overlap "
+                             "(Mapper.sweep builds the grid)")
         by_setting = {(k[0], k[1]): g for k, g in Mapper(**common).sweep(X, n_intervals=ns, overlap=ps).items()}
         graphs = [by_setting[tuple(s)] for s in spec["settings"]]
     secs = time.perf_counter() - t0
