@@ -43,8 +43,9 @@ def _first_node_with_members(d: dict) -> dict:
 
 
 GRAPH_DAMAGE = {
-    "member beyond the last row": (lambda d: _first_node_with_members(d)["members"].append(10**6),
-                                   r"node 'n\d+' \(nodes\[\d+\]\): member 1000000 is not a row of the graph's 80 points"),
+    "member beyond the last row": (
+        lambda d: _first_node_with_members(d)["members"].append(10**6),
+        r"node 'n\d+' \(nodes\[\d+\]\): member 1000000 is not a row of the graph's 80 points"),
     "member equal to the row count": (lambda d: _first_node_with_members(d)["members"].append(80),
                                       r"member 80 is not a row of the graph's 80 points \(allowed: 0 to 79\)"),
     "negative member": (lambda d: _first_node_with_members(d)["members"].insert(0, -5), r"member -5 is not a row"),
@@ -53,8 +54,9 @@ GRAPH_DAMAGE = {
     "bool member": (lambda d: _first_node_with_members(d)["members"].append(True), "integer row indices"),
     "text member": (lambda d: _first_node_with_members(d)["members"].append("3"), "integer row indices"),
     "members not a list": (lambda d: d["nodes"][0].__setitem__("members", 3), "integer row indices"),
-    "repeated member": (lambda d: _first_node_with_members(d)["members"].append(_first_node_with_members(d)["members"][0]),
-                        "lists a row twice"),
+    "repeated member": (
+        lambda d: _first_node_with_members(d)["members"].append(_first_node_with_members(d)["members"][0]),
+        "lists a row twice"),
     "duplicate node id": (lambda d: d["nodes"][1].__setitem__("id", d["nodes"][0]["id"]), "no other node has"),
     "edge to an unknown node": (lambda d: d["edges"].append({"source": "n0", "target": "n999"}),
                                 r"edges\[\d+\]\.target 'n999' names no node"),
@@ -253,6 +255,8 @@ CORRUPTIONS = {
     "graph nested too deep": (lambda r: _deep_json(r / GRAPH), GRAPH, False, None),
     "vulnerability.json nested too deep": (lambda r: _deep_json(r / "vulnerability.json"), "vulnerability.json",
                                            False, "vulnerability.json"),
+    "manifest.json nested too deep": (lambda r: _deep_json(r / "manifest.json"), "manifest.json", False,
+                                      "manifest.json"),
     "graph a symbolic-link loop": (lambda r: _link_loop(r / GRAPH), GRAPH, False, None),
     "images of floats": (lambda r: np.save(r / "images" / "clean.npy", np.zeros((60, 8, 8, 1))), "images/clean.npy",
                          False, None),

@@ -418,7 +418,8 @@ class Run:
         try:
             mtime = path.stat().st_mtime_ns
         except FileNotFoundError:
-            raise ArtefactMissing(f"no file {path.relative_to(self.root).as_posix()!r} inside the run directory") from None
+            rel = path.relative_to(self.root).as_posix()
+            raise ArtefactMissing(f"no file {rel!r} inside the run directory") from None
         with self._lock:
             cached = self._docs.get(str(path))
             if cached and cached[0] == mtime:

@@ -26,7 +26,8 @@ from advtopo.rundir.reader import Run
 
 REWRITE = "`advtopo run CONFIG --out {root}` rewrites it from the task cache"
 RECOMPUTE = "`advtopo run CONFIG --out {root}` recomputes it"
-RECOMPUTE_HASHED = "`advtopo run CONFIG --out {root} --verify-cache` recomputes it (its size is right, its content is not)"
+RECOMPUTE_HASHED = ("`advtopo run CONFIG --out {root} --verify-cache` recomputes it "
+                    "(its size is right, its content is not)")
 RECOMPUTED_GRAPH = "delete it: the web app rebuilds a graph when asked again"
 
 
@@ -52,7 +53,6 @@ class RunCheck:
     checked: int = 0
     status: str | None = None  # the study's status in words (manifest + run lock), when the manifest reads
 
-
     def add(self, path: str, problem: str, fix: str) -> None:
         self.damage.append(Damage(path, problem, fix.format(root=self.root)))
 
@@ -63,7 +63,7 @@ class RunCheck:
         try:
             return read()
         except ArtefactMissing:
-            self.add(path, "is missing (index.json names it)", fix)
+            self.add(path, "is missing (or is not a file inside the run directory)", fix)
         except UnsupportedFormat as exc:
             self.add(path, _problem(self.root, path, exc), "")  # the message says what to do
         except AdvtopoError as exc:  # ArtefactInvalid, CorruptActivations, ...

@@ -39,7 +39,7 @@ def _manifest_tasks(root: Path) -> set[str] | None:
     """The task keys the last run used (manifest.json), or None when the manifest does not read."""
     try:
         tasks = json.loads((root / layout.MANIFEST).read_text(encoding="utf-8")).get("tasks")
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, RecursionError, AttributeError):
         return None
     return set(tasks) if isinstance(tasks, dict) else None
 
