@@ -4,6 +4,7 @@
     python benchmarks/mapper_peers.py --sizes 20000 --modes one,sweep --json out.json
     python benchmarks/mapper_peers.py --quick                  # 2k x 32, seconds (after the venvs exist)
     python benchmarks/mapper_peers.py --setup-only             # only create the peers' virtual environments
+    python benchmarks/mapper_peers.py --mnist-mlp 20000 --modes one   # real activations (or --npy acts.npy)
 
 Why subprocesses and venvs: the peers' pins conflict with advtopo's and with each other's
 (giotto-tda 0.6.2 needs scikit-learn 1.3.x and numpy < 2, tda-mapper 0.12.0 numpy < 2, gudhi
@@ -103,8 +104,11 @@ def run_tool(tool: str, workdir: Path, spec: dict, timeout: float) -> tuple[dict
     return result, np.load(workdir / f"{tool}.npz")
 
 
-def bench_size(n: int, args, peers: list[str]) -> list[dict]:
-    X, _ = synthetic_activations(n, args.dim, seed=0)
+def bench_size(n: int, args, peers: list[str], X: np.ndarray | None = None, data: str = "synthetic") -> list[dict]:
+    if X is None:
+        X, _ = synthetic_activations(n, args.dim, seed=0)
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    n = X.shape[0]
     lens = np.sqrt(np.einsum("ij,ij->i", X.astype(np.float64), X.astype(np.float64)))
     eps = args.eps if args.eps else auto_eps(X, args.min_samples, random_state=0)
     rows = []
@@ -119,8 +123,8 @@ def bench_size(n: int, args, peers: list[str]) -> list[dict]:
             ours, ours_npz = run_tool("advtopo", work, dict(spec, cover="kmapper"), args.timeout)
             print(f"[{n} {mode}] advtopo (kmapper cover) {ours['seconds']:.2f} s", flush=True)
             for peer in peers:
-                row = {"n": n, "dim": args.dim, "eps": round(float(eps), 4), "mode": mode, "peer": peer,
-                       "ours_kmapper_cover_s": ours["seconds"], "load_before": os.getloadavg()[0]}
+                row = {"data": data, "n": n, "dim": int(X.shape[1]), "eps": round(float(eps), 4), "mode": mode,
+                       "peer": peer, "ours_kmapper_cover_s": ours["seconds"], "load_before": os.getloadavg()[0]}
                 try:
                     theirs, theirs_npz = run_tool(peer, work, spec, args.timeout)
                 except (RuntimeError, subprocess.TimeoutExpired) as err:
@@ -184,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--venv-python", default="python3.11", help="interpreter the peers' venvs are created from")
     ap.add_argument("--setup-only", action="store_true")
     ap.add_argument("--json", help="write all rows here")
+    ap.add_argument("--npy", help="real activations (n x d .npy) to run instead of the synthetic sizes")
+    ap.add_argument("--mnist-mlp", type=int, default=0,
+                    help="real activations instead of the synthetic sizes: the 512-unit hidden layer of an MLP "
+                         "trained on MNIST, this many rows (benchmarks/mapper.py's)")
     args = ap.parse_args(argv)
     peers = [p for p in args.peers.split(",") if p]
     unknown = sorted(set(peers) - set(PEERS))
@@ -206,10 +214,22 @@ def main(argv: list[str] | None = None) -> int:
             "load_start": os.getloadavg()}
     print(json.dumps(meta), flush=True)
     rows = []
-    for n in sizes:
-        rows += bench_size(n, args, peers)
-        if args.json:
-            atomic_write_json(args.json, {"meta": meta, "rows": rows})
+    if args.npy or args.mnist_mlp:
+        if args.npy:
+            X, data = np.load(args.npy), f"real: {Path(args.npy).name}"
+        else:
+            sys.path.insert(0, str(ROOT / "benchmarks"))
+            from mapper import mnist_mlp_activations
+
+            X, data = mnist_mlp_activations(args.mnist_mlp), "real: MNIST MLP hidden layer"
+        rows += bench_size(len(X), args, peers, X=X, data=data)
+    else:
+        for n in sizes:
+            rows += bench_size(n, args, peers)
+            if args.json:
+                atomic_write_json(args.json, {"meta": meta, "rows": rows})
+    if args.json:
+        atomic_write_json(args.json, {"meta": meta, "rows": rows})
     return 0
 
 
