@@ -167,7 +167,12 @@ def test_resume_after_kill_9_gives_the_same_outputs(first_run, tmp_path):
     from advtopo.study.config import dumps_toml
 
     cfg_path.write_text(dumps_toml(tiny()))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    import torch
+
+    # the killed process must compute with this process's thread count: float reductions (and so
+    # the numbers compared below) depend on it, and other test modules may have changed ours
+    threads = str(torch.get_num_threads())
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     proc = subprocess.Popen([sys.executable, "-m", "advtopo.cli", "run", str(cfg_path), "--out", str(root)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
