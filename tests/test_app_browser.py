@@ -6,22 +6,16 @@ Skipped cleanly when /usr/bin/chromium or playwright is missing.
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 
 from advtopo.app import export_html, serve
 from app_fixture import make_fixture_run
 
-CHROMIUM = os.environ.get("ADVTOPO_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+from browser_support import ARTIFACTS, BROWSER_MARKS, Page, browser, page  # noqa: F401  (fixtures)
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed (apt-get install chromium)"),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+pytestmark = BROWSER_MARKS
+pytest.importorskip("playwright.sync_api", reason="playwright not installed")
 
 
 @pytest.fixture(scope="module")
@@ -39,47 +33,6 @@ def server(run_dir):
     srv = serve(run_dir, port=0, open_browser=False, block=False)
     yield srv
     srv.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        yield b
-        b.close()
-
-
-class Page:
-    """A page that records console errors and failed requests."""
-
-    def __init__(self, browser, width=1600, height=900):
-        self.ctx = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
-        self.page = self.ctx.new_page()
-        self.errors: list[str] = []
-        self.page.on("console", lambda m: self.errors.append(f"{m.type}: {m.text}") if m.type == "error" else None)
-        self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
-        self.page.on("requestfailed", lambda r: self.errors.append(f"requestfailed: {r.url}"))
-
-    def open(self, url):
-        self.page.goto(url)
-        self.page.wait_for_selector("body[data-ready='1']", timeout=20000)
-        return self.page
-
-    def shot(self, name):
-        ARTIFACTS.mkdir(exist_ok=True)
-        self.page.screenshot(path=str(ARTIFACTS / f"app-{name}.png"))
-
-    def close(self):
-        self.ctx.close()
-
-
-@pytest.fixture
-def page(browser):
-    p = Page(browser)
-    yield p
-    p.close()
 
 
 def api(server, path):
