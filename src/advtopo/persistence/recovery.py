@@ -10,7 +10,7 @@ structure of the original image.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -30,27 +30,30 @@ class DominantSubgraphFeatures:
         maximum-spanning-forest edges).
     percentile : then keep the pair edges at or above this weight percentile.
     binary : 1 for a present edge (else its weight).
+    layers : only these edge layers' edges (``ActivationGraph.edge_ids``); None: every edge.
 
     ``fit(X)`` learns the vocabulary (edge ids seen on the training inputs);
     ``transform(X)`` ignores edges outside it.
     """
 
     def __init__(self, graph: ActivationGraph, min_persistence: float = 0.0, percentile: float | None = None,
-                 binary: bool = True) -> None:
+                 binary: bool = True, layers: list[str] | None = None) -> None:
         self.graph = graph
         self.min_persistence = min_persistence
         self.percentile = percentile
         self.binary = binary
+        self.layers = layers
 
     def edge_sets(self, X: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Per input: the sorted dominant edge ids and their weights."""
         check_float("min_persistence", self.min_persistence)
         check_float("percentile", self.percentile, minimum=0.0, maximum=100.0, allow_none=True)
+        if self.layers is not None:
+            self.graph.edge_ids(self.layers)  # unknown layer names: one error before any graph
         sets, weights = [], []
         for x in X:
             w = self.graph.edge_weights(x)
-            from advtopo.persistence.activation_graph import graph_persistence
-
-            res = graph_persistence(self.graph.src_, self.graph.dst_, w, self.graph.n_vertices_, unique=True)
+            res = self.graph.persistence(x, layers=self.layers, weights=w)
             e = np.sort(res.dominant_edges(self.percentile, self.min_persistence))
             sets.append(e)
             weights.append(w[e].astype(np.float64))
@@ -115,7 +118,9 @@ def cross_fitted_folds(y: Any, n_splits: int = 5, seed: int = 0) -> list[tuple[n
 def recovery_experiment(graph: ActivationGraph, x_clean: Any, y_clean: Any,
                         adversarial: Mapping[str, tuple[Any, Any]], cv: int = 5, C: float = 1.0,
                         min_persistence: float = 0.0, percentile: float | None = None, seed: int = 0,
-                        binary: bool = True, protocol: str = "both") -> dict[str, Any]:
+                        binary: bool = True, protocol: str = "both", layers: list[str] | None = None,
+                        return_predictions: bool = False,
+                        progress: Callable[[str, int], None] | None = None) -> dict[str, Any]:
     """Recovery accuracy / adversary retention of a linear SVM on dominant-subgraph bags of edges.
 
     ``adversarial``: ``name -> (x_adv, y_adv_pred)``, the clean inputs attacked, in the same
@@ -132,6 +137,12 @@ def recovery_experiment(graph: ActivationGraph, x_clean: Any, y_clean: Any,
       predicts the adversarial versions of the held-out fold's inputs, so no adversarial
       input is scored by an SVM that saw its clean original -> ``out["attacks_cross_fitted"]``.
     * ``"both"`` (default): both; the dominant subgraphs are computed once.
+
+    ``layers``: the dominant subgraphs of these edge layers only (None: the whole network).
+    ``seed`` fixes the folds and the SVMs' coordinate order, so a call is reproducible.
+    ``return_predictions``: also ``out["predictions"][protocol key][name]``, the SVM's class
+    for each adversarial input (what the scores count; the study bootstraps CIs from them).
+    ``progress(name, n_inputs)`` is called after each set's dominant subgraphs ("clean" first).
     """
     from sklearn.svm import LinearSVC
 
@@ -141,8 +152,10 @@ def recovery_experiment(graph: ActivationGraph, x_clean: Any, y_clean: Any,
         raise AdvtopoError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     y_clean = np.asarray(y_clean)
     folds = cross_fitted_folds(y_clean, cv, seed)
-    feats = DominantSubgraphFeatures(graph, min_persistence, percentile, binary)
+    feats = DominantSubgraphFeatures(graph, min_persistence, percentile, binary, layers)
     sets_c, w_c = feats.edge_sets(x_clean)
+    if progress is not None:
+        progress("clean", len(sets_c))
     adv: dict[str, tuple[list, list, np.ndarray]] = {}
     for name, (x_adv, y_adv) in adversarial.items():
         y_adv = np.asarray(y_adv)
@@ -150,6 +163,8 @@ def recovery_experiment(graph: ActivationGraph, x_clean: Any, y_clean: Any,
             raise AdvtopoError(f"adversarial set {name!r}: {len(x_adv)} inputs and {len(y_adv)} labels for "
                                f"{len(y_clean)} clean inputs")
         adv[name] = (*feats.edge_sets(x_adv), y_adv)
+        if progress is not None:
+            progress(name, len(y_adv))
 
     def bags(sets, weights, vocab=None):
         return bag_of_edges(sets, vocab, None if binary else weights)
@@ -158,7 +173,7 @@ def recovery_experiment(graph: ActivationGraph, x_clean: Any, y_clean: Any,
     cv_acc, fold_preds = [], {name: np.full(len(a[2]), -1, dtype=y_clean.dtype) for name, a in adv.items()}
     for tr, te in folds:
         Xtr, voc = bags([sets_c[i] for i in tr], [w_c[i] for i in tr])
-        svm = LinearSVC(C=C, max_iter=5000).fit(Xtr, y_clean[tr])
+        svm = LinearSVC(C=C, max_iter=5000, random_state=seed).fit(Xtr, y_clean[tr])
         Xte = bags([sets_c[i] for i in te], [w_c[i] for i in te], voc)[0]
         cv_acc.append(float(np.mean(svm.predict(Xte) == y_clean[te])))
         if protocol in ("cross_fitted", "both"):
@@ -172,15 +187,22 @@ def recovery_experiment(graph: ActivationGraph, x_clean: Any, y_clean: Any,
                            "mean_edges_per_input": float(Xc.getnnz(axis=1).mean()) if len(y_clean) else 0.0,
                            "cv_accuracy": float(cv_acc.mean()), "cv_accuracy_std": float(cv_acc.std()),
                            "protocol": protocol, "protocols": {}}
+    predictions: dict[str, dict[str, np.ndarray]] = {}
     if protocol in ("paper", "both"):
-        svm = LinearSVC(C=C, max_iter=5000).fit(Xc, y_clean)
+        svm = LinearSVC(C=C, max_iter=5000, random_state=seed).fit(Xc, y_clean)
         out["protocols"]["attacks"] = ("paper: SVM trained on all clean inputs, scored on the adversarial "
                                        "versions of those same inputs")
-        out["attacks"] = {name: _scores(np.asarray(svm.predict(bags(s, w, vocab)[0])), y_clean[:len(ya)], ya)
-                          for name, (s, w, ya) in adv.items()}
+        predictions["attacks"] = {name: np.asarray(svm.predict(bags(s, w, vocab)[0]))
+                                  for name, (s, w, _) in adv.items()}
+        out["attacks"] = {name: _scores(predictions["attacks"][name], y_clean[:len(ya)], ya)
+                          for name, (_, _, ya) in adv.items()}
     if protocol in ("cross_fitted", "both"):
         out["protocols"]["attacks_cross_fitted"] = (f"cross-fitted ({cv} folds): each adversarial input scored "
                                                     f"by an SVM trained on the clean inputs of the other folds")
+        predictions["attacks_cross_fitted"] = fold_preds
         out["attacks_cross_fitted"] = {name: _scores(fold_preds[name], y_clean[:len(ya)], ya)
                                        for name, (_, _, ya) in adv.items()}
+    if return_predictions:
+        out["predictions"] = {key: {name: [int(v) for v in p] for name, p in by_name.items()}
+                              for key, by_name in predictions.items()}
     return out

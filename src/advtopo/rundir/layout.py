@@ -24,6 +24,7 @@ DATAPATHS = "datapaths.json"
 SEPARABILITY = "separability.json"
 STABILITY = "stability.json"
 ACTIVATION_GRAPH = "activation_graph.json"  # index key "activation_graph" (advtopo.study.actgraph)
+RECOVERY = "recovery.json"  # index key "recovery" (advtopo.study.recovery)
 RUN_LOCK = "run.lock"  # held by the process writing the run (`advtopo run`; advtopo.rundir.lock)
 MAPPER_DIR = "mapper"
 PERSISTENCE_DIR = "persistence"

@@ -175,7 +175,7 @@ class RunIndex(Record):
     """index.json. Every key is optional on read (partial runs and hand-made fixtures open)."""
 
     OMIT_WHEN_DEFAULT: ClassVar[tuple[str, ...]] = (
-        "persistence", "vulnerability", "datapaths", "separability", "stability", "activation_graph")
+        "persistence", "vulnerability", "datapaths", "separability", "stability", "activation_graph", "recovery")
     format_version: int = 1  # runs written before the key existed are version 1
     name: str = ""
     created: str | None = None
@@ -196,6 +196,7 @@ class RunIndex(Record):
     separability: Any = None
     stability: Any = None
     activation_graph: Any = None  # activation_graph.json (advtopo.study.actgraph)
+    recovery: Any = None  # recovery.json (advtopo.study.recovery)
 
 
 def read_index(path: Path) -> tuple[dict[str, Any], RunIndex]:
@@ -242,8 +243,34 @@ def _datapaths_problem(doc: Any) -> str | None:
     return None
 
 
+def _recovery_problem(doc: Any) -> str | None:
+    """recovery.json (advtopo.study.recovery): rows whose protocols hold an integer n and metrics
+    {value, lo, hi} of numbers or nulls; a document without rows (one recovery_experiment output) passes."""
+    if not isinstance(doc, dict):
+        return f"must be a JSON object, got {_show(doc)}"
+    rows = doc.get("rows")
+    if rows is None:
+        return None
+    if not isinstance(rows, list):
+        return f"rows must be a list, got {_show(rows)}"
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict):
+            return f"rows[{i}] is not an object"
+        for proto in ("paper", "cross_fitted"):
+            e = r.get(proto)
+            if e is None:
+                continue
+            if not isinstance(e, dict) or not _SCALARS["int"][0](e.get("n")):
+                return f"rows[{i}].{proto} lacks an integer 'n'"
+            for k, m in e.items():
+                if isinstance(m, dict) and not all(m.get(x) is None or _is_number(m[x]) for x in ("value", "lo", "hi")):
+                    return f"rows[{i}].{proto}.{k} must hold numbers or nulls (value, lo, hi), got {_show(m)}"
+    return None
+
+
 # what each optional document must look like for its readers (`advtopo show`, the app, the report)
-_DOCUMENT_CHECKS = {"vulnerability": _vulnerability_problem, "datapaths": _datapaths_problem}
+_DOCUMENT_CHECKS = {"vulnerability": _vulnerability_problem, "datapaths": _datapaths_problem,
+                    "recovery": _recovery_problem}
 
 
 def check_document(key: str, doc: Any) -> str | None:

@@ -289,6 +289,44 @@ class ActivationGraphConfig:
 
 
 @dataclass
+class RecoveryConfig:
+    """Gebhart et al.'s recovery vs retention (advtopo.persistence.recovery_experiment, both
+    protocols) per model and eps, with bootstrap CIs (advtopo.study.recovery); off by default."""
+
+    enabled: bool = False
+    models: list[str] | None = None  # default: the first model
+    attack: str | None = None  # default: the first attack
+    eps: list[float] | None = None  # default: the attack's eps > 0
+    n_samples: int = 100  # a seeded subset of the study's samples (the activation_graph stage's choice)
+    layers: list[str] | None = None  # edge layers (Conv2d / Linear / MaxPool2d modules); default: all
+    cv: int = 5  # folds of the cross-fitted protocol (and of the clean SVM's accuracy)
+    C: float = 1.0  # the linear SVM's regularisation
+    min_persistence: float = 0.0  # dominant subgraph: pairs with persistence > this (-1: the whole forest)
+    percentile: float | None = None  # then the pair edges at or above this weight percentile
+    binary: bool = True  # bag of edges: 1 per present edge (False: its weight)
+    n_boot: int = 1000
+    level: float = 0.95
+
+    def __post_init__(self) -> None:
+        for key, low in (("n_samples", 4), ("cv", 2), ("n_boot", 1)):
+            if getattr(self, key) < low:
+                raise AdvtopoError(f"recovery.{key}={getattr(self, key)} must be >= {low}")
+        if self.n_samples < self.cv:
+            raise AdvtopoError(f"recovery.n_samples={self.n_samples} must be >= recovery.cv={self.cv} "
+                               "(each fold holds out at least one sample)")
+        if not self.C > 0:
+            raise AdvtopoError(f"recovery.C={self.C} must be > 0")
+        if self.percentile is not None and not 0 <= self.percentile <= 100:
+            raise AdvtopoError(f"recovery.percentile={self.percentile} must be in [0, 100] (or left out)")
+        if not 0 < self.level < 1:
+            raise AdvtopoError(f"recovery.level={self.level} must be in (0, 1), e.g. 0.95")
+        if self.models is not None and not self.models:
+            raise AdvtopoError("recovery.models is empty; leave it out for the first model")
+        if self.layers is not None and not self.layers:
+            raise AdvtopoError("recovery.layers is empty; leave it out for every edge layer")
+
+
+@dataclass
 class ExecutorConfig:
     """Where the tasks run (docs/study.md, "Running on a cluster"); `advtopo run` options override it."""
 
@@ -328,6 +366,7 @@ class StudyConfig:
     vulnerability: VulnerabilityConfig = field(default_factory=VulnerabilityConfig)
     datapaths: DatapathsConfig = field(default_factory=DatapathsConfig)
     activation_graph: ActivationGraphConfig = field(default_factory=ActivationGraphConfig)
+    recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     separability: SeparabilityConfig = field(default_factory=SeparabilityConfig)
     stability: StabilityConfig = field(default_factory=StabilityConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)

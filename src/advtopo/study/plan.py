@@ -20,6 +20,7 @@ from advtopo.rundir.layout import eps_key, graph_id
 from advtopo.study.config import StudyConfig
 from advtopo.study.actgraph import plan_activation_graph
 from advtopo.study.measures import plan_separability, plan_stability
+from advtopo.study.recovery import plan_recovery
 from advtopo.study.tasks import Task
 
 HERE = "advtopo.study.stages"  # the runners' module
@@ -291,6 +292,7 @@ STAGES: list[tuple[str, Callable[[Plan], None]]] = [
     ("separability", plan_separability),
     ("stability", plan_stability),
     ("activation_graph", plan_activation_graph),
+    ("recovery", plan_recovery),
 ]
 
 

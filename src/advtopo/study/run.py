@@ -319,6 +319,7 @@ def _publish_optional_stages(root: Path, plan: Plan, index: RunIndex) -> None:
     """persistence/, vulnerability.json, datapaths.json and the measures' files, when planned."""
     from advtopo.study.actgraph import publish_activation_graph
     from advtopo.study.measures import publish_measures
+    from advtopo.study.recovery import publish_recovery
 
     if plan.persistence is not None:
         task_dir = plan.persistence.out_dir(root)
@@ -332,6 +333,7 @@ def _publish_optional_stages(root: Path, plan: Plan, index: RunIndex) -> None:
     documents = publish_measures(root, plan)  # separability.json, stability.json
     index.separability, index.stability = documents.get("separability"), documents.get("stability")
     index.activation_graph = publish_activation_graph(root, plan)
+    index.recovery = publish_recovery(root, plan)
 
 
 def _attack_steps(a) -> int | None:

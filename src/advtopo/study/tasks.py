@@ -47,7 +47,7 @@ from advtopo.utils import atomic_write_json, seed_everything
 # Bump a stage's version when its output for the same inputs changes: its tasks (and all
 # downstream ones) are recomputed.
 STAGE_VERSIONS = {"data": "1", "train": "1", "attack": "1", "capture": "2", "mapper": "3",
-                  "persistence": "1", "vulnerability": "3"}
+                  "persistence": "1", "vulnerability": "3", "recovery": "1"}
 
 DONE = "DONE.json"
 
