@@ -171,3 +171,51 @@ if HAVE_NUMBA:
     scan_block = _numba.njit(cache=True, nogil=True)(_scan_block_py)
 else:  # pragma: no cover
     scan_block = None
+
+
+def _scan_groups_py(S, s_off, s_w, cpos, c_off, grp, loc, reach, s, thr, cols_out, score_out, pos, cnt):
+    """The pivot-pruned build's scan of one row block (lens positions s, s+1, ...), rows in lens order,
+    pairs written straight into the output in (row, col) order.
+
+    Row s+i belongs to row group grp[i] (-1: every tile of its group was pruned) as its loc[i]-th row;
+    group a's scores are the matrix S[s_off[a]:] of s_w[a] columns, whose lens positions are
+    cpos[c_off[a]:c_off[a] + s_w[a]] (ascending). Appends (s+i, col) with s+i < col < reach[s+i] and
+    score <= thr; cnt[i] = pairs of row s+i. Returns the new write position, or ``-(kept) - 1`` when
+    the output is too short (the caller grows it and scans again).
+    """
+    cap = len(cols_out)
+    start = pos
+    over = False
+    for i in range(len(grp)):
+        a = grp[i]
+        if a < 0:
+            cnt[i] = 0
+            continue
+        p = s + i
+        w = s_w[a]
+        c0 = c_off[a]
+        cp = cpos[c0:c0 + w]
+        lo = np.searchsorted(cp, p, side="right")
+        hi = np.searchsorted(cp, reach[p], side="left")
+        base = s_off[a] + loc[i] * w
+        k = 0
+        for j in range(lo, hi):
+            v = S[base + j]
+            if v <= thr:
+                if pos < cap:
+                    cols_out[pos] = cp[j]
+                    score_out[pos] = v
+                else:
+                    over = True
+                pos += 1
+                k += 1
+        cnt[i] = k
+    if over:
+        return -(pos - start) - 1
+    return pos
+
+
+if HAVE_NUMBA:
+    scan_groups = _numba.njit(cache=True, nogil=True)(_scan_groups_py)
+else:  # pragma: no cover
+    scan_groups = None

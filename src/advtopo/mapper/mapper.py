@@ -360,6 +360,7 @@ class Mapper:
             tm["neighbour_graph"] = time.perf_counter() - t0 - sum(tm.values())
             edge_mask = eps_graph.within(eps, strict=clusterer.strict)
             self.n_candidate_edges_ = len(eps_graph.rows)
+            self.pair_build_ = eps_graph.build_stats()
             if ce.lo.shape[1] == 1:  # 1-D cover: compact sorted edge list, the candidate arrays are freed
                 edges = eps_graph.compact(eps, mask=edge_mask)
                 eps_graph = edge_mask = None
@@ -418,6 +419,7 @@ class Mapper:
         elif graph_based:
             eps_graph = build_eps_graph(X[srt.order], srt.reach(list(covers.values())), max(resolved.values()),
                                         metric, backend=self.backend, device=self.device, block_bytes=self.block_bytes)
+            self.pair_build_ = eps_graph.build_stats()
         out: dict[tuple, MapperGraph] = {}
         grid = [(k, e) for k in covers for e in eps_list]
         bar = None

@@ -14,15 +14,24 @@ the kept pairs are exactly ``dist <= eps`` (sklearn's DBSCAN semantics).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from advtopo.errors import AdvtopoError, check_choice
-from advtopo.mapper._kernels import HAVE_NUMBA, scan_block
+from advtopo.mapper._kernels import HAVE_NUMBA, scan_block, scan_groups
 from advtopo.utils.metrics import METRICS
 
 _REL_TOL = 3e-5  # relative float32 GEMM error band, generous (sqrt(d) * 2^-23 is ~2e-6 at d=512)
+
+# Pivot pruning of the pair build (``prune="auto"``): used from this many rows on, with this many
+# pivots, when the pivots leave at most this fraction of the plain build's GEMM area to compute.
+PRUNE_MIN_ROWS = 8192
+PRUNE_PIVOTS = 16
+PRUNE_MAX_AREA = 0.6
+PRUNE_BLOCK_ROWS = 1024
 
 
 def _as_float_matrix(X: np.ndarray) -> np.ndarray:
@@ -176,6 +185,17 @@ class EpsGraph:
     metric: str
     max_eps: float
     prepared: _Prepared
+    # GEMM work: pairs computed, and what the plain build (no pivots) computes
+    gemm_pairs: int = 0
+    plain_pairs: int = 0
+    pruned: bool = False
+    build_seconds: dict = field(default_factory=dict)  # the pivot-pruned build's phases (pivots, plan, gemm, scan)
+
+    def build_stats(self) -> dict:
+        """How the pairs were found: pruned by pivots or not, GEMM pairs computed vs the plain build's,
+        candidate pairs kept, and the pruned build's phase seconds."""
+        return {"pruned": self.pruned, "gemm_pairs": self.gemm_pairs, "plain_pairs": self.plain_pairs,
+                "candidates": int(len(self.rows)), "seconds": dict(self.build_seconds)}
 
     def within(self, eps: float, strict: bool = False) -> np.ndarray:
         """Boolean mask over edges: exactly ``dist <= eps`` (or ``< eps`` when strict)."""
@@ -334,6 +354,9 @@ def build_eps_graph(
     block_bytes: int = 1 << 26,
     block_rows: int = 512,
     project: bool = False,
+    prune: str = "auto",
+    prune_block_rows: int | None = None,
+    n_pivots: int | None = None,
 ) -> EpsGraph:
     """All pairs p < q < reach[p] of the (lens-sorted) rows ``Xs`` with dist <= max_eps.
 
@@ -341,9 +364,17 @@ def build_eps_graph(
     GEMM in a PCA subspace with exact bounds (see ``choose_projection``): fewer flops, but
     the pairs whose bounds straddle eps must be recomputed from the rows; on a 2-core CPU
     this did not pay off for the synthetic 512-d data (memory-bound recheck), so it is off.
+
+    ``prune`` (numpy backend): ``"pivots"`` skips every GEMM tile that the triangle inequality
+    with a few pivots proves to hold no pair within ``max_eps`` (see ``_build_pruned``), ``"none"``
+    computes every candidate pair, ``"auto"`` prunes from ``PRUNE_MIN_ROWS`` rows on when the
+    pivots leave at most ``PRUNE_MAX_AREA`` of the GEMM (``prune_block_rows`` / ``n_pivots``: its row
+    block and pivot count, default the module's ``PRUNE_*``). The pairs within any eps <= max_eps
+    are the same either way (tested).
     """
     check_choice("metric", metric, METRICS)
     check_choice("backend", backend, ("numpy", "torch"))
+    check_choice("prune", prune, ("auto", "pivots", "none"))
     basis = choose_projection(Xs, max_eps) if (project and metric == "euclidean") else None
     prep = _Prepared(Xs, metric, basis)
     n = len(Xs)
@@ -383,12 +414,24 @@ def build_eps_graph(
         finally:
             torch.backends.cuda.matmul.allow_tf32 = old_tf32
     else:
-        rows, cols, score, counts = _build_numpy(prep.left, prep.right, reach, thr_hi, block_rows,
-                                                 col_chunk, idx_t)
+        plain = _plain_area(reach, block_rows)
+        built = None
+        if prune != "none" and basis is None and HAVE_NUMBA and (prune == "pivots" or n >= PRUNE_MIN_ROWS):
+            built = _build_pruned(prep, Xs.shape[1], reach, thr_hi, _pivot_threshold(max_eps, metric), idx_t,
+                                  max(1, int(prune_block_rows or PRUNE_BLOCK_ROWS)), int(n_pivots or PRUNE_PIVOTS),
+                                  max_area=None if prune == "pivots" else PRUNE_MAX_AREA * plain,
+                                  block_bytes=block_bytes)
+        if built is not None:
+            rows, cols, score, counts, gemm, timings = built
+        else:
+            rows, cols, score, counts = _build_numpy(prep.left, prep.right, reach, thr_hi, block_rows,
+                                                     col_chunk, idx_t)
+            gemm, timings = plain, {}
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
         return EpsGraph(rows=rows, cols=cols, score=score, indptr=indptr, n=n, metric=metric,
-                        max_eps=float(max_eps), prepared=prep)
+                        max_eps=float(max_eps), prepared=prep, gemm_pairs=int(gemm), plain_pairs=int(plain),
+                        pruned=built is not None, build_seconds=timings)
 
     if rows_out:
         rows = np.concatenate(rows_out)
@@ -555,6 +598,193 @@ def _build_numpy(left: np.ndarray, right: np.ndarray, reach: np.ndarray, thr_hi:
     cols, score = out.arrays()
     rows = np.repeat(np.arange(n, dtype=idx_t), counts)  # one pass at the end, (row, col) order
     return rows, cols, score, counts
+
+def _plain_area(reach: np.ndarray, block_rows: int) -> int:
+    """Pairs the plain build computes: each row block times its column range (s, max reach)."""
+    n = len(reach)
+    if n == 0:
+        return 0
+    starts = np.arange(0, n, block_rows)
+    block_R = np.maximum.reduceat(reach, starts)
+    return int(np.sum(np.minimum(block_rows, n - starts) * np.maximum(block_R - starts, 0)))
+
+
+def _pivot_threshold(eps: float, metric: str) -> float:
+    """The distance in the pivots' space (the prepared rows) below which a pair may be within eps:
+    eps for euclidean; for cosine the rows are unit vectors (or zero) and 1 - <u, v> = |u - v|^2 / 2,
+    so sqrt(2 eps) (a zero row is at cosine distance 1 and at |u - v| <= 1 < sqrt(2), still a bound)."""
+    return float(eps) if metric == "euclidean" else float(np.sqrt(2.0 * float(eps)))
+
+
+def _pivot_distances(emb: np.ndarray, n_pivots: int, random_state: int = 0, sample: int = 2048,
+                     iters: int = 8) -> tuple[np.ndarray, float]:
+    """Distances (float64, n x k) of the rows to k pivots (k-means centres of a seeded row sample),
+    and a bound on their rounding error (float32 rows, float64 arithmetic; generous by ~40x)."""
+    n = len(emb)
+    rng = np.random.default_rng(random_state)
+    S = np.asarray(emb[np.sort(rng.choice(n, size=min(n, sample), replace=False))], dtype=np.float64)
+    k = max(1, min(int(n_pivots), len(S)))
+    C = S[rng.choice(len(S), size=k, replace=False)].copy()
+    for _ in range(iters):  # Lloyd's iterations (|s|^2 is the same for every centre: left out)
+        near = np.argmin(np.einsum("ij,ij->i", C, C)[None, :] - 2.0 * (S @ C.T), axis=1)
+        size = np.bincount(near, minlength=k)
+        onehot = np.zeros((k, len(S)))
+        onehot[near, np.arange(len(S))] = 1.0
+        sums = onehot @ S
+        C[size > 0] = sums[size > 0] / size[size > 0, None]
+    csq = np.einsum("ij,ij->i", C, C)
+    D = np.empty((n, k), dtype=np.float64)
+    row_max = 0.0
+    for s in range(0, n, 8192):
+        E = np.asarray(emb[s:s + 8192], dtype=np.float64)
+        esq = np.einsum("ij,ij->i", E, E)
+        row_max = max(row_max, float(np.max(esq)))
+        D2 = esq[:, None] - 2.0 * (E @ C.T) + csq[None, :]
+        np.sqrt(np.maximum(D2, 0.0), out=D[s:s + 8192])
+    # worst case |D2 error| <= (d + 2) 2^-53 (|x| + |c|)^2, so |D error| <= sqrt((d + 2) 2^-53) (|x| + |c|)
+    # (2.4e-7 (|x| + |c|) at d = 512), twice in a gap; plus the float32 centring / normalisation of the
+    # prepared rows (2^-24 relative, for both rows of a pair); then 4x for good measure
+    scale = float(np.sqrt(row_max)) + float(np.sqrt(np.max(csq)))
+    margin = 4.0 * (2.0 * np.sqrt((emb.shape[1] + 2) * 2.0 ** -53) + 2.0 ** -23) * scale
+    return D, float(margin)
+
+
+def _build_pruned(prep: _Prepared, d: int, reach: np.ndarray, thr_hi: float, dist_thr: float, idx_t,
+                  block_rows: int, n_pivots: int, max_area: float | None = None, block_bytes: int = 1 << 26):
+    """The candidate pairs of ``_build_numpy`` in the same (row, col) order, computing only the GEMM
+    tiles that can hold a pair within the threshold: every pair within max_eps is there with a float32
+    score in the same error band (a pair a hair beyond max_eps, inside the rounding band, may be
+    missing: the plain build keeps those as candidates, and ``within`` rejects them either way).
+
+    Why: the pair build is GEMM-bound, and most candidate pairs (rows close in lens, so sharing a
+    cover element) are far apart in the data: 9% of them were within eps on the synthetic 100k x 512
+    cloud. Each row gets the distances to k pivots (k-means centres of a sample) and a group (its
+    nearest pivot); the rows are also laid out group by group (lens order inside a group), so the
+    columns of one group in a lens range are one contiguous slice. For a block of lens-consecutive
+    rows, the rows of group a against the columns of group b are skipped when some pivot c separates
+    them: min over one side of d(., c) minus max over the other side > dist_thr (+ rounding margin),
+    since |x - y| >= |d(x, c) - d(y, c)|. The kept groups' columns are gathered in lens order into one
+    matrix per row group (one GEMM; measured faster than a GEMM per group's contiguous slice and a
+    merge of their columns), a compiled scan writes each row's pairs in column order, and the rows
+    are put back in lens order. Returns None when ``max_area`` is given and the kept tiles would exceed it (the
+    caller then runs the plain build), else (rows, cols, score, counts, pairs computed).
+    """
+    t0 = time.perf_counter()
+    tm = {"pivots": 0.0, "plan": 0.0, "gemm": 0.0, "scan": 0.0}
+    n = len(prep.left)
+    D, margin = _pivot_distances(prep.right[:, :d], n_pivots)
+    tm["pivots"] = time.perf_counter() - t0
+    cut = dist_thr + margin
+    group = np.argmin(D, axis=1)
+    k = D.shape[1]
+    gorder = np.argsort(group, kind="stable")  # group-major, lens order inside a group: for the bounds
+    gstart = np.searchsorted(group[gorder], np.arange(k + 1))
+    Dg = D[gorder]
+    starts = np.arange(0, n, block_rows)
+    block_R = np.maximum.reduceat(reach, starts)
+    # each block's column slice of every group: lens positions in [s + 1, R)
+    lo_b = np.stack([gstart[b] + np.searchsorted(gorder[gstart[b]:gstart[b + 1]], starts + 1) for b in range(k)], 1)
+    hi_b = np.stack([gstart[b] + np.searchsorted(gorder[gstart[b]:gstart[b + 1]], block_R) for b in range(k)], 1)
+    plan = []
+    area = 0
+    for bi, (s, R) in enumerate(zip(starts.tolist(), block_R.tolist())):
+        t = min(n, s + block_rows)
+        if R <= s + 1:
+            continue
+        g_rows = group[s:t]
+        order = np.argsort(g_rows, kind="stable")
+        bounds = np.searchsorted(g_rows[order], np.arange(k + 1))
+        lo, hi = lo_b[bi], hi_b[bi]
+        widths = hi - lo
+        col_lo = np.full((k, k), np.inf)
+        col_hi = np.full((k, k), -np.inf)
+        for b in np.flatnonzero(widths > 0).tolist():
+            seg = Dg[lo[b]:hi[b]]
+            col_lo[b] = seg.min(axis=0)
+            col_hi[b] = seg.max(axis=0)
+        tiles = []
+        for a in range(k):
+            if bounds[a + 1] == bounds[a]:
+                continue
+            rows_a = s + order[bounds[a]:bounds[a + 1]]
+            Da = D[rows_a]
+            gap = np.maximum(Da.min(axis=0)[None, :] - col_hi, col_lo - Da.max(axis=0)[None, :]).max(axis=1)
+            keep = np.flatnonzero((gap <= cut) & (widths > 0))
+            if len(keep):
+                tiles.append((rows_a, keep))
+                area += len(rows_a) * int(widths[keep].sum())
+        plan.append((s, t, tiles))
+    tm["plan"] = time.perf_counter() - t0 - tm["pivots"]
+    if max_area is not None and area > max_area:
+        return None
+    del D
+    thr32 = _f32_up(thr_hi)
+    col_chunk = max(1024, int(block_bytes // (4 * prep.right.shape[1])))
+    counts = np.zeros(n, dtype=np.int64)
+    # the computed pairs bound the output: reserve them all when that fits in half the free memory
+    # (untouched pages are never mapped), so the output never grows by copying (0.5 s of 4.6 s at 60k)
+    out = _Grow(idx_t, area if area * 12 <= _free_memory_bytes() // 2 else 0)
+    sbuf = np.empty(0, dtype=np.float32)
+    done_area = 0
+    for s, t, tiles in plan:
+        t0 = time.perf_counter()
+        R = int(reach[s:t].max())
+        col_group = group[s + 1:R]
+        grp = np.full(t - s, -1, dtype=np.int64)
+        loc = np.zeros(t - s, dtype=np.int64)
+        # every kept tile's scores in one buffer, its columns' lens positions in one array
+        cols_sel = []
+        for a, (rows_a, keep) in enumerate(tiles):
+            sel = np.zeros(k, dtype=bool)
+            sel[keep] = True
+            cols_sel.append(s + 1 + np.flatnonzero(sel[col_group]))
+            grp[rows_a - s] = a
+            loc[rows_a - s] = np.arange(len(rows_a))
+        s_w = np.array([len(c) for c in cols_sel], dtype=np.int64)
+        sizes = np.array([len(r) for r, _ in tiles], dtype=np.int64) * s_w
+        s_off = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        c_off = np.concatenate([[0], np.cumsum(s_w)[:-1]]).astype(np.int64)
+        total = int(sizes.sum())
+        if total == 0:
+            continue
+        if len(sbuf) < total:
+            sbuf = np.empty(max(total, int(len(sbuf) * 1.25)), dtype=np.float32)
+        for a, (rows_a, _keep) in enumerate(tiles):
+            # the kept groups' columns in lens order, gathered into one contiguous matrix: one GEMM
+            # per row group, and each row's pairs come out in column order (no merge)
+            cpos, w, ra = cols_sel[a], int(s_w[a]), len(rows_a)
+            S = sbuf[s_off[a]:s_off[a] + ra * w].reshape(ra, w)
+            La = prep.left[rows_a]
+            for c0 in range(0, w, col_chunk):  # the gathered columns stay within block_bytes
+                np.matmul(La, prep.right[cpos[c0:c0 + col_chunk]].T, out=S[:, c0:c0 + col_chunk])
+        t1 = time.perf_counter()
+        tm["gemm"] += t1 - t0
+        cpos_all = np.concatenate(cols_sel)
+        cnt = np.zeros(t - s, dtype=np.int64)
+        pos = scan_groups(sbuf, s_off, s_w, cpos_all, c_off, grp, loc, reach, s, thr32, out.cols, out.score,
+                          out.n, cnt)
+        done_area += total
+        if pos < 0:  # output too short: grow from the density so far, scan again
+            kk = -pos - 1
+            est = int(2.0 * (out.n + kk) * (area - done_area) / max(done_area, 1))
+            out.reserve(kk + est + (1 << 16))
+            pos = scan_groups(sbuf, s_off, s_w, cpos_all, c_off, grp, loc, reach, s, thr32, out.cols, out.score,
+                              out.n, cnt)
+        out.n = pos
+        counts[s:t] = cnt
+        tm["scan"] += time.perf_counter() - t1
+    cols, score = out.arrays()
+    rows = np.repeat(np.arange(n, dtype=idx_t), counts)
+    return rows, cols, score, counts, area, tm
+
+
+def _free_memory_bytes() -> int:
+    """Free physical memory (0 where the system does not say)."""
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not on Linux
+        return 0
+
 
 def _blocked_scores(X: np.ndarray, queries: np.ndarray, metric: str, block_bytes: int = 1 << 26):
     """Yield (query slice, exact-enough distances (float64) of those queries to all rows)."""
