@@ -423,13 +423,13 @@ def _get(url):
 
 def test_api_route_and_static_export(server, run_dir, doc, tmp_path):
     from advtopo.app import export_html
+    from advtopo.app.export import embedded_data
 
     got = _get(server.url + "api/activation-graph")
     assert got["available"] is True and got["samples"] == doc["samples"] and got["detection"] == doc["detection"]
     out = export_html(run_dir, tmp_path / "e.html", images=False)
     html = out.read_text()
-    start = html.index("window.ADVTOPO_EMBED=") + len("window.ADVTOPO_EMBED=")
-    embed = json.loads(html[start:html.index(";</script>", start)])
+    embed = embedded_data(html)  # the compressed payload, as the page unpacks it
     assert embed["activation_graph"]["samples"] == doc["samples"]
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from advtopo.app import AppServer, encode_png, export_html, serve
+from advtopo.app.export import embedded_data
 from advtopo.errors import AdvtopoError
 from app_fixture import make_fixture_run
 
@@ -443,7 +444,7 @@ def test_export_html_is_self_contained(run_dir, tmp_path):
     assert "window.ADVTOPO_EMBED=" in html
     assert '<script src=' not in html and '<link rel="stylesheet"' not in html
     assert "src=\"http" not in html and "href=\"http" not in html
-    embed = json.loads(html.split("window.ADVTOPO_EMBED=", 1)[1].split(";</script>", 1)[0])
+    embed = embedded_data(html)  # the compressed payload, as the page unpacks it
     assert sorted(embed["graphs"]) == sorted(ids)
     assert embed["images"]["clean"]["0"].startswith("data:image/png;base64,")
     # the datapaths data and the thumbnails of its samples (clean, and adversarial at its eps)

@@ -1,16 +1,19 @@
-"""The static export inlines the whole front end: every script index.html loads, in its order."""
+"""The static export inlines the whole front end (every script index.html loads, in its order)
+and carries the run's data and thumbnails as one gzip-compressed payload that
+static/export/payload.js unpacks in the page."""
 from __future__ import annotations
 
 import json
-import os
 import re
 
+import numpy as np
 import pytest
 
 from advtopo.app import export_html
-from advtopo.app.export import SCRIPT_TAG, _inline_js, inline_page
+from advtopo.app.export import DEFERRED_TYPE, PAYLOAD_ID, PAYLOAD_SCRIPT, SCRIPT_TAG, _inline_js, embedded_data, inline_page
 from advtopo.app.server import STATIC_DIR
 from app_fixture import make_fixture_run
+from browser_support import Page, browser, browser_test, wait_until  # noqa: F401  (fixtures)
 
 
 def page_scripts() -> list[str]:
@@ -23,17 +26,20 @@ def test_index_html_loads_every_front_end_script():
     assert scripts[0] == "vendor/d3.min.js" and scripts[-1] == "app.js"
     assert len(scripts) == len(set(scripts))
     on_disk = {p.relative_to(STATIC_DIR).as_posix() for p in STATIC_DIR.rglob("*.js")}
-    assert set(scripts) == on_disk  # a new .js file in static/ must be listed in index.html
+    # a new .js file in static/ must be listed in index.html, but for static/export/ (export.py inlines those)
+    assert set(scripts) == {p for p in on_disk if not p.startswith("export/")}
+    assert PAYLOAD_SCRIPT in on_disk and PAYLOAD_SCRIPT not in scripts
     # pure modules come before the scripts that use them
     assert scripts.index("format.js") < scripts.index("state.js") < scripts.index("graphs.js")
     assert scripts.index("colors.js") < scripts.index("urlstate.js")
 
 
-def _positions_in_order(html: str) -> list[int]:
+def _positions_in_order(html: str, deferred: bool = False) -> list[int]:
     found = []
+    opening = f'<script type="{DEFERRED_TYPE}">' if deferred else "<script>"
     for rel in page_scripts():
         code = _inline_js((STATIC_DIR / rel).read_text(encoding="utf-8"))
-        block = f"<script>{code}</script>"
+        block = f"{opening}{code}</script>"
         assert html.count(block) == 1, rel
         found.append(html.index(block))
     return found
@@ -63,11 +69,26 @@ def small_run(tmp_path_factory):
 def test_export_html_carries_the_data_then_every_script_in_order(small_run, tmp_path):
     out = export_html(small_run, tmp_path / "x.html", images=False)
     html = out.read_text(encoding="utf-8")
-    pos = _positions_in_order(html)
+    pos = _positions_in_order(html, deferred=True)  # held back until the payload is unpacked
     assert pos == sorted(pos)
-    data = html.index("<script>window.ADVTOPO_EMBED=")
-    assert data < pos[0]
+    data = html.index(f'<script type="application/octet-stream" id="{PAYLOAD_ID}">')
+    loader = html.index(f"<script>{_inline_js((STATIC_DIR / PAYLOAD_SCRIPT).read_text(encoding='utf-8'))}")
+    assert data < loader < pos[0]
     assert "<script src=" not in html
+    outside = re.sub(f'<script type="{DEFERRED_TYPE}">.*?</script>', "", html, flags=re.DOTALL)
+    assert outside.count("<script>") == 1  # the loader: no other script runs before the data is in
+
+
+def _payload(html: str) -> tuple[dict, np.ndarray]:
+    """The export's payload as stored: (header {"pool", "embed"} with its lists pooled, pixel bytes)."""
+    import base64
+    import struct
+    import zlib
+
+    start = html.index(f'id="{PAYLOAD_ID}">') + len(f'id="{PAYLOAD_ID}">')
+    raw = zlib.decompress(base64.b64decode(html[start:html.index("</script>", start)]), 31)  # a gzip stream
+    (n,) = struct.unpack("<I", raw[:4])
+    return json.loads(raw[4:4 + n]), np.frombuffer(raw, np.uint8, offset=4 + n)
 
 
 def test_pooled_lists_are_written_once_and_come_back():
@@ -93,29 +114,29 @@ def test_pooled_lists_are_written_once_and_come_back():
 
 
 def test_export_pools_the_graphs_and_the_page_unpacks_them(small_run, tmp_path):
-    from advtopo.app.export import SPRITE_SCRIPT, UNPACK_SCRIPT, unpack_lists
+    from advtopo.app.export import POOL_KEY, unpack_lists
     from advtopo.rundir import Run
 
     html = export_html(small_run, tmp_path / "x.html", images=False).read_text(encoding="utf-8")
-    pool_start = html.index("window.ADVTOPO_POOL=") + len("window.ADVTOPO_POOL=")
-    pool = json.loads(html[pool_start:html.index(";" + UNPACK_SCRIPT, pool_start)])
-    start = html.index("window.ADVTOPO_EMBED=") + len("window.ADVTOPO_EMBED=")
-    embed = json.loads(html[start:html.index(";</script>", start)])
-    assert pool and f"{UNPACK_SCRIPT}{SPRITE_SCRIPT}</script>" in html
-    assert html.index("window.ADVTOPO_EMBED=") < pool_start < html.index(UNPACK_SCRIPT) < min(_positions_in_order(html))
+    header, pixels = _payload(html)
+    pool = header["pool"]
+    assert pool and len(pixels) == 0
+    assert any(v == {POOL_KEY: i} for g in header["embed"]["graphs"].values()
+               for v in g["points"].values() for i in range(len(pool)))  # the graphs' columns are pooled
     run = Run(small_run)
-    for gid, g in embed["graphs"].items():
-        got, want = unpack_lists(g, pool), run.graph(gid)
-        assert got["points"]["sample_id"] == want["points"]["sample_id"]
-        assert [n["members"] for n in got["nodes"]] == [n["members"] for n in want["nodes"]]
+    embed = embedded_data(html)
+    assert sorted(embed["graphs"]) == sorted(e.id for e in run.graph_entries())
+    for gid, g in header["embed"]["graphs"].items():
+        for got in (unpack_lists(g, pool), embed["graphs"][gid]):
+            want = run.graph(gid)
+            assert got["points"]["sample_id"] == want["points"]["sample_id"]
+            assert [n["members"] for n in got["nodes"]] == [n["members"] for n in want["nodes"]]
 
 
-def _png_pixels(data: bytes) -> "np.ndarray":
+def _png_pixels(data: bytes) -> np.ndarray:
     """Pixels of a PNG written by advtopo.app.png (8-bit, filter 0 on every row)."""
     import struct
     import zlib
-
-    import numpy as np
 
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, idat, w, h, ctype = 8, b"", 0, 0, 0
@@ -133,34 +154,62 @@ def _png_pixels(data: bytes) -> "np.ndarray":
     return rows[:, 1:].reshape(h, w, ch)
 
 
-def test_adversarial_thumbnails_are_one_sprite_per_set(tmp_path_factory):
+def test_the_thumbnails_are_the_runs_pixels_adversarial_ones_as_differences(tmp_path_factory):
     import base64
 
     from advtopo.rundir import Run
 
-    root = make_fixture_run(tmp_path_factory.mktemp("sprite") / "run", n_per_class=3, with_extras=True)
+    root = make_fixture_run(tmp_path_factory.mktemp("pixels") / "run", n_per_class=3, with_extras=True)
     html = export_html(root, tmp_path_factory.mktemp("out") / "x.html").read_text(encoding="utf-8")
-    start = html.index("window.ADVTOPO_EMBED=") + len("window.ADVTOPO_EMBED=")
-    images = json.loads(html[start:html.index(";</script>", start)])["images"]
+    header, pixels = _payload(html)
+    sets = header["embed"]["images"]["pixels"]["sets"]
     run = Run(root)
-    assert images["adversarial"] and set(images["sprites"]) == set(images["adversarial"])
-    for key, tiles in images["adversarial"].items():
+    clean = run.images()
+    cs = sets["clean"]
+    size = cs["h"] * cs["w"] * cs["c"]
+    clean_tiles = pixels[cs["offset"]:cs["offset"] + len(cs["ids"]) * size].reshape(-1, cs["h"], cs["w"], cs["c"])
+    assert (clean_tiles == clean[cs["ids"]]).all()
+    adversarial = {k: v for k, v in sets.items() if k != "clean"}
+    assert adversarial and set(adversarial) == set(json.loads((root / "index.json").read_text())["images"]["adversarial"])
+    for key, st in adversarial.items():
         model, attack, eps = key.split("/")
         arr = run.images(model, attack, eps)
-        sp = images["sprites"][key]
-        grid = _png_pixels(base64.b64decode(sp["uri"].split(",", 1)[1]))
-        assert sorted(tiles.values()) == list(range(len(tiles)))
-        for sid, i in tiles.items():
-            r, k = divmod(i, sp["cols"])
-            tile = grid[r * sp["h"]:(r + 1) * sp["h"], k * sp["w"]:(k + 1) * sp["w"]]
-            assert (tile == arr[int(sid)]).all()
+        assert st["base"] == "clean" and st["ids"] == sorted(st["ids"])
+        diff = pixels[st["offset"]:st["offset"] + len(st["ids"]) * size].reshape(-1, st["h"], st["w"], st["c"])
+        pos = {sid: i for i, sid in enumerate(cs["ids"])}
+        assert ((diff + clean_tiles[[pos[s] for s in st["ids"]]]) == arr[st["ids"]]).all()  # uint8: mod 256
+    # read back as the page sees them: one PNG data: URI per sample and set, the run's pixels
+    embed = embedded_data(html)
+    for key, uris in [("clean", embed["images"]["clean"])] + list(embed["images"]["adversarial"].items()):
+        arr = clean if key == "clean" else run.images(*key.split("/"))
+        assert sorted(map(int, uris)) == sets[key]["ids"]
+        for sid, uri in uris.items():
+            assert uri.startswith("data:image/png;base64,")
+            assert (_png_pixels(base64.b64decode(uri.split(",", 1)[1])) == np.asarray(arr[int(sid)])).all()
 
 
-@pytest.mark.browser
-@pytest.mark.skipif(not os.path.exists(os.environ.get("ADVTOPO_CHROMIUM", "/usr/bin/chromium")),
-                    reason="chromium not installed")
-def test_the_page_crops_each_adversarial_thumbnail_from_its_sprite(tmp_path_factory):
-    sync_api = pytest.importorskip("playwright.sync_api")
+def test_the_export_carries_the_per_sample_columns(tmp_path_factory):
+    import pandas as pd
+
+    root = make_fixture_run(tmp_path_factory.mktemp("cols") / "run", n_per_class=3, with_extras=False)
+    cols = embedded_data(export_html(root, tmp_path_factory.mktemp("out") / "x.html", images=False)
+                         .read_text(encoding="utf-8"))["columns"]
+    df = pd.read_parquet(root / "samples.parquet")
+    assert cols["names"] == ["correct", "confidence", "margin", "loss"] and cols["first_fooled_name"] == "first_fooled_eps"
+    assert len(cols["sets"]) == len(df.groupby(["model", "attack", "eps"]))
+    for st in cols["sets"]:
+        part = df[(df.model == st["model"]) & (df.attack == st["attack"]) & (df.eps == st["eps"])]
+        assert st["sample_id"] == part["sample_id"].tolist()
+        for name in cols["names"]:
+            assert np.allclose(st["values"][name], part[name].astype(float), rtol=1e-5)
+    for ff in cols["first_fooled"]:
+        mine = df[(df.model == ff["model"]) & (df.attack == ff["attack"])]
+        first = mine[mine.prediction != mine.label].groupby("sample_id")["eps"].min()
+        assert ff["sample_id"] == first.index.tolist() and ff["eps"] == pytest.approx(first.tolist())
+
+
+@browser_test
+def test_the_page_draws_each_thumbnail_from_the_payloads_pixels(tmp_path_factory, browser):
     from advtopo.rundir import Run
 
     root = make_fixture_run(tmp_path_factory.mktemp("crop") / "run", n_per_class=3, with_extras=False)
@@ -169,19 +218,13 @@ def test_the_page_crops_each_adversarial_thumbnail_from_its_sprite(tmp_path_fact
     entry = next(g for g in run.graph_entries() if g.eps > 0)
     arr = run.images(entry.model, entry.attack, entry.eps)
     sids = [0, 7, len(arr) - 1]
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=os.environ.get("ADVTOPO_CHROMIUM", "/usr/bin/chromium"),
-                              args=["--no-sandbox", "--disable-gpu"])
-        pg = b.new_page()
-        pg.goto(out.as_uri())
-        pg.wait_for_selector("body[data-ready='1']", timeout=30000)
-        pg.wait_for_function("!!advtopo.data.source.image(0, 'adversarial', "
-                             + json.dumps({"model": entry.model, "attack": entry.attack, "eps": entry.eps}) + ")",
-                             timeout=30000)  # the sprites decode in the background (data: URIs, milliseconds)
+    p = Page(browser)
+    try:
+        pg = p.open(out.as_uri())
         got = pg.evaluate("""async ([sids, e]) => {
           const out = [];
-          for (const sid of sids) {
-            const uri = advtopo.data.source.image(sid, "adversarial", e);
+          for (const [sid, kind] of sids.flatMap((s) => [[s, "adversarial"], [s, "clean"]])) {
+            const uri = advtopo.data.source.image(sid, kind, e);
             const img = new Image(); img.src = uri; await img.decode();
             const c = document.createElement("canvas"); c.width = img.width; c.height = img.height;
             const ctx = c.getContext("2d"); ctx.drawImage(img, 0, 0);
@@ -190,11 +233,87 @@ def test_the_page_crops_each_adversarial_thumbnail_from_its_sprite(tmp_path_fact
           }
           return out;
         }""", [sids, {"model": entry.model, "attack": entry.attack, "eps": entry.eps}])
-        b.close()
-    for sid, g in zip(sids, got):
+        assert p.errors == []
+    finally:
+        p.close()
+    clean = run.images()
+    for (sid, image), g in zip([(s, a) for s in sids for a in (arr, clean)], got):
         assert g["uri"] == "data:image/png;base64,"
-        assert (g["h"], g["w"]) == arr.shape[1:3]
-        assert g["red"] == arr[sid][..., 0].ravel().tolist()
+        assert (g["h"], g["w"]) == image.shape[1:3]
+        assert g["red"] == image[sid][..., 0].ravel().tolist()
+
+
+@browser_test
+def test_the_export_opens_offline_with_graphs_thumbnails_diagrams_and_column_colouring(tmp_path_factory, browser):
+    """The whole static view from the compressed payload, every network request refused: the
+    graphs drawn, a node's member thumbnails (clean and adversarial), the Summary's persistence
+    diagrams, and colour by a samples.parquet column with the values the server gives."""
+    from advtopo.app.columns import graph_columns
+    from advtopo.rundir import Run
+
+    root = make_fixture_run(tmp_path_factory.mktemp("full") / "run", n_per_class=3, with_extras=True)
+    run = Run(root)
+    gid = next(g.id for g in run.graph_entries() if g.eps > 0)
+    out = export_html(root, tmp_path_factory.mktemp("out") / "x.html", graph_ids=[gid])
+    p = Page(browser)
+    blocked: list[str] = []
+
+    def block(route):
+        if route.request.url.startswith(("file:", "data:", "blob:")):
+            return route.continue_()
+        blocked.append(route.request.url)
+        return route.abort()
+
+    p.ctx.route("**/*", block)
+    p.ctx.set_offline(True)
+    try:
+        pg = p.open(out.as_uri())
+        g = run.graph(gid)
+        assert pg.locator(".panel").count() == 1
+        assert pg.locator(".panel[data-index='0'] g.node").count() == len(g["nodes"])
+        # a node's members: clean and adversarial thumbnails, all decoded
+        node = max(g["nodes"], key=lambda n: len(n["members"]))
+        pg.click(f".panel[data-index='0'] g.node[data-id='{node['id']}']")
+        pg.wait_for_selector("#details img")
+        wait_until(pg, "Array.from(document.querySelectorAll('#details img')).every(i => i.complete && i.naturalWidth > 0)")
+        srcs = pg.eval_on_selector_all("#details img", "els => els.map(e => e.getAttribute('src'))")
+        assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
+        # colour by a per-sample column: the options, the per-row values of /api/columns, the legend
+        want = graph_columns(run, gid)["columns"]
+        wait_until(pg, "!!document.querySelector(\"#color-by option[value='col:confidence']\")")
+        options = pg.eval_on_selector_all("#color-by optgroup.cols option", "els => els.map(e => e.value)")
+        assert options == [f"col:{n}" for n in want]
+        pg.select_option("#color-by", "col:confidence")
+        wait_until(pg, "(document.querySelector('#legend .colorbar text') || {}).textContent === 'mean confidence'")
+        got = pg.evaluate(f"advtopo.samplecols.columns({json.dumps(gid)})")
+        assert list(got) == list(want)
+        for name, values in want.items():
+            assert [v is None for v in got[name]] == [v is None for v in values], name
+            assert [v for v in got[name] if v is not None] == pytest.approx([v for v in values if v is not None], rel=1e-5), name
+        fills = pg.eval_on_selector_all(".panel[data-index='0'] g.node circle.body",
+                                        "els => new Set(els.map(e => e.getAttribute('fill'))).size")
+        assert fills > 1  # coloured by the values, not one colour
+        # the Summary's persistence diagrams
+        pg.click("button.tab[data-tab='summary']")
+        wait_until(pg, "document.querySelectorAll('svg.diagram').length > 0")
+        assert pg.locator("svg.diagram circle").count() > 0
+        assert blocked == [] and p.errors == []
+    finally:
+        p.close()
+
+
+@browser_test
+def test_a_browser_without_decompressionstream_is_told_so(small_run, tmp_path, browser):
+    out = export_html(small_run, tmp_path / "x.html", images=False)
+    p = Page(browser)
+    try:
+        p.page.add_init_script("delete window.DecompressionStream;")
+        p.page.goto(out.as_uri())
+        p.page.wait_for_selector("body[data-ready='error']")
+        assert "DecompressionStream" in p.page.inner_text("#run-info")
+        assert p.page.evaluate("typeof window.advtopo.store") == "undefined"  # the app did not start half-way
+    finally:
+        p.close()
 
 
 def test_a_damaged_adversarial_image_file_is_an_error_naming_it(tmp_path_factory):

@@ -24,6 +24,13 @@ def _finite_or_none(values: np.ndarray) -> list[float | None]:
     return [float(v) if math.isfinite(v) else None for v in values.astype(float)]
 
 
+def measure_columns(df: Any) -> list[str]:
+    """The numeric and boolean columns of samples.parquet that measure a row (not its identity)."""
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    return [c for c in df.columns if c not in _NOT_MEASURES and (is_numeric_dtype(df[c]) or is_bool_dtype(df[c]))]
+
+
 def graph_columns(reader: Run, graph_id: str) -> dict[str, Any]:
     """``{"graph", "n_rows", "columns": {name: [value or None per point row]}}``; no columns
     when the run has no samples.parquet or the graph no points."""
@@ -39,10 +46,7 @@ def graph_columns(reader: Run, graph_id: str) -> dict[str, Any]:
     if not len(sids) or df.empty:
         return out
     mine = df[(df["model"] == entry.model) & (df["attack"] == entry.attack)]
-    from pandas.api.types import is_bool_dtype, is_numeric_dtype
-
-    measures = [c for c in mine.columns if c not in _NOT_MEASURES
-                and (is_numeric_dtype(mine[c]) or is_bool_dtype(mine[c]))]
+    measures = measure_columns(mine)
     clean = mine[np.isclose(mine["eps"].astype(float), 0.0)].drop_duplicates("sample_id").set_index("sample_id")
     attacked = mine[np.isclose(mine["eps"].astype(float), float(entry.eps))].drop_duplicates("sample_id").set_index("sample_id")
     for name in measures:

@@ -35,8 +35,8 @@ class BadRequest(Exception):
 class RunData:
     """The app's view of one run directory (thread-safe; ``reader`` is the shared :class:`Run`)."""
 
-    def __init__(self, run_dir: str | Path, max_cached_pngs: int = 20000):
-        self.reader = Run(run_dir)
+    def __init__(self, run_dir: str | Path, max_cached_pngs: int = 20000, max_cached_graphs: int = 64):
+        self.reader = Run(run_dir, max_cached_graphs=max_cached_graphs)
         self.root = self.reader.root
         self._lock = threading.Lock()
         self._png: OrderedDict[tuple, bytes] = OrderedDict()

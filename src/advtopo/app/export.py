@@ -1,30 +1,42 @@
 """Static export: one self-contained HTML file (data, code, styles and thumbnails inline).
 
 The file makes no network request: d3, the app's scripts (all that index.html loads, in its
-order) and stylesheet are inlined, and the thumbnails are ``data:`` URIs. It opens from disk
-in any modern browser.
+order) and stylesheet are inlined. The data (index, graphs, shapes, diagrams, per-sample
+columns...) and the thumbnails' raw pixels travel as one gzip-compressed payload, base64 in
+``<script id="advtopo-payload">``; ``static/export/payload.js`` unpacks it with the browser's
+``DecompressionStream`` and then runs the app's scripts (held back as
+``text/x-advtopo-deferred`` blocks). It opens from disk in any modern browser.
 """
 from __future__ import annotations
 
 import base64
+import io
 import json
 import math
 import re
+import struct
+import zlib
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from advtopo.errors import AdvtopoError
 from advtopo.mapper.shape import graph_shape
 from advtopo.rundir import ArtefactMissing, layout
-from advtopo.utils.io import atomic_write_bytes, strict_dumps
+from advtopo.utils.io import atomic_path, strict_dumps
 
+from .columns import FIRST_FOOLED, measure_columns
 from .data import NotFound, RunData
 from .png import encode_png
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"  # the front end (the server serves the same files)
-IMAGE_BUDGET = 24 * 1024 * 1024  # bytes of base64 thumbnails at most
+PIXEL_BUDGET = 128 * 1024 * 1024  # raw thumbnail pixel bytes at most (the page holds them uncompressed)
+PAYLOAD_ID = "advtopo-payload"  # the <script> element holding the compressed data (payload.js reads it)
+DEFERRED_TYPE = "text/x-advtopo-deferred"  # the app's scripts in the export: payload.js runs them once the data is in
+PAYLOAD_SCRIPT = "export/payload.js"  # under static/: used by the export only (not listed in index.html)
+GZIP_LEVEL = 9
 POOL_MIN_LENGTH = 16  # lists of scalars at least this long are written once and referenced (see pack_lists)
 POOL_KEY = "@pool"
 ROWS_KEY = "@rows"  # a list of dicts with the same keys, written as {ROWS_KEY: keys, "v": [values...]}
@@ -40,19 +52,6 @@ UNPACK_SCRIPT = (
     "return x.v.map(function(r){var o={};for(var q=0;q<ks.length;q++)o[ks[q]]=un(r[q]);return o})}"
     "for(var j=0;j<k.length;j++)x[k[j]]=un(x[k[j]])}return x}"
     "E.graphs=un(E.graphs);E.shape=un(E.shape);delete window.ADVTOPO_POOL})();")
-# Runs after the data too: each adversarial set's {sample id: tile} becomes an object whose
-# properties are the tiles cropped from its sprite as PNG data: URIs (on first use, then cached),
-# what data.js reads from images.adversarial[key][sid].
-SPRITE_SCRIPT = (
-    "(function(){var E=window.ADVTOPO_EMBED,im=E&&E.images;if(!im||!im.sprites)return;"
-    "Object.keys(im.sprites).forEach(function(key){var sp=im.sprites[key],tiles=im.adversarial[key]||{},"
-    "img=new Image(),cache={};img.src=sp.uri;"
-    "im.adversarial[key]=new Proxy(tiles,{get:function(t,sid){"
-    "if(typeof sid!=='string'||!Object.prototype.hasOwnProperty.call(t,sid))return undefined;"
-    "if(cache[sid])return cache[sid];if(!img.complete||!img.naturalWidth)return undefined;"
-    "var i=t[sid],c=document.createElement('canvas');c.width=sp.w;c.height=sp.h;"
-    "c.getContext('2d').drawImage(img,(i%sp.cols)*sp.w,Math.floor(i/sp.cols)*sp.h,sp.w,sp.h,0,0,sp.w,sp.h);"
-    "return cache[sid]=c.toDataURL('image/png')}})})})();")
 STYLESHEET_TAG = '<link rel="stylesheet" href="static/app.css">'
 SCRIPT_TAG = re.compile(r'<script src="static/([^"]+)"></script>')  # the page's scripts, vendor/ included
 
@@ -69,20 +68,38 @@ def _inline_js(src: str) -> str:
 
 def build_html(run: RunData, graph_ids: list[str] | None = None, state: str | None = None,
                images: bool = True) -> bytes:
+    """The static export of ``graph_ids`` (all graphs by default) as one HTML page."""
+    buf = io.BytesIO()
+    write_page(buf, *_export_parts(run, graph_ids, state, images))
+    return buf.getvalue()
+
+
+def _export_parts(run: RunData, graph_ids: list[str] | None, state: str | None,
+                  images: bool) -> tuple[dict[str, Any], list[str], list[Callable[[], np.ndarray]]]:
+    """(embed, pool, pixel chunks) of an export (see write_page)."""
     index = run.index()
     all_ids = [g["id"] for g in index["graphs"] if isinstance(g, dict) and "id" in g]
     ids = list(dict.fromkeys(graph_ids)) if graph_ids else all_ids
     for gid in ids:
         if gid not in all_ids:
             raise NotFound(f"unknown graph {gid!r}")
-    graphs = {gid: run.reader.graph(gid) for gid in ids}
+    wanted = set(ids)
     idx = dict(index)
-    idx["graphs"] = [g for g in index["graphs"] if isinstance(g, dict) and g.get("id") in graphs]
+    idx["graphs"] = [g for g in index["graphs"] if isinstance(g, dict) and g.get("id") in wanted]
     idx["app"] = {"mode": "static", "recompute": {"available": False, "reason": "static export"}}
+    pool: list[str] = []
+    refs: dict[str, int] = {}
+    graphs: dict[str, Any] = {}
+    shapes: dict[str, Any] = {}
+    sids: set[int] = set()
+    for gid in ids:  # one graph at a time: only its pooled form stays (the demo's 168 graphs parsed are ~10x that)
+        g = run.reader.graph(gid)
+        shapes[gid] = pack_lists(graph_shape(g), pool, refs)  # loops and branch points (TopoAct)
+        graphs[gid] = pack_lists(g, pool, refs)
+        sids.update(int(s) for s in (g.get("points", {}).get("sample_id") or []))
     vul = run.vulnerability()
     dp = run.datapaths()
-    embed: dict[str, Any] = {"index": idx, "graphs": graphs, "vulnerability": vul, "images": {}}
-    embed["shape"] = {gid: graph_shape(g) for gid, g in graphs.items()}  # loops and branch points (TopoAct)
+    embed: dict[str, Any] = {"index": idx, "graphs": graphs, "shape": shapes, "vulnerability": vul, "images": {}}
     embed["diagrams"] = _diagrams(run, idx)  # the Summary's persistence diagrams
     if dp.get("available"):
         embed["datapaths"] = dp
@@ -91,6 +108,10 @@ def build_html(run: RunData, graph_ids: list[str] | None = None, state: str | No
     ag = app_document(run.reader)  # activation_graph.json, when the run has one
     if ag.get("available"):
         embed["activation_graph"] = ag
+    combos = {(g.model, g.attack) for g in run.reader.graph_entries() if g.id in wanted}
+    columns = _column_tables(run, combos)  # colour / size by a per-sample column (static/export/payload.js)
+    if columns:
+        embed["columns"] = pack_lists(columns, pool, refs)
     if state:
         try:
             embed["state"] = json.loads(state)
@@ -99,21 +120,103 @@ def build_html(run: RunData, graph_ids: list[str] | None = None, state: str | No
     st = embed.setdefault("state", {})
     if isinstance(st, dict) and not st.get("graphs"):
         st["graphs"] = ids[:4] if graph_ids else []
+    chunks: list[Callable[[], np.ndarray]] = []
     if images:
-        embed["images"] = _thumbnails(run, graphs, vul, dp if dp.get("available") else None)
-    return embedded_page(embed).encode("utf-8")
+        embed["images"], chunks = _thumbnails(run, wanted, sids, vul, dp if dp.get("available") else None)
+    return embed, pool, chunks
+
+
+_PAYLOAD_MARK = "\0payload\0"
+
+
+def write_page(out: BinaryIO, embed: dict[str, Any], pool: list[str], chunks: list[Callable[[], np.ndarray]]) -> None:
+    """Write the export's page to ``out``: ``embed`` (its lists pooled in ``pool``, see pack_lists)
+    and the pixels its images point into (``chunks``: each gives one image set's bytes), gzip-compressed as one payload (u32 LE header
+    length, the JSON header ``{"pool", "embed"}``, the pixels), base64 in the page; the app's
+    scripts wait for static/export/payload.js to unpack it. Streamed: the compressed payload is
+    never whole in memory."""
+    loader = (f'<script type="application/octet-stream" id="{PAYLOAD_ID}">{_PAYLOAD_MARK}</script>\n'
+              f"<script>{_inline_js(_static_text(PAYLOAD_SCRIPT))}\nadvtopo.payload.load();</script>\n")
+    head, tail = inline_page("", before_scripts=loader, deferred=True).split(_PAYLOAD_MARK)
+    out.write(head.encode("utf-8"))
+    b64 = _Base64Writer(out)
+    gz = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # wbits 31: the gzip container DecompressionStream reads
+    header = [b'{"pool":[', ",".join(pool).encode("utf-8"), b'],"embed":', strict_dumps(embed).encode("utf-8"), b"}"]
+    b64.write(gz.compress(struct.pack("<I", sum(len(h) for h in header))))
+    for piece in header:
+        b64.write(gz.compress(piece))
+    del header, piece
+    for chunk in chunks:  # one image set in memory at a time
+        b64.write(gz.compress(np.ascontiguousarray(chunk(), dtype=np.uint8).tobytes()))
+    b64.write(gz.flush())
+    b64.close()
+    out.write(tail.encode("utf-8"))
+
+
+class _Base64Writer:
+    """Base64 of the bytes written to it, streamed to ``out`` (whole 3-byte groups as they come)."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out, self.rest = out, b""
+
+    def write(self, data: bytes) -> None:
+        data = self.rest + data
+        cut = len(data) - len(data) % 3
+        self.out.write(base64.b64encode(data[:cut]))
+        self.rest = data[cut:]
+
+    def close(self) -> None:
+        self.out.write(base64.b64encode(self.rest))
+        self.rest = b""
+
+
+def embedded_data(html: str | bytes) -> dict[str, Any]:
+    """What an export page's ``window.ADVTOPO_EMBED`` holds once static/export/payload.js has
+    unpacked it: lists unpooled, ``images.clean`` / ``images.adversarial[key]`` as
+    {sample id: PNG data: URI}. For tests and for reading an export back in Python."""
+    text = html.decode("utf-8") if isinstance(html, bytes) else html
+    m = re.search(f'<script type="application/octet-stream" id="{PAYLOAD_ID}">([^<]*)</script>', text)
+    if m is None:
+        raise AdvtopoError("this page holds no advtopo export payload")
+    raw = zlib.decompress(base64.b64decode(m.group(1)), 31)
+    (n,) = struct.unpack("<I", raw[:4])
+    meta = json.loads(raw[4:4 + n].decode("utf-8"))
+    pixels = np.frombuffer(raw, dtype=np.uint8, offset=4 + n)
+    pool = meta.get("pool") or []
+    embed = unpack_lists(meta["embed"], pool)
+    im = embed.get("images") or {}
+    px = im.pop("pixels", None)
+    if px:
+        sets = px.get("sets") or {}
+        tiles = {key: _set_tiles(pixels, st, sets.get(st.get("base"))) for key, st in sets.items()}
+        im["clean"] = tiles.pop("clean", {})
+        im["adversarial"] = tiles
+    return embed
+
+
+def _set_tiles(pixels: np.ndarray, st: dict, base: dict | None) -> dict[str, str]:
+    h, w, c = st["h"], st["w"], st["c"]
+    size = h * w * c
+    arr = pixels[st["offset"]:st["offset"] + len(st["ids"]) * size].reshape(-1, h, w, c)
+    if base is not None:
+        pos = {sid: i for i, sid in enumerate(base["ids"])}
+        b = pixels[base["offset"]:base["offset"] + len(base["ids"]) * size].reshape(-1, h, w, c)
+        arr = arr + b[[pos[s] for s in st["ids"]]]  # uint8: wraps mod 256, as the page does
+    return {str(sid): "data:image/png;base64," + base64.b64encode(encode_png(arr[i])).decode("ascii")
+            for i, sid in enumerate(st["ids"])}
 
 
 def embedded_page(embed: dict[str, Any]) -> str:
-    """The self-contained page for ``embed`` (window.ADVTOPO_EMBED: index, graphs, shape, ...),
-    its graphs' and shapes' long lists pooled (pack_lists). Also used by advtopo.app.notebook."""
+    """A self-contained page for ``embed`` (window.ADVTOPO_EMBED: index, graphs, shape, ...) as
+    plain JSON, its graphs' and shapes' long lists pooled (pack_lists); no images. Used by
+    advtopo.app.notebook (one graph in an iframe's srcdoc); the run export is build_html."""
     pool: list[str] = []
     refs: dict[str, int] = {}
     embed = dict(embed)
     embed["graphs"] = pack_lists(embed.get("graphs") or {}, pool, refs)
     embed["shape"] = pack_lists(embed.get("shape") or {}, pool, refs)
     return inline_page(f"window.ADVTOPO_EMBED={_script_json(embed)};",
-                       after_data=f"window.ADVTOPO_POOL=[{','.join(pool)}];{UNPACK_SCRIPT}{SPRITE_SCRIPT}")
+                       after_data=f"window.ADVTOPO_POOL=[{','.join(pool)}];{UNPACK_SCRIPT}")
 
 
 def _diagrams(run: RunData, index: dict) -> dict[str, dict]:
@@ -188,10 +291,12 @@ def unpack_lists(obj: Any, pool: list[Any]) -> Any:
     return obj
 
 
-def inline_page(data_script: str, after_data: str = "") -> str:
+def inline_page(data_script: str, after_data: str = "", before_scripts: str = "", deferred: bool = False) -> str:
     """index.html with its stylesheet and every script it loads inlined, in the order the page
     lists them (index.html is the one list of the front end's files); ``data_script`` (then
-    ``after_data``, in a script of its own) runs before the first of them."""
+    ``after_data``, in a script of its own; each left out when empty), then the ``before_scripts``
+    markup, come before the first of them. ``deferred``: the scripts are written as
+    DEFERRED_TYPE blocks, which the browser does not run (static/export/payload.js runs them)."""
     html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
     if STYLESHEET_TAG not in html:
         raise RuntimeError(f"index.html lacks {STYLESHEET_TAG!r}")
@@ -200,9 +305,11 @@ def inline_page(data_script: str, after_data: str = "") -> str:
     first = SCRIPT_TAG.search(html)
     if first is None:
         raise RuntimeError("index.html loads no script from static/")
-    extra = f"<script>{_inline_js(after_data)}</script>\n" if after_data else ""
-    html = html[:first.start()] + f"<script>{data_script}</script>\n" + extra + html[first.start():]
-    return SCRIPT_TAG.sub(lambda m: f"<script>{_inline_js(_static_text(m.group(1)))}</script>", html)
+    opening = f'<script type="{DEFERRED_TYPE}">' if deferred else "<script>"
+    scripts = SCRIPT_TAG.sub(lambda m: f"{opening}{_inline_js(_static_text(m.group(1)))}</script>", html[first.start():])
+    head = f"<script>{data_script}</script>\n" if data_script else ""
+    head += f"<script>{_inline_js(after_data)}</script>\n" if after_data else ""
+    return html[:first.start()] + head + before_scripts + scripts
 
 
 def _static_text(rel: str) -> str:
@@ -212,92 +319,126 @@ def _static_text(rel: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def _thumbnails(run: RunData, graphs: dict[str, dict], vul: dict, datapaths: dict | None = None) -> dict:
-    """data: URIs for the clean images of every sample in the graphs (and of the vulnerable
-    and datapaths samples), then the adversarial images of the exported (model, attack, eps)
-    combinations and of the datapaths' (model, attack, eps) as one sprite per set (_sprite),
-    within IMAGE_BUDGET."""
-    sids: set[int] = set()
-    for g in graphs.values():
-        sids.update(int(s) for s in (g.get("points", {}).get("sample_id") or []))
+def _thumbnails(run: RunData, graph_ids: set[str], sids: set[int], vul: dict,
+                datapaths: dict | None = None) -> tuple[dict, list[Callable[[], np.ndarray]]]:
+    """The thumbnails as raw pixels: ``({"pixels": {"sets": {key: {offset, ids, h, w, c[, base]}}}},
+    chunks)`` (each chunk gives one set's bytes when called), one set for the clean images of
+    every sample in the graphs (``sids``, plus the vulnerable and datapaths samples) and one per
+    adversarial (model, attack, eps) of the exported graphs and of the datapaths. An adversarial set whose samples all have a clean
+    image holds each image minus its clean one, mod 256 (``base: "clean"``): PGD's noise leaves
+    deflate little, the differences a little more (demo: 9.4 -> 8.0 MB compressed). At most
+    PIXEL_BUDGET bytes (then ``truncated``); a set the run lacks is skipped, a damaged image file
+    is an error naming it."""
+    want_clean = set(sids)
     for s in vul.get("samples", [])[:100] if isinstance(vul.get("samples"), list) else []:
         if isinstance(s, dict) and isinstance(s.get("sample_id"), int):
-            sids.add(s["sample_id"])
+            want_clean.add(s["sample_id"])
     dp_sids: set[int] = set()
     dp_combos: set[tuple] = set()
     if datapaths:
         dp_sids = {int(s["sample_id"]) for s in datapaths.get("samples") or []
                    if isinstance(s, dict) and isinstance(s.get("sample_id"), int) and s["sample_id"] >= 0}
         dp_combos = {(datapaths.get("model"), datapaths.get("attack"), e) for e in datapaths.get("eps") or []}
-    out: dict[str, Any] = {"clean": {}, "adversarial": {}}
+    want_clean |= dp_sids
+    combos = {(g.model, g.attack, g.eps) for g in run.reader.graph_entries() if g.id in graph_ids}
+    sets: dict[str, dict] = {}
+    chunks: list[Callable[[], np.ndarray]] = []
+    out: dict[str, Any] = {"pixels": {"sets": sets}}
     used = 0
-    sets: list[tuple[str, tuple, set[int]]] = [("clean", (), sids | dp_sids)]  # (key, (model, attack, eps), ids)
-    combos = {(g.model, g.attack, g.eps) for g in run.reader.graph_entries() if g.id in graphs}
+
+    def add(key: str, arr: np.ndarray, ids: list[int], base: dict | None) -> bool:
+        nonlocal used
+        h, w, c = (int(v) for v in arr.shape[1:])
+        nbytes = len(ids) * h * w * c
+        if used + nbytes > PIXEL_BUDGET:
+            out["truncated"] = True
+            return False
+        sets[key] = {"offset": used, "ids": ids, "h": h, "w": w, "c": c, **({"base": "clean"} if base else {})}
+
+        def tiles() -> np.ndarray:
+            got = np.asarray(arr[ids], dtype=np.uint8)
+            if base is None:
+                return got
+            return got - np.asarray(base["array"][ids], dtype=np.uint8)  # mod 256: the page adds it back
+
+        chunks.append(tiles)
+        used += nbytes
+        return True
+
+    base = None
+    try:
+        clean = run.reader.images()
+    except ArtefactMissing:  # no clean images in this run
+        clean = None
+    if clean is not None:
+        ids = [i for i in sorted(want_clean) if 0 <= i < clean.shape[0]]
+        if ids and add("clean", clean, ids, None):
+            base = {"array": clean, "ids": set(ids), "shape": clean.shape[1:]}
     for key in (run.reader.index.get("images") or {}).get("adversarial") or {}:
         parts = layout.split_adversarial_images_key(key)
         if parts is None:
             continue
         match = lambda cs: any((m, a) == parts[:2] and layout.eps_equal(eps, parts[2]) for m, a, eps in cs)  # noqa: E731
         want = (sids if match(combos) else set()) | (dp_sids if match(dp_combos) else set())
-        if want:
-            sets.append((key, parts, want))
-    for key, parts, want in sets:
-        if key != "clean":  # adversarial sets: one sprite each (SPRITE_SCRIPT crops it in the page)
-            sprite = _sprite(run, parts, want)
-            if sprite is None:
-                continue
-            tiles, uri, meta = sprite
-            used += len(uri)
-            if used > IMAGE_BUDGET:
-                out["truncated"] = True
-                return out
-            out["adversarial"][key] = tiles
-            out.setdefault("sprites", {})[key] = {"uri": uri, **meta}
+        if not want:
             continue
-        target = out["clean"]
-        for sid in sorted(want):
-            try:
-                png = run.image_png(sid, *parts)
-            except (NotFound, ArtefactMissing):  # not in this run; a damaged image file is an error
-                continue
-            uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-            used += len(uri)
-            if used > IMAGE_BUDGET:
-                out["truncated"] = True
-                return out
-            target[str(sid)] = uri
-    return out
+        try:
+            arr = run.reader.images(*parts)
+        except ArtefactMissing:  # not in this run; a damaged image file is an error
+            continue
+        ids = [i for i in sorted(want) if 0 <= i < arr.shape[0]]
+        if not ids:
+            continue
+        diff = base if base is not None and base["shape"] == arr.shape[1:] and base["ids"].issuperset(ids) else None
+        if not add(key, arr, ids, diff):
+            break
+    return out, chunks
 
 
-def _sprite(run: RunData, parts: tuple, want: set[int]) -> tuple[dict[str, int], str, dict] | None:
-    """The images ``want`` of one adversarial set as one PNG grid: ({sample id: tile}, data URI,
-    {w, h, cols}); None when the run lacks the set. Why: 1,000 separate 28 x 28 PNGs cost 25 %
-    more than one sprite (a header and a zlib stream each)."""
+def _column_tables(run: RunData, combos: set[tuple[str, str]]) -> dict[str, Any] | None:
+    """samples.parquet's measures per (model, attack, eps) of the exported graphs' (model, attack)
+    and each sample's first-fooled eps, from which static/export/payload.js gives a graph the
+    per-row columns the server's /api/columns gives (app/columns.py: colour / size by a column).
+    Why per sample and not per row: the graphs share their samples (demo: 28,000 sample rows
+    for 168 graphs of up to 8,000 rows). None when the run has no samples.parquet."""
     try:
-        arr = run.reader.images(*parts)
-    except ArtefactMissing:  # not in this run; a damaged image file is an error
+        df = run.reader.samples
+    except ArtefactMissing:
         return None
-    sids = [sid for sid in sorted(want) if 0 <= sid < arr.shape[0]]
-    if not sids:
+    if df.empty:
         return None
-    n, (h, w, c) = len(sids), arr.shape[1:]
-    cols = max(1, math.ceil(math.sqrt(n)))
-    grid = np.zeros((math.ceil(n / cols) * h, cols * w, c), dtype=np.uint8)
-    for i, sid in enumerate(sids):
-        r, k = divmod(i, cols)
-        grid[r * h:(r + 1) * h, k * w:(k + 1) * w] = arr[sid]
-    uri = "data:image/png;base64," + base64.b64encode(encode_png(grid)).decode("ascii")
-    return {str(sid): i for i, sid in enumerate(sids)}, uri, {"w": int(w), "h": int(h), "cols": cols}
+    names = measure_columns(df)
+    sets: list[dict] = []
+    first_fooled: list[dict] = []
+    for (model, attack), mine in df.groupby(["model", "attack"], sort=True):
+        if (model, attack) not in combos:
+            continue
+        for eps, part in mine.groupby("eps", sort=True):
+            part = part.drop_duplicates("sample_id")
+            sets.append({"model": model, "attack": attack, "eps": float(eps),
+                         "sample_id": [int(v) for v in part["sample_id"]],
+                         "values": {n: _finite_or_none(part[n].to_numpy(dtype=float)) for n in names}})
+        first = mine[mine["prediction"] != mine["label"]].groupby("sample_id")["eps"].min()
+        first_fooled.append({"model": model, "attack": attack, "sample_id": [int(v) for v in first.index],
+                             "eps": _finite_or_none(first.to_numpy(dtype=float))})
+    if not sets:
+        return None
+    return {"names": names, "sets": sets, "first_fooled": first_fooled, "first_fooled_name": FIRST_FOOLED}
+
+
+def _finite_or_none(values: np.ndarray) -> list[float | None]:
+    return [float(v) if math.isfinite(v) else None for v in values]
 
 
 def export_html(run_dir: str | Path, out_path: str | Path, graph_ids: list[str] | None = None,
                 images: bool = True) -> Path:
     """Write one self-contained HTML file for ``graph_ids`` (all graphs by default)."""
-    run = RunData(run_dir)
+    run = RunData(run_dir, max_cached_graphs=1)  # each graph is read once (the demo's 168 parsed: ~50 MB)
     try:
-        data = build_html(run, graph_ids, images=images)
+        parts = _export_parts(run, graph_ids, None, images)
     except NotFound as exc:
         raise AdvtopoError(str(exc)) from None
     out = Path(out_path)
-    atomic_write_bytes(out, data)
+    with atomic_path(out) as tmp, open(tmp, "wb") as fh:
+        write_page(fh, *parts)
     return out

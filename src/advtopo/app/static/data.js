@@ -51,6 +51,9 @@
     // the persistence diagrams the export embeds (export.py: per model and layer, the lowest and highest eps)
     diagram: async (key) => { const d = (EMBED.diagrams || {})[key]; if (!d) throw new Error("diagram not in this export"); return d; },
     shapeSummary: async () => ({ graphs: EMBED.index.graphs.filter((e) => (EMBED.shape || {})[e.id]).map((e) => ({ ...e, ...EMBED.shape[e.id] })) }),
+    // per-row samples.parquet columns from the export's per-sample tables (static/export/payload.js)
+    columns: async (id) => (EMBED.columns && A.payload && EMBED.graphs[id]
+      ? A.payload.graphColumns(EMBED.graphs[id].points, S.entry.get(id), EMBED.columns) : { columns: {} }),
   } : {
     mode: "server",
     index: () => api.json("api/index"),
@@ -64,6 +67,7 @@
       return `api/image/adversarial/${enc(g.model)}/${enc(g.attack)}/${enc(String(g.eps))}/${sid}.png`;
     },
     csvUrl: (gid, nid) => `api/node/${enc(gid)}/${enc(nid)}/members.csv`,
+    columns: (id) => fetch("api/columns/" + enc(id)).then((r) => (r.ok ? r.json() : { columns: {} })),
     featurevis: (gid, nid) => api.json(`api/featurevis/${enc(gid)}/${enc(nid)}`),
     embedding: (gid, method, signal) => api.json(`api/embedding/${enc(gid)}?method=${enc(method)}`, signal ? { signal } : undefined),
     recompute: (params) => api.json("api/recompute", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(params) }),

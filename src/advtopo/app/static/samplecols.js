@@ -1,4 +1,5 @@
-/* Colour and size nodes by a per-sample column of samples.parquet (server mode: /api/columns):
+/* Colour and size nodes by a per-sample column of samples.parquet (the data source's columns():
+ * the server's /api/columns, or the static export's per-sample tables):
  * each graph's per-row values are loaded once, aggregated per node (mean / median / max over
  * the members of the Points setting) and put on the node views as x["col:<name>"], which the
  * colour and size encodings of graphs.js read like any node attribute. Adds the aggregate
@@ -28,10 +29,10 @@
   function columns(gid) { return LOADED.get(gid) || null; }
 
   function load(gid) {
-    if (DS.mode !== "server") return Promise.resolve(null);
+    if (!DS.columns) return Promise.resolve(null);
     if (LOADED.has(gid)) return Promise.resolve(LOADED.get(gid));
     if (!PENDING.has(gid)) {
-      PENDING.set(gid, fetch("api/columns/" + encodeURIComponent(gid)).then((r) => (r.ok ? r.json() : { columns: {} })).then((doc) => {
+      PENDING.set(gid, DS.columns(gid).then((doc) => {
         LOADED.set(gid, doc.columns || {});
         PENDING.delete(gid);
         if (!NAMES.length && Object.keys(doc.columns || {}).length) { NAMES = Object.keys(doc.columns); addOptions(); }
