@@ -134,7 +134,7 @@
         if (!fvBox.isConnected) return;  // another node was opened meanwhile
         if (!fv.available) { fvBox.innerHTML = `<span class="muted">not available: ${esc(fv.reason || "")}</span>`; return; }
         fvBox.innerHTML = `<img class="fv-img" src="${fv.png}" alt="feature visualisation of node ${esc(nid)}" width="112" height="112">
-          <div class="fv-cap">the input that points layer <b>${esc(fv.layer)}</b> (${esc(fv.summary)}) along the node's mean activation
+          <div class="fv-cap">the input whose <b>${esc(fv.layer)}</b> activation (${esc(fv.summary)}) points along the node's mean activation
           over its ${fv.n_rows} ${esc(fv.rows)} members; cosine <b id="d-fv-cos">${fv.cosine.toFixed(2)}</b></div>`;
       }).catch((err) => {
         if (fvBox.isConnected) fvBox.innerHTML = `<span class="muted">not available: ${esc(err.message)}</span>`;

@@ -143,7 +143,9 @@
         headButton(head, "btn small ghost emb-toggle", "⁘", "Linked 2-D embedding (PCA / t-SNE) of this graph's points", () => A.embedding.toggle(p));
       }
       if (A.topoact) A.topoact.panelTools(head, p);  // loops and branch points (topoact.js)
-      headButton(head, "btn small ghost unpin", "⌖", "Release this graph's pinned (dragged) nodes", () => unpinAll(p));
+      // ◎, not ⌖ (no font of a stock Debian has it: an empty box) nor ⊙ (with it, two loads of
+      // a page placed the nodes 14 px apart in 2 of 4 tries: a font fallback, presumably)
+      headButton(head, "btn small ghost unpin", "◎", "Release this graph's pinned (dragged) nodes", () => unpinAll(p));
       A.figure.panelButtons(head, p);  // SVG / PNG of this panel (figure.js)
       headButton(head, "btn small ghost x", "✕", "Remove this graph", () => { state.panels.splice(state.panels.indexOf(p), 1); buildPanels(); });
       const title = document.createElement("div"); title.className = "panel-title"; title.textContent = S.graphLabel(e); el.appendChild(title);
@@ -340,7 +342,7 @@
 
   // ------------------------------------------------------------------ selection, component, path
   function onNodeClick(p, g, i, shift, alt) {
-    A.legend.hideTip(true);  // the node is redrawn under the pointer: no tooltip until it leaves
+    A.legend.hideTip(g.nodes[i]);  // the node is redrawn under the pointer: no tooltip of it until it leaves
     const nid = String(g.nodes[i].id);
     if (shift && !state.pathPending) { A.multiselect.toggle(p.id, nid); return; }  // multi-selection (multiselect.js)
     if ((alt || state.pathPending) && state.selected && state.selected.gid === p.id && state.selected.nid !== nid) {

@@ -44,10 +44,12 @@
 
   // ------------------------------------------------------------------ tooltip
   // after a click the node is redrawn under a still pointer, which "enters" it again: no tooltip
-  // until the pointer has left a node (hideTip(true) sets this, leaveTip clears it)
-  let muted = false;
+  // for that node until the pointer has left a node (hideTip(node) sets this, leaveTip clears it).
+  // Only the clicked node is muted: the redrawn node may never get a mouseleave (the pointer
+  // left before the browser hit-tested it), and a global flag then silenced every node's tooltip.
+  let muted = null;
   function showTip(ev, g, e, i, x) {
-    if (muted) return;
+    if (muted && muted === g.nodes[i]) return;
     const n = g.nodes[i];
     const top = A.pie.topParts(x.hist, 4);
     const t = $("#tooltip");
@@ -83,8 +85,8 @@
     if (y + h > innerHeight - 6) y = ev.clientY - h - 12;
     t.style.left = x + "px"; t.style.top = y + "px";
   }
-  function hideTip(mute) { $("#tooltip").classList.add("hidden"); if (mute === true) muted = true; }
-  function leaveTip() { muted = false; hideTip(); }
+  function hideTip(mute) { $("#tooltip").classList.add("hidden"); if (mute && typeof mute === "object") muted = mute; }
+  function leaveTip() { muted = null; hideTip(); }
 
   A.legend = { render, showTip, moveTip, hideTip, leaveTip };
 })(window.advtopo);

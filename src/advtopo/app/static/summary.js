@@ -32,14 +32,32 @@
       });
       lineChart(card(host, "Accuracy vs attack ε"), series, "attack ε", "accuracy", [0, 1]);
     }
+    // one mapper set at a time (a menu when the run has several): two sets' graphs at one eps
+    // would join into a zigzag line of the model's colour
+    const mixSets = S.uniq(S.index.graphs.filter((g) => !g.recomputed).map((g) => g.mapper_set || ""));
     S.uniq(S.index.graphs.map((g) => g.layer)).forEach((layer) => {
       const gs = S.index.graphs.filter((g) => g.layer === layer && g.stats && g.stats.mean_purity != null && !g.recomputed);
       if (!gs.length) return;
-      const series = S.uniq(gs.map((g) => `${g.model}|${g.attack}`)).map((k) => {
-        const [m, at] = k.split("|");
-        return { name: m, color: mcol(m), pts: gs.filter((g) => g.model === m && g.attack === at).map((g) => [+g.eps, 1 - g.stats.mean_purity]).sort((a, b) => a[0] - b[0]) };
-      });
-      lineChart(card(host, `Class mixing vs attack ε — ${layer}`, "mixing = 1 − mean node purity (higher: classes less distinguishable)"), series, "attack ε", "mixing", [0, 1]);
+      const c = card(host, `Class mixing vs attack ε — ${layer}`, "mixing = 1 − mean node purity (higher: classes less distinguishable)");
+      c.classList.add("mixing-card"); c.dataset.layer = layer;
+      const charts = document.createElement("div");
+      const draw = (set) => {
+        charts.innerHTML = "";
+        const inSet = gs.filter((g) => (g.mapper_set || "") === set);
+        const series = S.uniq(inSet.map((g) => `${g.model}|${g.attack}`)).map((k) => {
+          const [m, at] = k.split("|");
+          return { name: m, color: mcol(m), pts: inSet.filter((g) => g.model === m && g.attack === at).map((g) => [+g.eps, 1 - g.stats.mean_purity]).sort((a, b) => a[0] - b[0]) };
+        });
+        if (series.length) lineChart(charts, series, "attack ε", "mixing", [0, 1]);
+      };
+      if (mixSets.length > 1) {
+        const pick = document.createElement("select"); pick.className = "mixing-set"; pick.title = "mapper set";
+        pick.innerHTML = mixSets.map((x) => `<option value="${esc(x)}">mapper set: ${esc(x || "(unnamed)")}</option>`).join("");
+        pick.addEventListener("change", () => draw(pick.value));
+        c.appendChild(pick);
+      }
+      c.appendChild(charts);
+      draw(mixSets[0]);
     });
     if (A.topoact) A.topoact.summaryCards(host, mcol, lineChart);  // loops and branch points vs eps (topoact.js)
     // persistence: distance between the diagrams of clean and adversarial activations vs eps
