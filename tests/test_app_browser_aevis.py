@@ -8,24 +8,17 @@ Screenshots go to test-artifacts/. Skipped cleanly when /usr/bin/chromium or pla
 from __future__ import annotations
 
 import json
-import os
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from advtopo.app import export_html, serve
+from browser_support import BROWSER_MARKS, Page, browser, wait_until  # noqa: F401  (fixtures)
 from test_aevis import aevis_study_config, resnet_study_config
 
-CHROMIUM = os.environ.get("ADVTOPO_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed (apt-get install chromium)"),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+pytestmark = BROWSER_MARKS
+pytest.importorskip("playwright.sync_api", reason="playwright not installed")
 
 
 @pytest.fixture(scope="module")
@@ -43,43 +36,14 @@ def server(run_dir):
     srv.shutdown()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        yield b
-        b.close()
-
-
-class Page:
-    """A page that records console errors and failed requests."""
-
-    def __init__(self, browser, width=1600, height=1000):
-        self.ctx = browser.new_context(viewport={"width": width, "height": height})
-        self.page = self.ctx.new_page()
-        self.errors: list[str] = []
-        self.page.on("console", lambda m: self.errors.append(f"{m.type}: {m.text}") if m.type == "error" else None)
-        self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
-        self.page.on("requestfailed", lambda r: self.errors.append(f"requestfailed: {r.url}"))
-
-    def open(self, url):
-        self.page.goto(url)
-        self.page.wait_for_selector("body[data-ready='1']", timeout=30000)
-        return self.page
-
-    def shot(self, name):
-        ARTIFACTS.mkdir(exist_ok=True)
-        self.page.screenshot(path=str(ARTIFACTS / f"app-{name}.png"), full_page=True)
-
-    def close(self):
-        self.ctx.close()
+def open_page(browser) -> Page:
+    """The module's page: 1600 x 1000, full-page screenshots, a longer wait for the first data."""
+    return Page(browser, 1600, 1000, ready_timeout=30000, full_page_shots=True)
 
 
 @pytest.fixture
 def page(browser):
-    p = Page(browser)
+    p = open_page(browser)
     yield p
     p.close()
 
@@ -88,15 +52,6 @@ def api(server, path):
     req = urllib.request.Request(server.url + path, headers={"X-Advtopo-Token": server.token})
     with urllib.request.urlopen(req, timeout=120) as r:
         return json.loads(r.read())
-
-
-def wait_until(pg, js: str, timeout: float = 60.0) -> None:
-    """Poll a JS expression from Python (wait_for_function's polling needs eval, which the CSP forbids)."""
-    end = time.monotonic() + timeout
-    while not pg.evaluate(js):
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {js}")
-        time.sleep(0.1)
 
 
 def test_three_levels_in_the_datapaths_tab(server, page, run_dir):
@@ -149,7 +104,7 @@ def test_three_levels_in_the_datapaths_tab(server, page, run_dir):
 
 def test_static_export_shows_the_class_level_and_a_note(run_dir, browser, tmp_path):
     out = export_html(run_dir, tmp_path / "export.html")
-    p = Page(browser)
+    p = open_page(browser)
     try:
         pg = p.open(Path(out).as_uri())
         pg.click("#tab-datapaths")
@@ -170,7 +125,7 @@ def test_residual_blocks_show_the_skip_share(browser, tmp_path_factory):
                          out=tmp_path_factory.mktemp("brun-aevis-res") / "run", verbose=False))
     dp = json.loads((run / "datapaths.json").read_text())
     srv = serve(run, port=0, open_browser=False, block=False)
-    p = Page(browser)
+    p = open_page(browser)
     try:
         pg = p.open(srv.url)
         wait_until(pg, "!document.querySelector('#tab-datapaths').classList.contains('hidden')")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import urllib.error
 import urllib.request
 
@@ -20,15 +19,9 @@ import pytest
 
 from advtopo.app import serve
 from app_fixture import make_fixture_run
+from browser_support import Page, browser, browser_test, page, wait_until  # noqa: F401  (fixtures)
 
-CHROMIUM = os.environ.get("ADVTOPO_CHROMIUM", "/usr/bin/chromium")
 GID = "cnn_std__conv2__pgd__0.1"  # clean and adversarial rows of 100 samples
-
-
-def browser_test(fn):
-    """A test that drives chromium (marked `browser`; skipped without chromium)."""
-    skip = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed (apt-get install chromium)")
-    return pytest.mark.browser(skip(fn))
 
 
 @pytest.fixture(scope="module")
@@ -41,57 +34,6 @@ def server(run_dir):
     srv = serve(run_dir, port=0, open_browser=False, block=False)
     yield srv
     srv.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} not installed")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        yield b
-        b.close()
-
-
-class Page:
-    """A page that records console errors and failed requests."""
-
-    def __init__(self, browser, width=1600, height=900):
-        self.ctx = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
-        self.page = self.ctx.new_page()
-        self.errors: list[str] = []
-        self.page.on("console", lambda m: self.errors.append(f"{m.type}: {m.text}") if m.type == "error" else None)
-        self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
-        self.page.on("requestfailed", lambda r: self.errors.append(f"requestfailed: {r.url}"))
-
-    def open(self, url):
-        self.page.goto(url)
-        self.page.wait_for_selector("body[data-ready='1']", timeout=20000)
-        return self.page
-
-    def close(self):
-        self.ctx.close()
-
-
-def wait_until(pg, js: str, timeout: float = 15.0) -> None:
-    """Poll a JS expression from Python (wait_for_function's polling needs eval, which the CSP forbids)."""
-    import time
-
-    end = time.monotonic() + timeout
-    while not pg.evaluate(js):
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {js}")
-        time.sleep(0.05)
-
-
-@pytest.fixture
-def page(browser):
-    p = Page(browser)
-    yield p
-    p.close()
 
 
 def api(server, path):

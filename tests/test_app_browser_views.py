@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import time
-from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
@@ -19,14 +16,10 @@ import pytest
 import app_fixture
 from advtopo.app import export_html, serve
 from app_fixture import make_fixture_run
+from browser_support import BROWSER_MARKS, Page, browser, wait_until  # noqa: F401  (fixtures)
 
-CHROMIUM = os.environ.get("ADVTOPO_CHROMIUM", "/usr/bin/chromium")
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed (apt-get install chromium)"),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+pytestmark = BROWSER_MARKS
+pytest.importorskip("playwright.sync_api", reason="playwright not installed")
 
 SWEEP_EPS = [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3]  # a 0..0.3 run with 7 attack eps
 
@@ -66,50 +59,17 @@ def server(run_dir):
     srv.shutdown()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        yield b
-        b.close()
-
-
-class Page:
-    """A page that records console errors (an aborted request is a test's own business)."""
-
-    def __init__(self, browser, width=1600, height=1000):
-        self.ctx = browser.new_context(viewport={"width": width, "height": height})
-        self.page = self.ctx.new_page()
-        self.errors: list[str] = []
-        self.page.on("console", lambda m: self.errors.append(f"{m.type}: {m.text}") if m.type == "error" else None)
-        self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
-
-    def open(self, url):
-        self.page.goto(url)
-        self.page.wait_for_selector("body[data-ready='1']", timeout=30000)
-        return self.page
+def open_page(browser) -> Page:
+    """The module's page: 1600 x 1000, console errors recorded (an aborted request is a test's own business)."""
+    return Page(browser, 1600, 1000, ready_timeout=30000, failed_requests=False)
 
 
 @pytest.fixture
 def page(browser):
-    p = Page(browser)
+    p = open_page(browser)
     yield p
     p.ctx.close()
     assert not p.errors, p.errors
-
-
-def wait_until(pg, js, arg=None, timeout=20.0):
-    """Poll `js` (a function source) in the page until it is truthy (the app's CSP forbids
-    Playwright's string predicates)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if pg.evaluate(js, arg):
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still false after {timeout} s: {js}")
-        pg.wait_for_timeout(50)
 
 
 def gid(model, layer, eps):
@@ -172,7 +132,7 @@ def test_the_url_holds_the_whole_view_and_a_pasted_link_restores_it(server, brow
     assert v["view"]["tab"] == "summary" and v["view"]["layout"] == "lens" and v["view"]["color"] == "frac_adversarial"
     assert v["view"]["locate"] == 7 and v["view"]["selected"] == {"gid": b, "nid": node}
     # the same link in a fresh page: the same view
-    other = Page(browser)
+    other = open_page(browser)
     try:
         p2 = other.open(server.url + v["hash"])
         assert panel_ids(p2) == [a, b]
@@ -220,7 +180,7 @@ def test_back_and_forward_restore_the_view(server, page):
 
 
 def test_copy_link_puts_the_view_on_the_clipboard(server, browser):
-    p = Page(browser)
+    p = open_page(browser)
     try:
         p.ctx.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url.rstrip("/"))
         pg = p.open(server.url)
@@ -273,7 +233,7 @@ def test_dragged_nodes_stay_pinned_and_travel_in_the_link(server, browser, page)
     pins = view_of(pg)["view"]["pins"]
     assert list(pins) == [a] and list(pins[a]) == [nid]
     # the link opens with the node where it was dropped (same viewport)
-    other = Page(browser)
+    other = open_page(browser)
     try:
         p2 = other.open(server.url + view_of(pg)["hash"])
         assert math.dist(settled_centres(p2, a)[nid], (tx, ty)) < 2
@@ -370,7 +330,7 @@ def test_icon_only_buttons_have_an_accessible_name(server, page):
 
 
 def test_locating_from_the_vulnerable_list_keeps_the_clicked_item_in_place(server, browser):
-    p = Page(browser, 1600, 1000)
+    p = open_page(browser)
     try:
         pg = p.open(server.url)
         pg.wait_for_selector("#vuln-list .vuln")
@@ -396,6 +356,52 @@ def test_locating_from_the_vulnerable_list_keeps_the_clicked_item_in_place(serve
         p.ctx.close()
 
 
+def test_class_mixing_shows_one_mapper_set_at_a_time(browser, tmp_path):
+    """With two mapper sets a model's line joined both sets' graphs at each eps (a zigzag, seen
+    on the demo run's relu3): each card shows one set, chosen from a menu."""
+    run = make_fixture_run(tmp_path / "run", with_extras=False)
+    index = json.loads((run / "index.json").read_text())
+    extra = [{**g, "id": g["id"] + "__b", "mapper_set": "b", "stats": {**g["stats"], "mean_purity": 0.25}}
+             for g in index["graphs"] if g["layer"] == "fc1"]
+    for g in index["graphs"]:
+        g["mapper_set"] = "a"
+    index["graphs"] += extra
+    (run / "index.json").write_text(json.dumps(index))
+    srv = serve(run, port=0, open_browser=False, block=False)
+    p = open_page(browser)
+    try:
+        pg = p.open(srv.url)
+        pg.click(".tab[data-tab='summary']")
+        wait_until(pg, "() => document.querySelectorAll('.mixing-card').length === 2")
+        card = ".mixing-card[data-layer='fc1']"
+        assert pg.eval_on_selector_all(f"{card} select.mixing-set option", "els => els.map(e => e.value)") == ["a", "b"]
+
+        def shown() -> dict[str, list[str]]:
+            titles = pg.eval_on_selector_all(f"{card} svg circle title", "els => els.map(e => e.textContent)")
+            out: dict[str, list[str]] = {}
+            for t in titles:
+                model, rest = t.split(": ε=")
+                out.setdefault(model, []).append(rest)
+            return out
+
+        def expected(set_name: str) -> dict[str, list[str]]:
+            out: dict[str, list[str]] = {}
+            for g in sorted((g for g in index["graphs"] if g["layer"] == "fc1" and g["mapper_set"] == set_name),
+                            key=lambda g: g["eps"]):
+                out.setdefault(g["model"], []).append(f"{g['eps']:g} → {1 - g['stats']['mean_purity']:.3f}")
+            return out
+
+        assert shown() == expected("a")  # one point per eps and model: no second set's point
+        pg.select_option(f"{card} select.mixing-set", "b")
+        assert shown() == expected("b")
+        assert pg.locator(".mixing-card[data-layer='conv2'] svg circle").count() == sum(
+            1 for g in index["graphs"] if g["layer"] == "conv2")  # conv2 has set a only: its points
+        assert not p.errors, p.errors
+    finally:
+        p.close()
+        srv.shutdown()
+
+
 def test_layer_distance_heatmap_names_models_metric_and_values(server, page):
     pg = page.open(server.url)
     pg.click(".tab[data-tab='summary']")
@@ -415,7 +421,7 @@ def test_layer_distance_heatmap_names_models_metric_and_values(server, page):
 def test_persistence_diagrams_show_in_the_static_export(run_dir, browser, tmp_path):
     out = tmp_path / "export.html"
     export_html(run_dir, out)
-    p = Page(browser)
+    p = open_page(browser)
     try:
         pg = p.open(out.as_uri())
         pg.click(".tab[data-tab='summary']")
@@ -531,7 +537,7 @@ def test_pinned_positions_and_alignment_travel_in_the_export_link(run_dir, brows
     state = {"layout": "force", "align": True, "pins": {b: {"n0": [5.0, -7.5]}}}
     out = tmp_path / "pinned.html"
     out.write_bytes(build_html(RunData(run_dir), [a, b], state=json.dumps(state)))
-    p = Page(browser)
+    p = open_page(browser)
     try:
         pg = p.open(out.as_uri())
         assert panel_ids(pg) == [a, b]

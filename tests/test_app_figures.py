@@ -5,7 +5,6 @@ itself; the PNG is twice the SVG's size."""
 from __future__ import annotations
 
 import json
-import os
 import struct
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -14,13 +13,10 @@ import pytest
 
 from advtopo.app import serve
 from app_fixture import make_fixture_run
+from browser_support import BROWSER_MARKS, Page, browser  # noqa: F401  (fixtures)
 
-CHROMIUM = os.environ.get("ADVTOPO_CHROMIUM", "/usr/bin/chromium")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed (apt-get install chromium)"),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+pytestmark = BROWSER_MARKS
+pytest.importorskip("playwright.sync_api", reason="playwright not installed")
 SVG = "{http://www.w3.org/2000/svg}"
 
 
@@ -29,29 +25,21 @@ def run_dir(tmp_path_factory):
     return make_fixture_run(tmp_path_factory.mktemp("fig") / "run", n_per_class=4, with_extras=True)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        yield b
-        b.close()
-
-
-def open_page(browser, url: str):
-    pg = browser.new_context(viewport={"width": 1500, "height": 950}, accept_downloads=True).new_page()
-    pg.goto(url)
-    pg.wait_for_selector("body[data-ready='1']", timeout=30000)
-    pg.wait_for_selector(".panel g.node", timeout=30000)
-    return pg
+def open_page(browser, url: str) -> Page:
+    """A 1500 x 950 page on `url` (recording console errors and failed requests), its graphs drawn."""
+    p = Page(browser, 1500, 950, ready_timeout=30000)
+    p.open(url).wait_for_selector(".panel g.node", timeout=30000)
+    return p
 
 
 @pytest.fixture(scope="module")
 def page(run_dir, browser):
     srv = serve(run_dir, port=0, open_browser=False, block=False)
-    pg = open_page(browser, srv.url)
-    yield pg
-    pg.context.close()
+    p = open_page(browser, srv.url)
+    yield p.page
+    p.close()
     srv.shutdown()
+    assert not p.errors, p.errors
 
 
 def download(pg, selector: str) -> tuple[str, bytes]:
@@ -143,7 +131,8 @@ def test_figures_from_the_static_export(run_dir, browser, tmp_path):
 
     entries = {e["id"]: e for e in json.loads((run_dir / "index.json").read_text())["graphs"]}
     ids = list(entries)[:2]
-    pg = open_page(browser, export_html(run_dir, tmp_path / "x.html", graph_ids=ids).as_uri())
+    p = open_page(browser, export_html(run_dir, tmp_path / "x.html", graph_ids=ids).as_uri())
+    pg = p.page
     try:
         _, data = download(pg, "#grid-figure .fig-svg")
         root, text = check_svg(data)
@@ -153,5 +142,6 @@ def test_figures_from_the_static_export(run_dir, browser, tmp_path):
         _, png = download(pg, "#grid-figure .fig-png")
         w, h = svg_size(root)
         assert png_size(png) == (2 * w, 2 * h)
+        assert not p.errors, p.errors
     finally:
-        pg.context.close()
+        p.close()
