@@ -104,7 +104,11 @@ def cross_fitted_folds(y: Any, n_splits: int = 5, seed: int = 0) -> list[tuple[n
     Each input is held out exactly once and is never in the training part of its own fold:
     the cross-fitted protocol trains on the clean inputs of ``train`` and scores the
     adversarial versions of the ``held-out`` inputs. The same folds give ``cv_accuracy``.
+    A class with fewer than ``n_splits`` inputs (common in a small study subset) is spread over
+    as many folds as it has inputs; scikit-learn's warning about it is not shown.
     """
+    import warnings
+
     from sklearn.model_selection import StratifiedKFold
 
     n_splits = check_int("n_splits", n_splits, minimum=2)
@@ -112,7 +116,9 @@ def cross_fitted_folds(y: Any, n_splits: int = 5, seed: int = 0) -> list[tuple[n
     if len(y) < n_splits:
         raise AdvtopoError(f"need at least n_splits={n_splits} clean inputs, got {len(y)}")
     folds = StratifiedKFold(n_splits, shuffle=True, random_state=seed)
-    return [(np.sort(tr), np.sort(te)) for tr, te in folds.split(np.zeros(len(y)), y)]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        return [(np.sort(tr), np.sort(te)) for tr, te in folds.split(np.zeros(len(y)), y)]
 
 
 def recovery_experiment(graph: ActivationGraph, x_clean: Any, y_clean: Any,

@@ -249,7 +249,7 @@ def fig_recovery(inp: dict, style: dict, arrays: dict) -> Any:
     """Recovery accuracy vs adversary retention per attack, for both protocols."""
     plt = _plt()
     bars = inp["bars"]
-    fig, ax = plt.subplots(figsize=(max(3.5, 0.9 * len(bars) + 1.5), 2.8))
+    fig, ax = plt.subplots(figsize=(max(3.5, 0.9 * len(bars) + 1.5), 3.2))
     x = np.arange(len(bars))
     for off, key, color, name in ((-0.18, "recovery", OKABE_ITO[2], "recovery (true class)"),
                                   (0.18, "retention", OKABE_ITO[1], "retention (adversarial class)")):
@@ -259,7 +259,7 @@ def fig_recovery(inp: dict, style: dict, arrays: dict) -> Any:
                yerr=np.vstack([np.nan_to_num(v - lo), np.nan_to_num(hi - v)]), capsize=2)
     ax.set_xticks(x, [f"{b['label']}\n{b['protocol']}" for b in bars], rotation=30, ha="right")
     ax.set(ylabel="fraction of successful\nadversarial examples", ylim=(0, 1.02))
-    ax.legend(loc="upper right")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)  # above: bars reach 1
     fig.tight_layout()
     return fig
 
