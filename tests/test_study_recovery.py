@@ -258,10 +258,18 @@ def test_config_and_plan_checks():
         StudyConfig.from_dict(tiny(recovery={"enabled": True, "C": 0.0}))
     with pytest.raises(ConfigErrors, match="unknown key 'recovery.nsamples'"):
         StudyConfig.from_dict(tiny(recovery={"enabled": True, "nsamples": 5}))
-    with pytest.raises(AdvtopoError, match="did you mean 'std'"):
-        make_plan(StudyConfig.from_dict(tiny(recovery={"enabled": True, "models": ["stdd"]})))
-    with pytest.raises(AdvtopoError, match="0.2 is not an eps of attack 'pgd'"):
-        make_plan(StudyConfig.from_dict(tiny(recovery={"enabled": True, "eps": [0.2]})))
+    # cross-references: reported by the config check (`advtopo run --check`), before any work
+    with pytest.raises(ConfigErrors, match=r"recovery.models='stdd' is not valid \(did you mean 'std'"):
+        StudyConfig.from_dict(tiny(recovery={"enabled": True, "models": ["stdd"]}))
+    with pytest.raises(ConfigErrors, match="recovery.eps: 0.2 is not an eps of attack 'pgd'; allowed: 0.1, 0.3"):
+        StudyConfig.from_dict(tiny(recovery={"enabled": True, "eps": [0.2]}))
+    with pytest.raises(ConfigErrors, match="recovery.attack='fgsm' is not valid"):
+        StudyConfig.from_dict(tiny(recovery={"enabled": True, "attack": "fgsm"}))
+    # and again by the plan, for a config changed after it was checked
+    cfg = StudyConfig.from_dict(tiny())
+    cfg.recovery.models = ["stdd"]
+    with pytest.raises(AdvtopoError, match="recovery.models: 'stdd' is not a study model"):
+        make_plan(cfg)
     plan = make_plan(StudyConfig.from_dict(tiny(recovery={"enabled": True, "eps": [0.3]})))
     assert [t.params["model"] for t in plan.recovery] == ["std"]  # default: the first model
     t = plan.recovery[0]

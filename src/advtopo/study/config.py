@@ -455,6 +455,8 @@ class StudyConfig:
         _check_vulnerability(check, self)
         if self.datapaths.enabled:
             _check_datapaths(check, self)
+        if self.recovery.enabled:
+            _check_recovery(check, self)
         _check_measures(check, self)
 
     def check_resources(self, check: "ConfigCheck", model_objects: dict[str, Any] | None = None,
@@ -994,6 +996,27 @@ def _check_datapaths_eps(eps: list[float] | None, attack: AttackConfig) -> None:
                             f"allowed: {', '.join(_fmt(x) for x in attack.eps if x > 0)}")
     if problems:
         raise ConfigErrors(problems)
+
+
+def _check_recovery(check: ConfigCheck, cfg: StudyConfig) -> None:
+    """Cross-references of [recovery] (its values are checked when it is built)."""
+    r = cfg.recovery
+    for j, model in enumerate(r.models or []):
+        check.run(f"recovery.models[{j}]", check_choice, "recovery.models", model, cfg.model_names,
+                  needs=("models", *MODEL_NAME_KEYS))
+    if r.attack is not None:
+        check.run("recovery.attack", check_choice, "recovery.attack", r.attack, [a.name for a in cfg.attacks],
+                  needs=("attacks", "attacks[*].name"))
+    if not check.blocked("recovery.attack", "attacks", "attacks[*].name", "attacks[*].eps"):
+        attack = next(a for a in cfg.attacks if a.name == (r.attack or cfg.attacks[0].name))
+        eps = [e for e in (r.eps if r.eps is not None else attack.eps) if e > 0]
+        wrong = [e for e in eps if float(e) not in [float(x) for x in attack.eps]]
+        if wrong:
+            check.report("recovery.eps", f"recovery.eps: {', '.join(_fmt(e) for e in wrong)} is not an eps of attack "
+                                         f"{attack.name!r}; allowed: {', '.join(_fmt(x) for x in attack.eps if x > 0)}")
+        elif not eps:
+            check.report("recovery.eps", f"recovery: attack {attack.name!r} has no eps > 0 to attack the clean "
+                                         "inputs with; give recovery.eps")
 
 
 def _at_least(check: ConfigCheck, path: str, value: int, low: int) -> None:
