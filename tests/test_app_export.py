@@ -3,6 +3,7 @@ and carries the run's data and thumbnails as one gzip-compressed payload that
 static/export/payload.js unpacks in the page."""
 from __future__ import annotations
 
+import io
 import json
 import re
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from advtopo.app import export_html
+from advtopo.errors import AdvtopoError
 from advtopo.app.export import DEFERRED_TYPE, PAYLOAD_ID, PAYLOAD_SCRIPT, SCRIPT_TAG, _inline_js, embedded_data, inline_page
 from advtopo.app.server import STATIC_DIR
 from app_fixture import make_fixture_run
@@ -81,18 +83,43 @@ def test_export_html_carries_the_data_then_every_script_in_order(small_run, tmp_
 
 def _payload(html: str) -> tuple[dict, np.ndarray]:
     """The export's payload as stored: (header {"pool", "embed"} with its lists pooled, pixel bytes)."""
-    import base64
     import struct
     import zlib
 
+    from advtopo.app.export import decode_7bit
+
     start = html.index(f'id="{PAYLOAD_ID}">') + len(f'id="{PAYLOAD_ID}">')
-    raw = zlib.decompress(base64.b64decode(html[start:html.index("</script>", start)]), 31)  # a gzip stream
+    text = html[start:html.index("</script>", start)]
+    assert not set(text) & {"\0", "\r", "<"}  # what the HTML parser would change or stop at
+    raw = zlib.decompress(decode_7bit(text), 31)  # a gzip stream
     (n,) = struct.unpack("<I", raw[:4])
     return json.loads(raw[4:4 + n]), np.frombuffer(raw, np.uint8, offset=4 + n)
 
 
+def test_7bit_text_carries_any_bytes_in_characters_the_page_keeps():
+    from advtopo.app.export import UNSAFE_7BIT, _SevenBitWriter, decode_7bit, encode_7bit
+
+    rng = np.random.default_rng(0)
+    cases = [b"", b"\0", b"<", b"\r<", bytes(range(256)), b"\0" * 50] + [rng.bytes(n) for n in range(1, 30)]
+    for data in cases:
+        text = encode_7bit(data).decode("utf-8")
+        assert decode_7bit(text) == data
+        assert not set(text) & {"\0", "\r", "<"}
+        assert all(ord(ch) < 0x80 or ord(ch) - 0x100 in UNSAFE_7BIT for ch in text)
+        assert len(text) == -(-len(data) * 8 // 7)  # one character per 7 bits
+    big = rng.bytes(7 * 70000 + 5)
+    buf = io.BytesIO()
+    writer = _SevenBitWriter(buf)
+    for start in range(0, len(big), 100_003):  # pieces of any size, as the compressor gives them
+        writer.write(big[start:start + 100_003])
+    writer.close()
+    assert decode_7bit(buf.getvalue().decode("utf-8")) == big
+    with pytest.raises(AdvtopoError, match="damaged"):
+        decode_7bit("ab\u00e9")
+
+
 def test_pooled_lists_are_written_once_and_come_back():
-    from advtopo.app.export import POOL_KEY, pack_lists, unpack_lists
+    from advtopo.app.export import DELTA_KEY, POOL_KEY, expand_pool, pack_lists, unpack_lists
 
     ids = list(range(40))
     lens = [i / 7 for i in range(40)]
@@ -111,15 +138,26 @@ def test_pooled_lists_are_written_once_and_come_back():
     back = unpack_lists(packed, [json.loads(p) for p in pool])
     assert back["a"]["points"]["sample_id"] == ids and back["b"]["params"] == graphs["b"]["params"]
     assert back["a"]["points"]["lens"] == pytest.approx(lens, rel=1e-5) and back["a"]["points"]["lens"] != lens
+    # delta=True: increasing integer lists as first + gaps (not the lens, not a list that goes down)
+    pool2: list[str] = []
+    members = [3, 5, 6, 40] + list(range(100, 112))
+    packed2 = pack_lists({"m": members, "ids": ids, "down": ids[::-1], "lens": lens}, pool2, {}, delta=True)
+    raw = [json.loads(p) for p in pool2]
+    assert raw[packed2["m"][POOL_KEY]] == {DELTA_KEY: [3, 2, 1, 34, 60] + [1] * 11}
+    assert raw[packed2["ids"][POOL_KEY]] == {DELTA_KEY: [0] + [1] * 39}
+    assert isinstance(raw[packed2["down"][POOL_KEY]], list) and isinstance(raw[packed2["lens"][POOL_KEY]], list)
+    back2 = unpack_lists(packed2, expand_pool(raw))
+    assert back2["m"] == members and back2["ids"] == ids and back2["down"] == ids[::-1]
 
 
 def test_export_pools_the_graphs_and_the_page_unpacks_them(small_run, tmp_path):
-    from advtopo.app.export import POOL_KEY, unpack_lists
+    from advtopo.app.export import DELTA_KEY, POOL_KEY, expand_pool, unpack_lists
     from advtopo.rundir import Run
 
     html = export_html(small_run, tmp_path / "x.html", images=False).read_text(encoding="utf-8")
     header, pixels = _payload(html)
-    pool = header["pool"]
+    assert any(isinstance(p, dict) and list(p) == [DELTA_KEY] for p in header["pool"])  # sample ids, members
+    pool = expand_pool(header["pool"])
     assert pool and len(pixels) == 0
     assert any(v == {POOL_KEY: i} for g in header["embed"]["graphs"].values()
                for v in g["points"].values() for i in range(len(pool)))  # the graphs' columns are pooled
@@ -317,8 +355,6 @@ def test_a_browser_without_decompressionstream_is_told_so(small_run, tmp_path, b
 
 
 def test_a_damaged_adversarial_image_file_is_an_error_naming_it(tmp_path_factory):
-    from advtopo.errors import AdvtopoError
-
     root = make_fixture_run(tmp_path_factory.mktemp("dmg") / "run", n_per_class=3, with_extras=False)
     key, rel = next(iter(json.loads((root / "index.json").read_text())["images"]["adversarial"].items()))
     path = root / rel

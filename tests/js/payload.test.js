@@ -14,6 +14,18 @@ function container(header, pixels) {
   return out;
 }
 
+test("from7bit: 7 bits per character, NUL / CR / '<' groups as U+0100 + value, the padding dropped", () => {
+  // 0x00: groups 0000000 0(000000) -> both unsafe (0) -> U+0100 U+0100
+  assert.deepEqual(Array.from(pl.from7bit("\u0100\u0100")), [0]);
+  // '<' = 0x3C = 0011110 0(000000): groups 30, 0
+  assert.deepEqual(Array.from(pl.from7bit("\x1e\u0100")), [0x3c]);
+  // 7 bytes = 8 groups exactly: 0xFF x 7 -> 127 x 8
+  assert.deepEqual(Array.from(pl.from7bit("\x7f".repeat(8))), [255, 255, 255, 255, 255, 255, 255]);
+  // 0x0D 0x3C = 0000110 1001111 00(00000): groups 6, 79, 0
+  assert.deepEqual(Array.from(pl.from7bit("\x06O\u0100")), [0x0d, 0x3c]);
+  assert.throws(() => pl.from7bit("ab\u00e9"), /damaged/);
+});
+
 test("parseContainer: the JSON header then the pixel bytes", () => {
   const { meta, pixels } = pl.parseContainer(container({ embed: { a: "ε" }, pool: [] }, [7, 8, 9]));
   assert.deepEqual(meta, { embed: { a: "ε" }, pool: [] });
@@ -24,6 +36,10 @@ test("parseContainer: a truncated payload is an error saying so", () => {
   const whole = container({ embed: {} }, []);
   assert.throws(() => pl.parseContainer(whole.subarray(0, whole.length - 1)), /truncated/);
   assert.throws(() => pl.parseContainer(new Uint8Array(2)), /truncated/);
+});
+
+test("expandPool: increasing integer lists written as first + gaps are summed back", () => {
+  assert.deepEqual(pl.expandPool([[0.5, 2], { d: [3, 2, 1, 34] }, { d: [] }]), [[0.5, 2], [3, 5, 6, 40], []]);
 });
 
 test("unpool: pooled lists come back as copies, row tables as objects", () => {

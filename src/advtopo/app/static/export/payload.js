@@ -1,18 +1,19 @@
-/* The static export's payload (app/export.py): the run's data, thumbnails and per-sample columns,
- * gzip-compressed, base64 in <script id="advtopo-payload">. The export writes the app's scripts
- * as <script type="text/x-advtopo-deferred"> blocks; load() decompresses the payload with the
- * browser's DecompressionStream (no library, offline), puts window.ADVTOPO_EMBED together
- * (pooled lists back in place, thumbnails drawn from raw pixels into PNG data: URIs on first
- * use), then runs those scripts in order. Why: the demo run's export was 22.7 MB of JSON and
- * base64 PNGs; compressed whole it is a fraction of that.
- * The pure parts (container, unpool, tiles, columns) load in Node for tests/js/payload.test.js. */
+/* The static export's payload (app/export.py): the run's data, thumbnails and per-sample
+ * columns, gzip-compressed, 7 bits per character in <script id="advtopo-payload">. The export
+ * writes the app's scripts as <script type="text/x-advtopo-deferred"> blocks; load() decodes
+ * and decompresses the payload with the browser's DecompressionStream (no library, offline),
+ * puts window.ADVTOPO_EMBED together (pooled lists back in place, thumbnails drawn from raw
+ * pixels into PNG data: URIs on first use), then runs those scripts in order. Why: the demo
+ * run's export was 22.9 MB of JSON and base64 PNGs; compressed whole it is a fraction of that.
+ * The pure parts (7-bit text, container, unpool, tiles, columns) load in Node for
+ * tests/js/payload.test.js. */
 (function (root, factory) {
   const api = factory();
   if (typeof module !== "undefined" && module.exports) module.exports = api;
   else (root.advtopo = root.advtopo || {}).payload = api;
 })(typeof self !== "undefined" ? self : this, function () {
   "use strict";
-  const POOL_KEY = "@pool", ROWS_KEY = "@rows";  // export.py's pack_lists
+  const POOL_KEY = "@pool", ROWS_KEY = "@rows", DELTA_KEY = "d";  // export.py's pack_lists
 
   /** {meta, pixels} of a decompressed payload: a u32 little-endian length, that many bytes of
    * UTF-8 JSON (the header), then the pixel bytes the header's images.pixels points into. */
@@ -22,6 +23,18 @@
     if (4 + n > bytes.length) throw new Error(`the export's data is truncated (header of ${n} bytes, ${bytes.length - 4} left)`);
     const meta = JSON.parse(new TextDecoder("utf-8").decode(bytes.subarray(4, 4 + n)));
     return { meta, pixels: bytes.subarray(4 + n) };
+  }
+
+  /** The header's pool with each list of increasing integers written as {d: [first, gaps...]}
+   * (export.py's pack_lists(delta=True)) summed back. */
+  function expandPool(pool) {
+    return pool.map((p) => {
+      if (Array.isArray(p)) return p;
+      const d = p[DELTA_KEY], out = new Array(d.length);
+      let acc = 0;
+      for (let i = 0; i < d.length; i++) out[i] = acc += d[i];
+      return out;
+    });
   }
 
   /** `x` with every {"@pool": i} replaced by a copy of pool[i] and every {"@rows": keys, v: rows}
@@ -133,7 +146,7 @@
 
   /** window.ADVTOPO_EMBED from the parsed container: lists unpooled, thumbnails as image tables. */
   function assemble(meta, pixels) {
-    const embed = unpool(meta.embed, meta.pool || []);
+    const embed = unpool(meta.embed, expandPool(meta.pool || []));
     const im = embed.images || {}, px = im.pixels;
     if (px) {
       const sets = px.sets || {}, clean = sets.clean;
@@ -153,10 +166,21 @@
     return new Uint8Array(await new Response(stream).arrayBuffer());
   }
 
-  function fromBase64(text) {
-    const bin = atob(text.replace(/\s+/g, "")), out = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-    return out;
+  /** The bytes export.py's encode_7bit wrote as `text`: each character 7 bits (its code, or its
+   * code - 0x100 for the characters standing for NUL, CR and '<'), in order; the last byte's
+   * padding dropped. */
+  function from7bit(text) {
+    const n = text.length, out = new Uint8Array(Math.floor((n * 7) / 8));
+    let acc = 0, bits = 0, o = 0;
+    for (let i = 0; i < n; i++) {
+      let c = text.charCodeAt(i);
+      if (c >= 0x100 && c < 0x180) c -= 0x100;
+      else if (c >= 0x80) throw new Error(`the export's data holds a character 7-bit text never has (U+${c.toString(16)} at ${i}): the file is damaged`);
+      acc = ((acc << 7) | c) & 0x7fff;
+      bits += 7;
+      if (bits >= 8) { bits -= 8; out[o++] = (acc >> bits) & 255; }
+    }
+    return out.subarray(0, o);
   }
 
   /** Run the app's scripts (held back as text/x-advtopo-deferred blocks), in page order, once
@@ -188,7 +212,7 @@
     let embed;
     const t0 = performance.now();
     try {
-      const { meta, pixels } = parseContainer(await gunzip(fromBase64(el.textContent)));
+      const { meta, pixels } = parseContainer(await gunzip(from7bit(el.textContent)));
       embed = assemble(meta, pixels);
       api.unpackMs = performance.now() - t0;  // read by benchmarks/app_render.py
     } catch (err) {
@@ -200,6 +224,6 @@
     runDeferred();
   }
 
-  const api = { POOL_KEY, ROWS_KEY, parseContainer, unpool, tilePixels, toRGBA, graphColumns, imageTable, assemble, load, unpackMs: null };
+  const api = { POOL_KEY, ROWS_KEY, from7bit, parseContainer, expandPool, unpool, tilePixels, toRGBA, graphColumns, imageTable, assemble, load, unpackMs: null };
   return api;
 });
