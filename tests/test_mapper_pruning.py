@@ -202,3 +202,18 @@ def test_single_linkage_and_2d_cover_with_pruning_equal_unpruned(always_prune, m
     _never_prune(monkeypatch)
     assert Mapper(clusterer="single", eps=1.5, n_intervals=7, overlap=0.3).fit(X, md).to_dict() == a
     assert Mapper(lens=("pca", {"n_components": 2}), n_intervals=(4, 3), overlap=0.3, eps=2.0).fit(X, md).to_dict() == b
+
+
+def test_compiled_compact_equals_numpy_compact(monkeypatch):
+    """The one-pass compiled key compaction gives the numpy passes' sorted keys (strict and not)."""
+    rng = np.random.default_rng(8)
+    n = 1500
+    X = _blobs(n, 12, seed=3)
+    reach = np.minimum(n, np.arange(n) + 1 + rng.integers(0, 700, size=n))
+    g = build_eps_graph(X, reach, 4.0, prune="pivots", prune_block_rows=128, n_pivots=5)
+    compiled = [g.compact(e, strict=s).key for e in (4.0, 2.5) for s in (False, True)]
+    monkeypatch.setattr(nb, "HAVE_NUMBA", False)
+    fallback = [g.compact(e, strict=s).key for e in (4.0, 2.5) for s in (False, True)]
+    assert len(compiled[0]) > 1000
+    for a, b in zip(compiled, fallback):
+        assert a.dtype == b.dtype and np.array_equal(a, b)

@@ -215,7 +215,27 @@ def _scan_groups_py(S, s_off, s_w, cpos, c_off, grp, loc, reach, s, thr, cols_ou
     return pos
 
 
+def _compact_keys_py(indptr, cols, mask, n, key):
+    """key[...] = p * n + cols[j] for the pairs j of row p (indptr) with mask[j], in order, one pass;
+    returns whether the keys came out strictly ascending (always, for a build's (row, col) order)."""
+    pos = 0
+    ordered = True
+    last = -1
+    for p in range(len(indptr) - 1):
+        base = p * n
+        for j in range(indptr[p], indptr[p + 1]):
+            if mask[j]:
+                k = base + cols[j]
+                if k <= last:
+                    ordered = False
+                key[pos] = k
+                last = k
+                pos += 1
+    return ordered
+
+
 if HAVE_NUMBA:
     scan_groups = _numba.njit(cache=True, nogil=True)(_scan_groups_py)
+    compact_keys = _numba.njit(cache=True, nogil=True)(_compact_keys_py)
 else:  # pragma: no cover
-    scan_groups = None
+    scan_groups = compact_keys = None

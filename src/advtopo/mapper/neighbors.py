@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from advtopo.errors import AdvtopoError, check_choice
-from advtopo.mapper._kernels import HAVE_NUMBA, scan_block, scan_groups
+from advtopo.mapper._kernels import HAVE_NUMBA, compact_keys, scan_block, scan_groups
 from advtopo.utils.metrics import METRICS
 
 _REL_TOL = 3e-5  # relative float32 GEMM error band, generous (sqrt(d) * 2^-23 is ~2e-6 at d=512)
@@ -241,6 +241,10 @@ class EpsGraph:
             mask = self.within(eps, strict=strict)
         n = np.int64(self.n)
         key = _empty_small_pages(int(np.count_nonzero(mask)), np.int64)  # written in place, no list of parts
+        if HAVE_NUMBA:  # one compiled pass (100k x 512 one graph: 1.8 s -> see docs/benchmarks-mapper.md)
+            if not compact_keys(self.indptr, self.cols, mask, n, key):  # never expected: (row, col) order
+                key.sort()
+            return EdgeList(key, self.n)
         chunk = 1 << 22
         a = 0
         ordered = True
@@ -664,9 +668,12 @@ def _build_pruned(prep: _Prepared, d: int, reach: np.ndarray, thr_hi: float, dis
     rows, the rows of group a against the columns of group b are skipped when some pivot c separates
     them: min over one side of d(., c) minus max over the other side > dist_thr (+ rounding margin),
     since |x - y| >= |d(x, c) - d(y, c)|. The kept groups' columns are gathered in lens order into one
-    matrix per row group (one GEMM; measured faster than a GEMM per group's contiguous slice and a
-    merge of their columns), a compiled scan writes each row's pairs in column order, and the rows
-    are put back in lens order. Returns None when ``max_area`` is given and the kept tiles would exceed it (the
+    matrix per row group (one GEMM; a GEMM per group's contiguous slice then a scan over their merged
+    columns read strided scores: scan 0.075 s vs 0.044 s at 20k), and one compiled scan per block
+    (``_kernels.scan_groups``) writes each row's pairs in column order straight into the output
+    (a per-group scan into a buffer then a copy in row order cost the same plus 0.5 s of copies at
+    60k). Measured, 2-core machine, one thread, CPU seconds of the pair build (synthetic x 512, 20
+    intervals, 50%): 20k 1.03-1.13 -> 0.49, 60k -> 4.0-4.6, 100k 21.9 -> 11.0. Returns None when ``max_area`` is given and the kept tiles would exceed it (the
     caller then runs the plain build), else (rows, cols, score, counts, pairs computed).
     """
     t0 = time.perf_counter()
