@@ -329,6 +329,23 @@ def test_icon_only_buttons_have_an_accessible_name(server, page):
     assert pg.locator(".panel-head button.x[aria-label]").count() == 1
 
 
+def test_locating_an_id_outside_the_run_asks_for_no_image(server, page, index):
+    """Its thumbnail's 404 was a console error; the locator says which ids the run has."""
+    pg = page.open(server.url + "#graphs=" + gid("cnn_std", "fc1", 0.1))
+    n = index["dataset"]["n_samples"]
+    for sid in (n, n + 1000):
+        pg.fill("#locate-input", str(sid))
+        pg.click("#locate-btn")
+        wait_until(pg, f"() => document.querySelector('#locate-info').textContent.includes('sample {sid}')")
+        assert f"not in this run (its sample ids are 0–{n - 1})" in pg.inner_text("#locate-info")
+        assert pg.locator("#locate-info img").count() == 0
+    pg.fill("#locate-input", str(n - 1))  # the last id in the run: its image
+    pg.click("#locate-btn")
+    wait_until(pg, "() => { const i = document.querySelector('#locate-info img'); return !!i && i.complete && i.naturalWidth > 0; }")
+    assert "not in this run" not in pg.inner_text("#locate-info")
+    # the page fixture asserts that nothing was logged as an error
+
+
 def test_locating_from_the_vulnerable_list_keeps_the_clicked_item_in_place(server, browser):
     p = open_page(browser)
     try:

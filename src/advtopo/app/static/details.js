@@ -172,10 +172,13 @@
     const sid = state.locate;
     const anyG = state.panels.map((p) => GRAPHS.get(p.id)).find((g) => g && derive(g).rowsBySample.has(sid));
     const lab = anyG ? (anyG.points.label || [])[derive(anyG).rowsBySample.get(sid)[0]] : null;
-    const img = DS.image(sid, "clean", null);
+    // an id outside the run asks for no image (its 404 was a console error)
+    const n = ((S.index || {}).dataset || {}).n_samples;
+    const inRun = !(Number.isInteger(n) && (sid < 0 || sid >= n));
+    const img = inRun ? DS.image(sid, "clean", null) : null;
     info.innerHTML = (img ? `<img src="${img}" alt="sample ${sid}">` : "") +
       `<div><b>sample ${sid}</b>${lab != null ? ` · ${esc(S.cname(lab))}` : ""}</div>` +
-      `<div class="hint">${anyG ? "outlined in every graph that holds it" : "not in the graphs shown"}</div><div style="clear:both"></div>`;
+      `<div class="hint">${anyG ? "outlined in every graph that holds it" : inRun ? "not in the graphs shown" : `not in this run (its sample ids are 0–${n - 1})`}</div><div style="clear:both"></div>`;
     const im = info.querySelector("img"); if (im) im.addEventListener("error", () => im.remove());
     if (A.actgraph) A.actgraph.decorateLocator(info, sid);  // "Activation graph" button (actgraph.js)
   }
