@@ -393,10 +393,29 @@ def test_config_and_plan_checks():
         StudyConfig.from_dict(tiny(activation_graph={"enabled": True, "classifier": "svm"}))
     with pytest.raises(ConfigErrors, match="unknown key 'activation_graph.topk'"):
         StudyConfig.from_dict(tiny(activation_graph={"enabled": True, "topk": 5}))
-    with pytest.raises(AdvtopoError, match="did you mean 'std'"):
-        make_plan(StudyConfig.from_dict(tiny(activation_graph={"enabled": True, "model": "stdd"})))
-    with pytest.raises(AdvtopoError, match="0.2 is not an eps of attack 'pgd'"):
-        make_plan(StudyConfig.from_dict(tiny(activation_graph={"enabled": True, "eps": [0.2]})))
+    # cross-references: reported by the config check (`advtopo run --check`), before any work
+    with pytest.raises(ConfigErrors, match=r"activation_graph.model='stdd' is not valid \(did you mean 'std'"):
+        StudyConfig.from_dict(tiny(activation_graph={"enabled": True, "model": "stdd"}))
+    with pytest.raises(ConfigErrors, match="activation_graph.eps: 0.2 is not an eps of attack 'pgd'; allowed: 0.1, 0.3"):
+        StudyConfig.from_dict(tiny(activation_graph={"enabled": True, "eps": [0.2]}))
+    with pytest.raises(ConfigErrors, match=r"activation_graph.attack='pgdd' is not valid \(did you mean 'pgd'"):
+        StudyConfig.from_dict(tiny(activation_graph={"enabled": True, "attack": "pgdd"}))
+    with pytest.raises(ConfigErrors, match="activation_graph: attack 'pgd' has no eps > 0 to compare the clean inputs "
+                                           "with; give activation_graph.eps"):
+        StudyConfig.from_dict(tiny(attacks=[{"name": "pgd", "eps": [0.0], "steps": 3}]))
+    with pytest.raises(ConfigErrors) as caught:  # every problem at once, each named once
+        StudyConfig.from_dict(tiny(activation_graph={"enabled": True, "model": "stdd", "attack": "fgsm",
+                                                     "eps": [0.2]}))
+    assert len(caught.value.problems) == 2  # the eps are not checked against an attack the study lacks
+    # a disabled stage's references are not checked (the stage does not run)
+    StudyConfig.from_dict(tiny(activation_graph={"enabled": False, "model": "stdd"}))
+    # and again by the plan, for a config changed after it was checked
+    for key, value, message in (("model", "stdd", "did you mean 'std'"),
+                                ("eps", [0.2], "0.2 is not an eps of attack 'pgd'")):
+        cfg = StudyConfig.from_dict(tiny())
+        setattr(cfg.activation_graph, key, value)
+        with pytest.raises(AdvtopoError, match=message):
+            make_plan(cfg)
     plan = make_plan(StudyConfig.from_dict(tiny(activation_graph={"enabled": True, "eps": [0.3]})))
     t = plan.activation_graph
     assert [r["eps"] for r in t.params["eps_roles"]] == [0.3]

@@ -25,6 +25,9 @@ def test_demo_and_example_configs_are_valid():
     assert len(cfg.layers) >= 3 and {m.rows for m in cfg.mapper} == {"both", "adversarial"}
     train_cfg = load_config(demo_config_path(train=True))
     assert all(m.train and not m.checkpoint for m in train_cfg.models)
+    # the same model names, so the default demo's [recovery] section fits both
+    assert train_cfg.model_names == cfg.model_names
+    assert train_cfg.recovery == cfg.recovery and cfg.recovery.enabled
     assert train_cfg.output_dir() != cfg.output_dir()
     from pathlib import Path
 
@@ -106,6 +109,34 @@ def test_duplicate_model_names_and_missing_sections():
     del d["layers"]
     with pytest.raises(AdvtopoError, match=r"at least one \[\[layers\]\]"):
         StudyConfig.from_dict(d)
+
+
+def test_stage_references_are_checked_with_the_config():
+    """[activation_graph] and [recovery] name a study model, attack and eps: a wrong one fails the
+    config check (`advtopo run --check`), not the plan; eps match as the plan matches them."""
+    from advtopo.errors import ConfigErrors
+    from advtopo.study import make_plan
+
+    d = base()
+    d["attacks"][0]["eps"] = [0.0, 8 / 255, 0.1]
+    for section in ("activation_graph", "recovery"):
+        # 8/255 by its key in ids and file names: accepted by the check and by the plan alike
+        cfg = StudyConfig.from_dict(d | {section: {"enabled": True, "eps": [0.0313725]}})
+        make_plan(cfg)
+        with pytest.raises(ConfigErrors, match=rf"{section}.eps: 0.2 is not an eps of attack 'pgd'; "
+                                               r"allowed: 0.0313725, 0.1"):
+            StudyConfig.from_dict(d | {section: {"enabled": True, "eps": [0.1, 0.2]}})
+        with pytest.raises(ConfigErrors, match=rf"{section}.attack='pgdd' is not valid \(did you mean 'pgd'"):
+            StudyConfig.from_dict(d | {section: {"enabled": True, "attack": "pgdd"}})
+    with pytest.raises(ConfigErrors, match=r"activation_graph.model='lenet5_eps' is not valid "
+                                           r"\(did you mean 'lenet5_eps0'"):
+        StudyConfig.from_dict(d | {"activation_graph": {"enabled": True, "model": "lenet5_eps"}})
+    with pytest.raises(ConfigErrors, match=r"recovery.models has repeated names: \['lenet5_eps0', 'lenet5_eps0'\]"):
+        StudyConfig.from_dict(d | {"recovery": {"enabled": True, "models": ["lenet5_eps0", "lenet5_eps0"]}})
+    with pytest.raises(ConfigErrors) as caught:  # both sections' problems at once
+        StudyConfig.from_dict(d | {"activation_graph": {"enabled": True, "eps": [0.5]},
+                                   "recovery": {"enabled": True, "attack": "fgsm"}})
+    assert [p.split(":")[0].split("=")[0] for p in caught.value.problems] == ["activation_graph.eps", "recovery.attack"]
 
 
 def test_toml_roundtrip(tmp_path):

@@ -423,19 +423,41 @@ def _check_recovery(check: ConfigCheck, cfg: StudyConfig) -> None:
     for j, model in enumerate(r.models or []):
         check.run(f"recovery.models[{j}]", check_choice, "recovery.models", model, cfg.model_names,
                   needs=("models", *MODEL_NAME_KEYS))
-    if r.attack is not None:
-        check.run("recovery.attack", check_choice, "recovery.attack", r.attack, [a.name for a in cfg.attacks],
+    if r.models and len(set(r.models)) != len(r.models):
+        check.report("recovery.models", f"recovery.models has repeated names: {r.models}")
+    _check_attack_and_eps(check, cfg, "recovery", r.attack, r.eps, "attack the clean inputs with")
+
+
+def _check_activation_graph(check: ConfigCheck, cfg: StudyConfig) -> None:
+    """Cross-references of [activation_graph] (its values are checked when it is built; its
+    layers against the model when the stage runs)."""
+    a = cfg.activation_graph
+    if a.model is not None:
+        check.run("activation_graph.model", check_choice, "activation_graph.model", a.model, cfg.model_names,
+                  needs=("models", *MODEL_NAME_KEYS))
+    _check_attack_and_eps(check, cfg, "activation_graph", a.attack, a.eps, "compare the clean inputs with")
+
+
+def _check_attack_and_eps(check: ConfigCheck, cfg: StudyConfig, section: str, attack_name: str | None,
+                          eps: list[float] | None, purpose: str) -> None:
+    """A stage's ``attack`` is one of the study's (default: the first) and its ``eps`` are that
+    attack's (default: its eps > 0; at least one), matched as the plan matches them (``eps_equal``)."""
+    if attack_name is not None:
+        check.run(f"{section}.attack", check_choice, f"{section}.attack", attack_name, [a.name for a in cfg.attacks],
                   needs=("attacks", "attacks[*].name"))
-    if not check.blocked("recovery.attack", "attacks", "attacks[*].name", "attacks[*].eps"):
-        attack = next(a for a in cfg.attacks if a.name == (r.attack or cfg.attacks[0].name))
-        eps = [e for e in (r.eps if r.eps is not None else attack.eps) if e > 0]
-        wrong = [e for e in eps if float(e) not in [float(x) for x in attack.eps]]
-        if wrong:
-            check.report("recovery.eps", f"recovery.eps: {', '.join(_fmt(e) for e in wrong)} is not an eps of attack "
-                                         f"{attack.name!r}; allowed: {', '.join(_fmt(x) for x in attack.eps if x > 0)}")
-        elif not eps:
-            check.report("recovery.eps", f"recovery: attack {attack.name!r} has no eps > 0 to attack the clean "
-                                         "inputs with; give recovery.eps")
+    if check.blocked(f"{section}.attack", "attacks", "attacks[*].name", "attacks[*].eps"):
+        return
+    from advtopo.rundir.layout import eps_equal
+
+    attack = next(a for a in cfg.attacks if a.name == (attack_name or cfg.attacks[0].name))
+    chosen = [e for e in (eps if eps is not None else attack.eps) if e > 0]
+    wrong = [e for e in chosen if not any(eps_equal(e, x) for x in attack.eps)]
+    if wrong:
+        check.report(f"{section}.eps", f"{section}.eps: {', '.join(_fmt(e) for e in wrong)} is not an eps of attack "
+                                       f"{attack.name!r}; allowed: {', '.join(_fmt(x) for x in attack.eps if x > 0)}")
+    elif not chosen:
+        check.report(f"{section}.eps", f"{section}: attack {attack.name!r} has no eps > 0 to {purpose}; "
+                                       f"give {section}.eps")
 
 
 def _at_least(check: ConfigCheck, path: str, value: int, low: int) -> None:

@@ -14,6 +14,7 @@ from advtopo.study.config.checks import (
     DATA_KEYS,
     MODEL_NAME_KEYS,
     _at_least,
+    _check_activation_graph,
     _check_attacks,
     _check_datapaths,
     _check_dataset,
@@ -163,6 +164,8 @@ class StudyConfig:
         _check_vulnerability(check, self)
         if self.datapaths.enabled:
             _check_datapaths(check, self)
+        if self.activation_graph.enabled:
+            _check_activation_graph(check, self)
         if self.recovery.enabled:
             _check_recovery(check, self)
         _check_measures(check, self)
