@@ -38,10 +38,11 @@ def _element_dbscan_py(key, indptr, n, a, b, orig, min_samples, labels):
         lim = base + b
         j = indptr[p]
         e = indptr[p + 1]
+        off = base + a
         while j < e and key[j] < lim:
-            deg[i] += 1
-            deg[key[j] - base - a] += 1
+            deg[key[j] - off] += 1
             j += 1
+        deg[i] += j - indptr[p]
         ends[i] = j
     need = min_samples - 1
     parent = np.empty(m, np.int64)
@@ -55,19 +56,22 @@ def _element_dbscan_py(key, indptr, n, a, b, orig, min_samples, labels):
     if not any_core:
         return
     any_border = False
+    border_row = np.zeros(m, np.bool_)  # core rows with a non-core neighbour after them
     for i in range(m):  # pass 2: union-find over core-core edges (path halving)
         if deg[i] < need:
             continue
         base = (a + i) * n + a
+        # i's root, found once per row and kept current: x stays a root (finds only re-point non-roots)
+        x = i
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
         for j in range(indptr[a + i], ends[i]):
             q = key[j] - base
             if deg[q] < need:
                 any_border = True
+                border_row[i] = True
                 continue
-            x = i
-            while parent[x] != x:
-                parent[x] = parent[parent[x]]
-                x = parent[x]
             y = q
             while parent[y] != y:
                 parent[y] = parent[parent[y]]
@@ -77,6 +81,7 @@ def _element_dbscan_py(key, indptr, n, a, b, orig, min_samples, labels):
                     parent[y] = x
                 else:
                     parent[x] = y
+                    x = y
     # clusters ranked by the smallest orig index among their core points
     big = np.iinfo(np.int64).max
     first = np.full(m, big, np.int64)
@@ -106,6 +111,8 @@ def _element_dbscan_py(key, indptr, n, a, b, orig, min_samples, labels):
         return
     for i in range(m):  # pass 3: border rows take the lowest rank among core neighbours
         ci = deg[i] >= need
+        if ci and not border_row[i]:  # every neighbour after this core row is core: nothing to give
+            continue
         base = (a + i) * n + a
         for j in range(indptr[a + i], ends[i]):
             q = key[j] - base
