@@ -83,17 +83,17 @@ def test_export_html_carries_the_data_then_every_script_in_order(small_run, tmp_
 
 def _payload(html: str) -> tuple[dict, np.ndarray]:
     """The export's payload as stored: (header {"pool", "embed"} with its lists pooled, pixel bytes)."""
-    import struct
     import zlib
 
-    from advtopo.app.export import decode_7bit
+    from advtopo.app.export import PIXELS_ID, decode_7bit
 
-    start = html.index(f'id="{PAYLOAD_ID}">') + len(f'id="{PAYLOAD_ID}">')
-    text = html[start:html.index("</script>", start)]
-    assert not set(text) & {"\0", "\r", "<"}  # what the HTML parser would change or stop at
-    raw = zlib.decompress(decode_7bit(text), 31)  # a gzip stream
-    (n,) = struct.unpack("<I", raw[:4])
-    return json.loads(raw[4:4 + n]), np.frombuffer(raw, np.uint8, offset=4 + n)
+    found = []
+    for key in (PAYLOAD_ID, PIXELS_ID):
+        start = html.index(f'id="{key}">') + len(f'id="{key}">')
+        text = html[start:html.index("</script>", start)]
+        assert not set(text) & {"\0", "\r", "<"}  # what the HTML parser would change or stop at
+        found.append(zlib.decompress(decode_7bit(text), 31))  # a gzip stream
+    return json.loads(found[0]), np.frombuffer(found[1], np.uint8)
 
 
 def test_7bit_text_carries_any_bytes_in_characters_the_page_keeps():

@@ -1,18 +1,9 @@
-// The static export's payload (src/advtopo/app/static/export/payload.js): the container, the
+// The static export's payload (src/advtopo/app/static/export/payload.js): the 7-bit text, the
 // pooled lists, the thumbnails' pixels (adversarial as differences from clean) and the per-row
 // column values a graph gets from the per-sample tables (app/columns.py's rules).
 const test = require("node:test");
 const assert = require("node:assert/strict");
 const pl = require("../../src/advtopo/app/static/export/payload.js");
-
-function container(header, pixels) {
-  const json = new TextEncoder().encode(JSON.stringify(header));
-  const out = new Uint8Array(4 + json.length + pixels.length);
-  new DataView(out.buffer).setUint32(0, json.length, true);
-  out.set(json, 4);
-  out.set(pixels, 4 + json.length);
-  return out;
-}
 
 test("from7bit: 7 bits per character, NUL / CR / '<' groups as U+0100 + value, the padding dropped", () => {
   // 0x00: groups 0000000 0(000000) -> both unsafe (0) -> U+0100 U+0100
@@ -24,18 +15,6 @@ test("from7bit: 7 bits per character, NUL / CR / '<' groups as U+0100 + value, t
   // 0x0D 0x3C = 0000110 1001111 00(00000): groups 6, 79, 0
   assert.deepEqual(Array.from(pl.from7bit("\x06O\u0100")), [0x0d, 0x3c]);
   assert.throws(() => pl.from7bit("ab\u00e9"), /damaged/);
-});
-
-test("parseContainer: the JSON header then the pixel bytes", () => {
-  const { meta, pixels } = pl.parseContainer(container({ embed: { a: "ε" }, pool: [] }, [7, 8, 9]));
-  assert.deepEqual(meta, { embed: { a: "ε" }, pool: [] });
-  assert.deepEqual(Array.from(pixels), [7, 8, 9]);
-});
-
-test("parseContainer: a truncated payload is an error saying so", () => {
-  const whole = container({ embed: {} }, []);
-  assert.throws(() => pl.parseContainer(whole.subarray(0, whole.length - 1)), /truncated/);
-  assert.throws(() => pl.parseContainer(new Uint8Array(2)), /truncated/);
 });
 
 test("expandPool: increasing integer lists written as first + gaps are summed back", () => {

@@ -2,10 +2,11 @@
 
 The file makes no network request: d3, the app's scripts (all that index.html loads, in its
 order) and stylesheet are inlined. The data (index, graphs, shapes, diagrams, per-sample
-columns...) and the thumbnails' raw pixels travel as one gzip-compressed payload, 7 bits per
-character (encode_7bit) in ``<script id="advtopo-payload">``; ``static/export/payload.js`` unpacks it with the browser's
-``DecompressionStream`` and then runs the app's scripts (held back as
-``text/x-advtopo-deferred`` blocks). It opens from disk in any modern browser.
+columns...) and the thumbnails' raw pixels travel gzip-compressed, 7 bits per character
+(encode_7bit), in ``<script id="advtopo-payload">`` and ``<script id="advtopo-pixels">``;
+``static/export/payload.js`` unpacks them with the browser's ``DecompressionStream`` and then
+runs the app's scripts (held back as ``text/x-advtopo-deferred`` blocks). It opens from disk
+in any modern browser.
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import itertools
 import json
 import math
 import re
-import struct
 import zlib
 from pathlib import Path
 from collections.abc import Callable
@@ -35,6 +35,7 @@ from .png import encode_png
 STATIC_DIR = Path(__file__).resolve().parent / "static"  # the front end (the server serves the same files)
 PIXEL_BUDGET = 128 * 1024 * 1024  # raw thumbnail pixel bytes at most (the page holds them uncompressed)
 PAYLOAD_ID = "advtopo-payload"  # the <script> element holding the compressed data (payload.js reads it)
+PIXELS_ID = "advtopo-pixels"  # the one holding the thumbnails' compressed pixels
 DEFERRED_TYPE = "text/x-advtopo-deferred"  # the app's scripts in the export: payload.js runs them once the data is in
 PAYLOAD_SCRIPT = "export/payload.js"  # under static/: used by the export only (not listed in index.html)
 GZIP_LEVEL = 9
@@ -132,28 +133,30 @@ _PAYLOAD_MARK = "\0payload\0"
 
 
 def write_page(out: BinaryIO, embed: dict[str, Any], pool: list[str], chunks: list[Callable[[], np.ndarray]]) -> None:
-    """Write the export's page to ``out``: ``embed`` (its lists pooled in ``pool``, see pack_lists)
-    and the pixels its images point into (``chunks``: each gives one image set's bytes),
-    gzip-compressed as one payload (u32 LE header length, the JSON header ``{"pool", "embed"}``,
-    the pixels), 7 bits per character in the page (encode_7bit); the app's scripts wait for
-    static/export/payload.js to unpack it. Streamed: the compressed payload is never whole in
-    memory."""
+    """Write the export's page to ``out``: the JSON header ``{"pool", "embed"}`` (``embed``'s
+    lists pooled in ``pool``, see pack_lists) gzip-compressed in the PAYLOAD_ID element, the
+    pixels its images point into (``chunks``: each gives one image set's bytes) gzip-compressed
+    in the PIXELS_ID element, both 7 bits per character (encode_7bit); the app's scripts wait
+    for static/export/payload.js to unpack them. Two streams because deflate's run-length
+    strategy suits the pixels (demo: 7.7 MB in 0.2 s vs 8.2 MB in 11 s at level 9) and not the
+    JSON. Streamed: neither is ever whole in memory."""
     loader = (f'<script type="application/octet-stream" id="{PAYLOAD_ID}">{_PAYLOAD_MARK}</script>\n'
+              f'<script type="application/octet-stream" id="{PIXELS_ID}">{_PAYLOAD_MARK}</script>\n'
               f"<script>{_inline_js(_static_text(PAYLOAD_SCRIPT))}\nadvtopo.payload.load();</script>\n")
-    head, tail = inline_page("", before_scripts=loader, deferred=True).split(_PAYLOAD_MARK)
+    head, middle, tail = inline_page("", before_scripts=loader, deferred=True).split(_PAYLOAD_MARK)
     out.write(head.encode("utf-8"))
     text = _SevenBitWriter(out)
     gz = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # wbits 31: the gzip container DecompressionStream reads
     # the header {"pool": [...], "embed": ...}, the pool fed a list at a time (not joined: ~7 MB on the demo run)
-    pooled = [b'{"pool":[', b"],"]  # the pool's texts are ASCII (_script_json escapes the rest)
-    embed_text = b'"embed":' + strict_dumps(embed).encode("utf-8") + b"}"
-    length = sum(map(len, pooled)) + sum(map(len, pool)) + max(0, len(pool) - 1) + len(embed_text)
-    text.write(gz.compress(struct.pack("<I", length) + pooled[0]))
-    for i, item in enumerate(pool):
+    text.write(gz.compress(b'{"pool":['))
+    for i, item in enumerate(pool):  # the pool's texts are ASCII (_script_json escapes the rest)
         text.write(gz.compress((b"," if i else b"") + item.encode("ascii")))
-    text.write(gz.compress(pooled[1]))
-    text.write(gz.compress(embed_text))
-    del embed_text
+    text.write(gz.compress(b'],"embed":' + strict_dumps(embed).encode("utf-8") + b"}"))
+    text.write(gz.flush())
+    text.close()
+    out.write(middle.encode("utf-8"))
+    text = _SevenBitWriter(out)
+    gz = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31, 9, zlib.Z_RLE)
     for chunk in chunks:  # one image set in memory at a time
         text.write(gz.compress(np.ascontiguousarray(chunk(), dtype=np.uint8).tobytes()))
     text.write(gz.flush())
@@ -223,13 +226,14 @@ def embedded_data(html: str | bytes) -> dict[str, Any]:
     unpacked it: lists unpooled, ``images.clean`` / ``images.adversarial[key]`` as
     {sample id: PNG data: URI}. For tests and for reading an export back in Python."""
     text = html.decode("utf-8") if isinstance(html, bytes) else html
-    m = re.search(f'<script type="application/octet-stream" id="{PAYLOAD_ID}">([^<]*)</script>', text)
-    if m is None:
-        raise AdvtopoError("this page holds no advtopo export payload")
-    raw = zlib.decompress(decode_7bit(m.group(1)), 31)
-    (n,) = struct.unpack("<I", raw[:4])
-    meta = json.loads(raw[4:4 + n].decode("utf-8"))
-    pixels = np.frombuffer(raw, dtype=np.uint8, offset=4 + n)
+    found = {}
+    for key in (PAYLOAD_ID, PIXELS_ID):
+        m = re.search(f'<script type="application/octet-stream" id="{key}">([^<]*)</script>', text)
+        if m is None:
+            raise AdvtopoError(f"this page holds no advtopo export payload (no {key!r} element)")
+        found[key] = zlib.decompress(decode_7bit(m.group(1)), 31)
+    meta = json.loads(found[PAYLOAD_ID].decode("utf-8"))
+    pixels = np.frombuffer(found[PIXELS_ID], dtype=np.uint8)
     embed = unpack_lists(meta["embed"], expand_pool(meta.get("pool") or []))
     im = embed.get("images") or {}
     px = im.pop("pixels", None)

@@ -1,11 +1,11 @@
-/* The static export's payload (app/export.py): the run's data, thumbnails and per-sample
- * columns, gzip-compressed, 7 bits per character in <script id="advtopo-payload">. The export
- * writes the app's scripts as <script type="text/x-advtopo-deferred"> blocks; load() decodes
- * and decompresses the payload with the browser's DecompressionStream (no library, offline),
+/* The static export's payload (app/export.py): the run's data and per-sample columns
+ * (<script id="advtopo-payload">) and the thumbnails' pixels (<script id="advtopo-pixels">),
+ * each gzip-compressed and written 7 bits per character. The export writes the app's scripts
+ * as <script type="text/x-advtopo-deferred"> blocks; load() decodes and decompresses both with the browser's DecompressionStream (no library, offline),
  * puts window.ADVTOPO_EMBED together (pooled lists back in place, thumbnails drawn from raw
  * pixels into PNG data: URIs on first use), then runs those scripts in order. Why: the demo
  * run's export was 22.9 MB of JSON and base64 PNGs; compressed whole it is a fraction of that.
- * The pure parts (7-bit text, container, unpool, tiles, columns) load in Node for
+ * The pure parts (7-bit text, unpool, tiles, columns) load in Node for
  * tests/js/payload.test.js. */
 (function (root, factory) {
   const api = factory();
@@ -14,16 +14,6 @@
 })(typeof self !== "undefined" ? self : this, function () {
   "use strict";
   const POOL_KEY = "@pool", ROWS_KEY = "@rows", DELTA_KEY = "d";  // export.py's pack_lists
-
-  /** {meta, pixels} of a decompressed payload: a u32 little-endian length, that many bytes of
-   * UTF-8 JSON (the header), then the pixel bytes the header's images.pixels points into. */
-  function parseContainer(bytes) {
-    if (!bytes || bytes.length < 4) throw new Error("the export's data is truncated (no header)");
-    const n = (bytes[0] | (bytes[1] << 8) | (bytes[2] << 16) | (bytes[3] << 24)) >>> 0;
-    if (4 + n > bytes.length) throw new Error(`the export's data is truncated (header of ${n} bytes, ${bytes.length - 4} left)`);
-    const meta = JSON.parse(new TextDecoder("utf-8").decode(bytes.subarray(4, 4 + n)));
-    return { meta, pixels: bytes.subarray(4 + n) };
-  }
 
   /** The header's pool with each list of increasing integers written as {d: [first, gaps...]}
    * (export.py's pack_lists(delta=True)) summed back. */
@@ -144,7 +134,8 @@
     });
   }
 
-  /** window.ADVTOPO_EMBED from the parsed container: lists unpooled, thumbnails as image tables. */
+  /** window.ADVTOPO_EMBED from the parsed header ({pool, embed}) and the pixel bytes: lists
+   * unpooled, thumbnails as image tables. */
   function assemble(meta, pixels) {
     const embed = unpool(meta.embed, expandPool(meta.pool || []));
     const im = embed.images || {}, px = im.pixels;
@@ -203,7 +194,7 @@
 
   /** Decode the payload, set window.ADVTOPO_EMBED, start the app. */
   async function load() {
-    const el = document.getElementById("advtopo-payload");
+    const el = document.getElementById("advtopo-payload"), px = document.getElementById("advtopo-pixels");
     if (!el) return;
     if (typeof DecompressionStream === "undefined") {
       fail("This export needs a browser with DecompressionStream (Chrome/Edge 80+, Firefox 113+, Safari 16.4+) to unpack its data.");
@@ -212,18 +203,20 @@
     let embed;
     const t0 = performance.now();
     try {
-      const { meta, pixels } = parseContainer(await gunzip(from7bit(el.textContent)));
-      embed = assemble(meta, pixels);
+      const [header, pixels] = await Promise.all([gunzip(from7bit(el.textContent)),
+        px ? gunzip(from7bit(px.textContent)) : new Uint8Array(0)]);
+      embed = assemble(JSON.parse(new TextDecoder("utf-8").decode(header)), pixels);
       api.unpackMs = performance.now() - t0;  // read by benchmarks/app_render.py
     } catch (err) {
       fail("could not unpack the export's data: " + err.message);
       return;
     }
-    el.textContent = "";  // the base64 text is no longer needed
+    el.textContent = "";  // the texts are no longer needed
+    if (px) px.textContent = "";
     window.ADVTOPO_EMBED=embed;  // (the tests look for this assignment)
     runDeferred();
   }
 
-  const api = { POOL_KEY, ROWS_KEY, from7bit, parseContainer, expandPool, unpool, tilePixels, toRGBA, graphColumns, imageTable, assemble, load, unpackMs: null };
+  const api = { POOL_KEY, ROWS_KEY, from7bit, expandPool, unpool, tilePixels, toRGBA, graphColumns, imageTable, assemble, load, unpackMs: null };
   return api;
 });
