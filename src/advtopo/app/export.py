@@ -17,8 +17,8 @@ import json
 import math
 import re
 import zlib
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -312,8 +312,8 @@ def pack_lists(obj: Any, pool: list[str], refs: dict[str, int], delta: bool = Fa
     if isinstance(obj, (list, tuple)):
         if len(obj) >= POOL_MIN_LENGTH and not any(isinstance(v, (dict, list, tuple)) for v in obj):
             values = [_round(v) for v in obj]
-            if delta and all(type(v) is int for v in values) and all(a < b for a, b in zip(values, values[1:])):
-                text = _script_json({DELTA_KEY: values[:1] + [b - a for a, b in zip(values, values[1:])]})
+            if delta and all(type(v) is int for v in values) and all(a < b for a, b in itertools.pairwise(values)):
+                text = _script_json({DELTA_KEY: values[:1] + [b - a for a, b in itertools.pairwise(values)]})
             else:
                 text = _script_json(values)
             i = refs.get(text)
