@@ -268,6 +268,8 @@ def shot_featurevis_sample(s: Session) -> str:
     s.open(f"graphs={gid}")
     s.wait_panels(1)
     s.click_node(0, nid)
+    if not s.page.locator("#d-fv img").count():
+        return "skipped: " + s.page.inner_text("#d-fv").strip()
     s.wait("!!document.querySelector('#d-fv-pick')", "the member picker")
     options = s.page.eval_on_selector_all("#d-fv-pick option", "els => els.map(e => e.value)")
     choice = next((o for o in options if o.endswith("|adversarial")), options[0])
@@ -303,9 +305,13 @@ def shot_aevis_layer_neuron(s: Session) -> str:
     """AEVis's layer level (feature maps, critical channels, sorted by gate) and neuron level (learned feature, top images)."""
     if not s.api("api/datapaths").get("available"):
         return "skipped: no datapaths.json"
-    dp = open_datapaths(s)
+    dp = s.api("api/datapaths")
     sid, eps = datapaths_sample(dp)
     layer = dp["layers"][len(dp["layers"]) // 2]
+    probe = s.api(f"api/aevis/layer?sample={sid}&layer={layer}&eps={eps}&sort=gate")
+    if probe.get("available") is False:
+        return f"skipped: the layer level is not available ({probe.get('reason')})"
+    open_datapaths(s)
     s.page.click(f"#datapaths tr.dp-row[data-sid='{sid}']")
     s.wait(f"document.querySelector('#dp-flow').dataset.sample === '{sid}'", f"sample {sid}'s flow")
     s.page.click(f"#dp-eps button[data-v='{eps}']")
