@@ -160,7 +160,7 @@ def test_mapper_graphs_with_pruning_equal_kmapper_l2norm_lens(always_prune, monk
     and a sweep, euclidean and cosine: identical to KeplerMapper and to the unpruned graphs."""
     X, md = synthetic_activations(1500, 24, seed=9)
     eps = 2.5 if metric == "euclidean" else 0.02
-    kw = dict(lens="l2norm", cover="kmapper", eps=eps, min_samples=5, metric=metric)
+    kw = {"lens": "l2norm", "cover": "kmapper", "eps": eps, "min_samples": 5, "metric": metric}
     mp = Mapper(n_intervals=8, overlap=0.4, **kw)
     g = mp.fit(X, md)
     assert mp.pair_build_["pruned"] and mp.pair_build_["gemm_pairs"] < mp.pair_build_["plain_pairs"]
