@@ -354,6 +354,20 @@ def test_a_browser_without_decompressionstream_is_told_so(small_run, tmp_path, b
         p.close()
 
 
+def test_the_export_without_or_with_a_damaged_samples_table(tmp_path_factory):
+    """No samples.parquet: an export without column tables (the menus offer none); a damaged
+    one: the reader's error naming it (as for a damaged image file)."""
+    root = make_fixture_run(tmp_path_factory.mktemp("nosamples") / "run", n_per_class=3, with_extras=False)
+    (root / "samples.parquet").unlink()
+    out = tmp_path_factory.mktemp("out")
+    embed = embedded_data(export_html(root, out / "x.html", images=False).read_text(encoding="utf-8"))
+    assert "columns" not in embed and embed["graphs"]
+    (root / "samples.parquet").write_bytes(b"not parquet")
+    with pytest.raises(AdvtopoError, match="samples.parquet is unreadable"):
+        export_html(root, out / "y.html", images=False)
+    assert not (out / "y.html").exists()
+
+
 def test_a_damaged_adversarial_image_file_is_an_error_naming_it(tmp_path_factory):
     root = make_fixture_run(tmp_path_factory.mktemp("dmg") / "run", n_per_class=3, with_extras=False)
     key, rel = next(iter(json.loads((root / "index.json").read_text())["images"]["adversarial"].items()))
