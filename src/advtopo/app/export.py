@@ -45,7 +45,8 @@ ROWS_KEY = "@rows"  # a list of dicts with the same keys, written as {ROWS_KEY: 
 ROWS_MIN_LENGTH = 4
 DELTA_KEY = "d"  # a pooled list of increasing integers as {"d": [first, gaps...]} (pack_lists(delta=True))
 POOL_FLOAT_DIGITS = 6  # significant digits of the floats in pooled lists (per-point/per-node values)
-# Runs right after the data: puts the pooled lists back (a copy per use: the app may mutate them).
+# embedded_page's (the notebook's) pooled lists put back right after its data (a copy per use: the
+# app may mutate them); the run export's payload.js does the same for its payload.
 UNPACK_SCRIPT = (
     "(function(){var P=window.ADVTOPO_POOL,E=window.ADVTOPO_EMBED;if(!P||!E)return;"
     "function un(x){if(Array.isArray(x)){for(var i=0;i<x.length;i++)x[i]=un(x[i]);return x}"
@@ -95,7 +96,7 @@ def _export_parts(run: RunData, graph_ids: list[str] | None, state: str | None,
     graphs: dict[str, Any] = {}
     shapes: dict[str, Any] = {}
     sids: set[int] = set()
-    for gid in ids:  # one graph at a time: only its pooled form stays (the demo's 168 graphs parsed are ~10x that)
+    for gid in ids:  # one graph at a time: only its pooled form stays (export_html's reader caches one graph)
         g = run.reader.graph(gid)
         shapes[gid] = pack_lists(graph_shape(g), pool, refs, delta=True)  # loops and branch points (TopoAct)
         graphs[gid] = pack_lists(g, pool, refs, delta=True)
