@@ -373,10 +373,10 @@ def test_locating_from_the_vulnerable_list_keeps_the_clicked_item_in_place(serve
         p.ctx.close()
 
 
-def test_class_mixing_shows_one_mapper_set_at_a_time(browser, tmp_path):
-    """With two mapper sets a model's line joined both sets' graphs at each eps (a zigzag, seen
-    on the demo run's relu3): each card shows one set, chosen from a menu."""
-    run = make_fixture_run(tmp_path / "run", with_extras=False)
+def two_set_run(root) -> tuple:
+    """The fixture run with a second mapper set "b" (fc1's graphs again, another mean purity),
+    as the demo has "default" and "adv": (run directory, its index)."""
+    run = make_fixture_run(root, with_extras=False)
     index = json.loads((run / "index.json").read_text())
     extra = [{**g, "id": g["id"] + "__b", "mapper_set": "b", "stats": {**g["stats"], "mean_purity": 0.25}}
              for g in index["graphs"] if g["layer"] == "fc1"]
@@ -384,6 +384,37 @@ def test_class_mixing_shows_one_mapper_set_at_a_time(browser, tmp_path):
         g["mapper_set"] = "a"
     index["graphs"] += extra
     (run / "index.json").write_text(json.dumps(index))
+    return run, index
+
+
+def test_two_mapper_sets_default_view_and_titles(browser, tmp_path):
+    """The default sweep is one set's (it opened eps 0 twice on the demo run: "default" and
+    "adv"), and a panel's title names its set when the run has several."""
+    run, index = two_set_run(tmp_path / "run")
+    srv = serve(run, port=0, open_browser=False, block=False)
+    p = open_page(browser)
+    try:
+        pg = p.open(srv.url)
+        wait_until(pg, "() => document.querySelectorAll('.panel .panel-title').length > 0")
+        first = index["graphs"][0]
+        want = sorted((g for g in index["graphs"] if g["model"] == first["model"] and g["layer"] == index["layers"][-1]
+                       and g["attack"] == first["attack"] and g["mapper_set"] == "a"), key=lambda g: g["eps"])[:3]
+        assert panel_ids(pg) == [g["id"] for g in want]
+        titles = pg.eval_on_selector_all(".panel .panel-title", "els => els.map(e => e.textContent)")
+        assert all(t.endswith(" · set a") for t in titles), titles
+        b = next(g for g in index["graphs"] if g["mapper_set"] == "b")
+        pg.evaluate("ids => advtopo.setPanels(ids)", [b["id"]])
+        wait_until(pg, f"() => (document.querySelector('.panel .panel-title') || {{}}).textContent === '{b['model']} · {b['layer']} · {b['attack']} ε={b['eps']:g} · set b'")
+        assert not p.errors, p.errors
+    finally:
+        p.close()
+        srv.shutdown()
+
+
+def test_class_mixing_shows_one_mapper_set_at_a_time(browser, tmp_path):
+    """With two mapper sets a model's line joined both sets' graphs at each eps (a zigzag, seen
+    on the demo run's relu3): each card shows one set, chosen from a menu."""
+    run, index = two_set_run(tmp_path / "run")
     srv = serve(run, port=0, open_browser=False, block=False)
     p = open_page(browser)
     try:

@@ -51,6 +51,7 @@
     if (nModels !== 1) parts.push(e.model);
     parts.push(e.layer);
     parts.push(`${e.attack} ε=${e.eps}`);
+    if (store.manySets && e.mapper_set) parts.push(`set ${e.mapper_set}`);  // else two sets' graphs read the same
     if (e.recomputed) parts.push("(recomputed)");
     return parts.join(" · ");
   }
@@ -58,6 +59,7 @@
   function setIndex(index) {
     store.index = index;
     store.entry = new Map(index.graphs.map((g) => [g.id, g]));
+    store.manySets = uniq(index.graphs.map((g) => g.mapper_set).filter((x) => x != null)).length > 1;
   }
 
   function entriesFor(filter) {
@@ -91,7 +93,10 @@
     const layers = index.layers && index.layers.length ? index.layers : uniq(index.graphs.map((g) => g.layer));
     const first = index.graphs[0];
     const layer = layers[layers.length - 1];
-    const sweep = entriesFor({ model: first.model, layer, attack: first.attack }).sort((a, b) => a.eps - b.eps).map((g) => g.id);
+    // one mapper set (the first graph's): with two, the sweep showed eps 0 twice (both sets' graphs)
+    const want = { model: first.model, layer, attack: first.attack };
+    if (first.mapper_set != null) want.mapper_set = first.mapper_set;
+    const sweep = entriesFor(want).sort((a, b) => a.eps - b.eps).map((g) => g.id);
     return (sweep.length ? sweep : [first.id]).slice(0, 3);
   }
 
