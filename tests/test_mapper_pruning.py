@@ -217,3 +217,14 @@ def test_compiled_compact_equals_numpy_compact(monkeypatch):
     assert len(compiled[0]) > 1000
     for a, b in zip(compiled, fallback):
         assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def test_tiny_inputs_and_rows_without_candidates():
+    """1, 2, 3 and 17 rows; every reach ending at the row itself (no candidate pair at all) or at the end."""
+    for n in (1, 2, 3, 17):
+        X = np.random.default_rng(n).normal(size=(n, 4)).astype(np.float32)
+        for reach in (np.arange(1, n + 1), np.full(n, n)):
+            a = build_eps_graph(X, reach, 1.5, prune="pivots", prune_block_rows=4, n_pivots=3)
+            b = build_eps_graph(X, reach, 1.5, prune="none")
+            assert a.pruned and _pairs(a, 1.5) == _pairs(b, 1.5) == _brute(_scores(X, "euclidean"), reach, 1.5)
+            assert np.array_equal(a.compact(1.5).key, b.compact(1.5).key)
