@@ -3,7 +3,7 @@
 Each entry of ``index.json`` (written by ``tools/build_zoo.py``) records the exact training
 command, seed, training time and machine, the file's SHA-256 and the accuracies measured
 on the test split. Use an entry anywhere a checkpoint is accepted as ``zoo:NAME``
-(``checkpoint = "zoo:mnist-lenet5-fgsm0.3"`` in a study, ``advtopo evaluate --checkpoint
+(``checkpoint = "zoo:mnist-lenet5-pgd0.3"`` in a study, ``advtopo evaluate --checkpoint
 zoo:...``); ``advtopo zoo`` lists them.
 """
 from __future__ import annotations
