@@ -312,9 +312,15 @@ def test_graph_nodes_are_reachable_by_keyboard(server, page):
     pg.keyboard.press("Enter")
     pg.wait_for_selector(f"g.node.selected[data-id='{nid}']")
     assert f"node {nid}" in pg.inner_text("#details").lower()
+    # the selected node keeps the focus through the redraws its selection causes
+    wait_until(pg, f"() => document.activeElement.matches(\"g.node[data-id='{nid}']\")")
     # Tab moves focus from node to node
     pg.keyboard.press("Tab")
     assert pg.evaluate("document.activeElement.classList.contains('node')")
+    # any later redraw keeps the focus on the node that had it
+    focused = pg.evaluate("document.activeElement.dataset.id")
+    pg.evaluate("advtopo.graphs.renderAll()")
+    assert pg.evaluate("document.activeElement.dataset.id") == focused
 
 
 def test_icon_only_buttons_have_an_accessible_name(server, page):

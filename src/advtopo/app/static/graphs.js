@@ -232,6 +232,10 @@
 
     const vis = view.map(visibleNode);
     const svg = p.svg;
+    // a redraw replaces the nodes: keep the keyboard focus on the node that had it (else it falls to <body>)
+    const active = typeof document !== "undefined" ? document.activeElement : null;
+    const focusedId = active && active.classList && active.classList.contains("node") && svg.node().contains(active)
+      ? active.getAttribute("data-id") : null;
     svg.selectAll("*").remove();
     const root = svg.append("g").attr("class", "zoom-root");
     p.root = root;
@@ -277,6 +281,10 @@
       .on("mouseleave", A.legend.leaveTip)
       .on("click", (ev, i) => { ev.stopPropagation(); onNodeClick(p, g, i, ev.shiftKey, ev.altKey); });
     if (A.topoact) A.topoact.decorate(p, g, ng);  // where the selected node's members lie (topoact.js)
+    if (focusedId != null) {
+      const again = ng.filter((i) => String(g.nodes[i].id) === focusedId).node();
+      if (again) again.focus({ preventScroll: true });
+    }
     // lens axis
     if (lensMode) {
       const ax = svg.append("g").attr("class", "axis").attr("transform", `translate(0,${H - 30})`);
