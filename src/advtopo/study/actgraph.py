@@ -31,6 +31,7 @@ from advtopo.study.tasks import Task
 
 if TYPE_CHECKING:  # the plan imports this module's plan function
     from advtopo.rundir.reader import Run
+    from advtopo.study.config import AttackConfig, StudyConfig
     from advtopo.study.plan import Plan
 
 HERE = "advtopo.study.actgraph"
@@ -55,16 +56,7 @@ def plan_activation_graph(plan: Plan) -> None:
     if model not in plan.models:
         raise AdvtopoError(f"activation_graph.model={model!r} is not a study model{did_you_mean(model, plan.models)}; "
                            f"models: {', '.join(plan.models)}")
-    check_choice("activation_graph.attack", a.attack or cfg.attacks[0].name, [x.name for x in cfg.attacks])
-    attack = next(x for x in cfg.attacks if x.name == (a.attack or cfg.attacks[0].name))
-    eps_list = [float(e) for e in (a.eps if a.eps is not None else attack.eps) if e > 0]
-    for e in eps_list:
-        if not any(layout.eps_equal(e, x) for x in attack.eps):
-            raise AdvtopoError(f"activation_graph.eps: {e:g} is not an eps of attack {attack.name!r} "
-                               f"({', '.join(eps_key(x) for x in attack.eps)})")
-    if not eps_list:
-        raise AdvtopoError(f"activation_graph: attack {attack.name!r} has no eps > 0 to compare the clean "
-                           "inputs with; give activation_graph.eps")
+    attack, eps_list = stage_attack_and_eps(cfg, "activation_graph", a.attack, a.eps, "compare the clean inputs with")
     deps: dict[str, Task] = {"data": plan.data, "model": plan.models[model]}
     eps_roles = []
     for e in eps_list:
@@ -80,6 +72,22 @@ def plan_activation_graph(plan: Plan) -> None:
 
 
 # --- run -----------------------------------------------------------------------------------------
+
+def stage_attack_and_eps(cfg: StudyConfig, section: str, attack_name: str | None, eps: list[float] | None,
+                         purpose: str) -> tuple[AttackConfig, list[float]]:
+    """A stage's attack (default: the study's first) and its eps > 0 (default: all of the attack's),
+    checked as the config check does (``eps_equal``), for the plan of a config changed after its check."""
+    check_choice(f"{section}.attack", attack_name or cfg.attacks[0].name, [x.name for x in cfg.attacks])
+    attack = next(x for x in cfg.attacks if x.name == (attack_name or cfg.attacks[0].name))
+    eps_list = [float(e) for e in (eps if eps is not None else attack.eps) if e > 0]
+    for e in eps_list:
+        if not any(layout.eps_equal(e, x) for x in attack.eps):
+            raise AdvtopoError(f"{section}.eps: {e:g} is not an eps of attack {attack.name!r} "
+                               f"({', '.join(eps_key(x) for x in attack.eps)})")
+    if not eps_list:
+        raise AdvtopoError(f"{section}: attack {attack.name!r} has no eps > 0 to {purpose}; give {section}.eps")
+    return attack, eps_list
+
 
 def choose_samples(n: int, n_samples: int, seed: int) -> np.ndarray:
     """The seeded subset of sample ids (sorted); all when the study has at most ``n_samples``."""

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from advtopo.errors import AdvtopoError, check_choice, did_you_mean
+from advtopo.errors import AdvtopoError, did_you_mean
 from advtopo.rundir import layout, writer
 from advtopo.rundir.layout import eps_key
-from advtopo.study.actgraph import choose_samples
+from advtopo.study.actgraph import choose_samples, stage_attack_and_eps
 from advtopo.study.stages import load_npy
 from advtopo.study.tasks import Task, log
 
@@ -66,16 +66,7 @@ def plan_recovery(plan: Plan) -> None:
                                f"models: {', '.join(plan.models)}")
     if len(set(models)) != len(models):
         raise AdvtopoError(f"recovery.models has repeated names: {models}")
-    check_choice("recovery.attack", r.attack or cfg.attacks[0].name, [x.name for x in cfg.attacks])
-    attack = next(x for x in cfg.attacks if x.name == (r.attack or cfg.attacks[0].name))
-    eps_list = [float(e) for e in (r.eps if r.eps is not None else attack.eps) if e > 0]
-    for e in eps_list:
-        if not any(layout.eps_equal(e, x) for x in attack.eps):
-            raise AdvtopoError(f"recovery.eps: {e:g} is not an eps of attack {attack.name!r} "
-                               f"({', '.join(eps_key(x) for x in attack.eps)})")
-    if not eps_list:
-        raise AdvtopoError(f"recovery: attack {attack.name!r} has no eps > 0 to attack the clean inputs with; "
-                           "give recovery.eps")
+    attack, eps_list = stage_attack_and_eps(cfg, "recovery", r.attack, r.eps, "attack the clean inputs with")
     svm = {k: getattr(r, k) for k in SVM_PARAMS}
     for model in models:
         deps: dict[str, Task] = {"data": plan.data, "model": plan.models[model]}
